@@ -1,0 +1,100 @@
+//! The one error type of the exporters crate: every variant names the file it is about.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong, always with the path (and offset where there is one).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An I/O call failed on a file.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("reading", "creating", ...).
+        op: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// The input disk cannot be exported as it is.
+    #[error("{path}: {reason}")]
+    BadInput {
+        /// The input file.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The disk's size breaks the size rule of a format.
+    #[error("{path}: {format} needs {rule}; the disk is {size} bytes; nearest valid sizes are {below} and {above} bytes (pass --pad to grow the exported copy to {padded} bytes)")]
+    SizeRule {
+        /// The input file.
+        path: PathBuf,
+        /// The format whose rule is broken.
+        format: &'static str,
+        /// The rule, in words.
+        rule: &'static str,
+        /// The disk size.
+        size: u64,
+        /// Nearest valid size at or below.
+        below: u64,
+        /// Nearest valid size above.
+        above: u64,
+        /// What `--pad` would grow it to.
+        padded: u64,
+    },
+    /// An artifact (or an input of `inspect`) is not what it claims to be.
+    #[error("{path}: offset {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Byte offset where the problem was found.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `verify` found an artifact that does not match the manifest.
+    #[error("{path}: {reason}")]
+    Mismatch {
+        /// The artifact.
+        path: PathBuf,
+        /// What differs.
+        reason: String,
+    },
+    /// A writer thread panicked or the pipeline broke down.
+    #[error("export pipeline: {0}")]
+    Pipeline(String),
+}
+
+impl Error {
+    /// An I/O error on `path`.
+    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+        Error::Io { op, path: path.to_path_buf(), source }
+    }
+
+    /// A corrupt-file error at `offset` of `path`.
+    pub fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
+    }
+
+    /// A verification mismatch for `path`.
+    pub fn mismatch(path: &Path, reason: impl Into<String>) -> Self {
+        Error::Mismatch { path: path.to_path_buf(), reason: reason.into() }
+    }
+}
+
+/// Adds the path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    /// Wraps the error with what was being done to which file.
+    fn at(self, op: &'static str, path: &Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, op: &'static str, path: &Path) -> Result<T> {
+        self.map_err(|e| Error::io(op, path, e))
+    }
+}

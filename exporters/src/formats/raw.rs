@@ -1,0 +1,61 @@
+//! `raw`: a sparse copy of the virtual disk; zero grains stay holes.
+
+use std::io::{Seek, SeekFrom, Write};
+
+use crate::artifact::TempArtifact;
+use crate::batch::{Batch, BatchContent, GRAIN_BYTES, GRAIN_SIZE};
+use crate::error::{IoContext, Result};
+use crate::format::Format;
+use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+
+/// Writes `NAME.raw`.
+#[derive(Debug)]
+pub struct RawWriter {
+    out: TempArtifact,
+}
+
+impl RawWriter {
+    /// Starts `dir/NAME.raw`.
+    pub fn new(dir: &std::path::Path, name: &str) -> Result<Self> {
+        Ok(RawWriter { out: TempArtifact::create(dir, &format!("{name}.raw"))? })
+    }
+}
+
+/// Writes the non-zero grains of `batch` at their offsets in `out` (a sparse copy).
+pub(crate) fn write_sparse(out: &mut TempArtifact, batch: &Batch, base: u64) -> Result<()> {
+    let path = out.temp_path().to_path_buf();
+    if let BatchContent::Data(data) = &batch.content {
+        let file = out.file();
+        for (index, (grain, bytes)) in data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)).enumerate() {
+            if !grain.zero {
+                file.seek(SeekFrom::Start(base + batch.offset + GRAIN_SIZE * index as u64)).at("seeking", &path)?;
+                file.write_all(bytes).at("writing", &path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+impl DiskWriter for RawWriter {
+    fn task(&self) -> &'static str {
+        "raw"
+    }
+
+    fn consume(&mut self, batch: &Batch) -> Result<()> {
+        write_sparse(&mut self.out, batch, 0)
+    }
+
+    fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
+        let path = self.out.temp_path().to_path_buf();
+        self.out.file().set_len(ctx.virtual_size).at("sizing", &path)?;
+        let size = self.out.sync()?;
+        Ok(vec![Produced {
+            artifact: self.out,
+            format: Format::Raw,
+            role: Role::Disk,
+            container: "raw",
+            size,
+            sha256: ctx.content_digest,
+        }])
+    }
+}

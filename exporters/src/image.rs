@@ -1,0 +1,204 @@
+//! Reading artifacts back: random access to the virtual disk inside each container, used by
+//! `verify` (content digest) and `inspect` (GPT, sizes).
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, IoContext, Result};
+
+/// A disk image opened for reading its virtual contents.
+pub trait DiskImage: Send + std::fmt::Debug {
+    /// Virtual size in bytes.
+    fn virtual_size(&self) -> u64;
+    /// Fills `buf` with the virtual bytes at `offset`; reading past the end is an error.
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+}
+
+/// A byte range of a file: a whole file, or a member inside an archive.
+#[derive(Debug)]
+pub struct FileSlice {
+    file: File,
+    path: PathBuf,
+    base: u64,
+    len: u64,
+}
+
+impl FileSlice {
+    /// The whole of `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).at("opening", path)?;
+        let len = file.metadata().at("reading metadata of", path)?.len();
+        Ok(FileSlice { file, path: path.to_path_buf(), base: 0, len })
+    }
+
+    /// `len` bytes of `path` starting at `base`.
+    pub fn open_range(path: &Path, base: u64, len: u64) -> Result<Self> {
+        let mut slice = Self::open(path)?;
+        if base.checked_add(len).is_none_or(|end| end > slice.len) {
+            return Err(Error::corrupt(path, base, format!("member of {len} bytes runs past the end of the file")));
+        }
+        slice.base = base;
+        slice.len = len;
+        Ok(slice)
+    }
+
+    /// Length of the slice.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// True when the slice is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The file's path (for errors).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Offset of the slice in the file (for errors that name file offsets).
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Reads exactly `buf.len()` bytes at `offset` within the slice.
+    pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        if offset.checked_add(len).is_none_or(|end| end > self.len) {
+            return Err(Error::corrupt(&self.path, self.base + offset, format!("truncated: need {len} bytes here")));
+        }
+        self.file.read_exact_at(buf, self.base + offset).at("reading", &self.path)
+    }
+}
+
+/// A raw disk image.
+#[derive(Debug)]
+pub struct RawImage {
+    slice: FileSlice,
+}
+
+impl RawImage {
+    /// Opens a raw image (the whole file is the disk).
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(RawImage { slice: FileSlice::open(path)? })
+    }
+}
+
+impl DiskImage for RawImage {
+    fn virtual_size(&self) -> u64 {
+        self.slice.len()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.slice.read_exact_at(offset, buf)
+    }
+}
+
+/// A fixed VHD: the disk followed by a 512-byte footer.
+#[derive(Debug)]
+pub struct VhdImage {
+    slice: FileSlice,
+    footer: crate::formats::vhd::VhdFooter,
+}
+
+impl VhdImage {
+    /// Opens and checks a fixed VHD.
+    pub fn open(path: &Path) -> Result<Self> {
+        let slice = FileSlice::open(path)?;
+        if slice.len() < 512 {
+            return Err(Error::corrupt(path, 0, "shorter than a VHD footer"));
+        }
+        let mut footer = [0u8; 512];
+        slice.read_exact_at(slice.len() - 512, &mut footer)?;
+        let footer = crate::formats::vhd::parse_footer(path, &footer, slice.len())?;
+        Ok(VhdImage { slice, footer })
+    }
+
+    /// The parsed footer.
+    pub fn footer(&self) -> &crate::formats::vhd::VhdFooter {
+        &self.footer
+    }
+}
+
+impl DiskImage for VhdImage {
+    fn virtual_size(&self) -> u64 {
+        self.footer.current_size
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        if offset.checked_add(len).is_none_or(|e| e > self.footer.current_size) {
+            return Err(Error::corrupt(self.slice.path(), offset, "read past the end of the virtual disk"));
+        }
+        self.slice.read_exact_at(offset, buf)
+    }
+}
+
+/// SHA-256 of an image's whole virtual disk, read in order.
+pub fn content_digest(image: &mut dyn DiskImage, mut on_progress: impl FnMut(u64)) -> Result<[u8; 32]> {
+    let size = image.virtual_size();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut pos = 0u64;
+    while pos < size {
+        let n = usize::try_from((size - pos).min(1 << 20)).unwrap_or(1 << 20);
+        image.read_at(pos, &mut buf[..n])?;
+        hasher.update(&buf[..n]);
+        pos += n as u64;
+        on_progress(pos);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// `Read + Write + Seek` over a [`DiskImage`] so the `gpt` crate can read a partition table
+/// from any container. Writes are refused.
+#[derive(Debug)]
+pub struct ImageDevice<'a> {
+    image: &'a mut dyn DiskImage,
+    pos: u64,
+}
+
+impl<'a> ImageDevice<'a> {
+    /// Wraps `image`.
+    pub fn new(image: &'a mut dyn DiskImage) -> Self {
+        ImageDevice { image, pos: 0 }
+    }
+}
+
+impl Read for ImageDevice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.image.virtual_size().saturating_sub(self.pos);
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(0);
+        if n == 0 {
+            return Ok(0);
+        }
+        self.image.read_at(self.pos, &mut buf[..n]).map_err(io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for ImageDevice<'_> {
+    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only"))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for ImageDevice<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let size = self.image.virtual_size();
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        Ok(self.pos)
+    }
+}

@@ -1,0 +1,133 @@
+//! `--pad`: grow the exported copy of the disk to a whole GiB. The input file is never
+//! written: the grown tail reads as zeros and the sectors the `gpt` crate rewrites (primary
+//! header, partition arrays, backup header at the new end, protective MBR) live in the
+//! source's overlay. The old backup header and array are zeroed so no stale GPT remains.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use gpt::GptConfig;
+use gpt::disk::LogicalBlockSize;
+use gpt::mbr::ProtectiveMBR;
+
+use crate::batch::SECTOR;
+use crate::error::{Error, Result};
+use crate::source::DiskSource;
+
+/// What padding did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PadOutcome {
+    /// Size of the input.
+    pub original_size: u64,
+    /// Size of the exported copy.
+    pub padded_size: u64,
+    /// True when a GPT was found and its backup moved to the new end.
+    pub gpt_relocated: bool,
+}
+
+/// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT.
+pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
+    let original_size = source.virtual_size();
+    let path = source.path().to_path_buf();
+    let has_gpt = {
+        let mut sig = [0u8; 8];
+        original_size >= 2 * SECTOR && source.read_at(SECTOR, &mut sig).is_ok() && &sig == b"EFI PART"
+    };
+    source.set_virtual_size(new_size);
+    if !has_gpt {
+        tracing::info!(disk = %path.display(), "no GPT found: the exported copy is padded with zeros only");
+        return Ok(PadOutcome { original_size, padded_size: new_size, gpt_relocated: false });
+    }
+    let gpt_error = |reason: String| Error::BadInput { path: path.clone(), reason: format!("cannot move the backup GPT: {reason}") };
+
+    let old_backup_lba = {
+        let mut header = [0u8; 92];
+        source.read_at(SECTOR, &mut header)?;
+        u64::from_le_bytes(header[32..40].try_into().unwrap_or([0; 8]))
+    };
+    // The gpt crate asserts on some malformed tables; a panic there is a bad input, not a crash.
+    let outcome = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
+        let device = OverlayDevice { source: &mut *source, pos: 0 };
+        let mut disk = GptConfig::new()
+            .writable(true)
+            .logical_block_size(LogicalBlockSize::Lb512)
+            .open_from_device(device)
+            .map_err(|e| e.to_string())?;
+        let partitions = disk.partitions().clone();
+        disk.update_partitions(partitions).map_err(|e| e.to_string())?;
+        let mut device = disk.write().map_err(|e| e.to_string())?;
+        let sectors = new_size / SECTOR - 1;
+        ProtectiveMBR::with_lb_size(u32::try_from(sectors).unwrap_or(u32::MAX))
+            .update_conservative(&mut device)
+            .map_err(|e| e.to_string())?;
+        Ok(())
+    }));
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(gpt_error(reason)),
+        Err(_) => return Err(gpt_error("the partition table is malformed".into())),
+    }
+    // Zero the old backup header and the 32 sectors of entries before it (now free space).
+    let old_end = original_size / SECTOR;
+    if old_backup_lba + 1 == old_end {
+        for lba in old_backup_lba.saturating_sub(32)..=old_backup_lba {
+            source.patch_sector(lba, [0; 512]);
+        }
+    }
+    Ok(PadOutcome { original_size, padded_size: new_size, gpt_relocated: true })
+}
+
+/// The source as a read/write device for the `gpt` crate; writes land in the overlay.
+#[derive(Debug)]
+struct OverlayDevice<'a> {
+    source: &'a mut DiskSource,
+    pos: u64,
+}
+
+impl Read for OverlayDevice<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.source.virtual_size().saturating_sub(self.pos);
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(0);
+        self.source.read_at(self.pos, &mut buf[..n]).map_err(io::Error::other)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Write for OverlayDevice<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut written = 0usize;
+        while written < buf.len() {
+            let lba = self.pos / SECTOR;
+            if lba * SECTOR >= self.source.virtual_size() {
+                return Err(io::Error::new(io::ErrorKind::WriteZero, "write past the end of the disk"));
+            }
+            let within = usize::try_from(self.pos % SECTOR).unwrap_or(0);
+            let n = (512 - within).min(buf.len() - written);
+            let mut sector = [0u8; 512];
+            self.source.read_at(lba * SECTOR, &mut sector).map_err(io::Error::other)?;
+            sector[within..within + n].copy_from_slice(&buf[written..written + n]);
+            self.source.patch_sector(lba, sector);
+            written += n;
+            self.pos += n as u64;
+        }
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Seek for OverlayDevice<'_> {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let size = self.source.virtual_size();
+        let target = match to {
+            SeekFrom::Start(p) => Some(p),
+            SeekFrom::End(d) => size.checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        Ok(self.pos)
+    }
+}
