@@ -1,0 +1,106 @@
+//! Command-line definition and dispatch.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use exporters::{Firmware, Format};
+
+use crate::commands;
+
+/// nodeimg — build Kubernetes node VM images offline and export them to every cloud.
+#[derive(Debug, Parser)]
+#[command(name = "nodeimg", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Export a golden raw disk to raw, qcow2, VHD, OVA, GCE and AWS artifacts in one pass.
+    Export(ExportArgs),
+    /// Re-read every artifact of an export and check it against its manifest.
+    Verify(VerifyArgs),
+    /// Show a disk image's format, sizes and GPT partitions.
+    Inspect(InspectArgs),
+}
+
+/// `nodeimg export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The golden raw disk.
+    pub disk: PathBuf,
+    /// Output directory (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Base name of the artifacts [default: the disk's file stem].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Formats to write, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vhd,ova,gce,aws")]
+    pub formats: Vec<Format>,
+    /// Firmware the image boots with (OVF firmware setting, AWS boot mode, Azure generation).
+    #[arg(long, default_value = "uefi")]
+    pub firmware: Firmware,
+    /// Deflate-compress qcow2 clusters.
+    #[arg(long)]
+    pub compress: bool,
+    /// Grow the exported copy to the next whole GiB (moving the backup GPT) instead of refusing
+    /// a size a requested cloud rejects.
+    #[arg(long)]
+    pub pad: bool,
+    /// A version string for the OVF product properties, as KEY=VALUE (repeatable).
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub properties: Vec<String>,
+    /// Print the manifest as JSON on stdout and draw no progress.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nodeimg verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// An export's output directory (holding manifest.json).
+    pub dir: PathBuf,
+    /// Print the report as JSON and draw no progress.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `nodeimg inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// A raw, qcow2, vhd, vmdk, ova or GCE tar.gz file.
+    pub file: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses the command line, runs it, and turns the outcome into an exit code: 0 success,
+/// 1 failure (bad input, mismatch), 2 usage error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let result = match cli.command {
+        Command::Export(args) => commands::export(&args),
+        Command::Verify(args) => commands::verify(&args),
+        Command::Inspect(args) => commands::inspect(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}

@@ -1,0 +1,121 @@
+//! The subcommands' bodies: call the libraries, print results.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use exporters::format::DEFAULT_SOURCE_DATE_EPOCH;
+use exporters::{ExportOptions, Format};
+
+use crate::cli::{ExportArgs, InspectArgs, VerifyArgs};
+use crate::progress::CliProgress;
+
+/// `nodeimg export`.
+pub fn export(args: &ExportArgs) -> Result<()> {
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => default_name(&args.disk)?,
+    };
+    let mut formats: Vec<Format> = args.formats.clone();
+    formats.sort();
+    formats.dedup();
+    let mut properties = Vec::new();
+    for p in &args.properties {
+        let Some((k, v)) = p.split_once('=') else { bail!("--property {p:?}: expected KEY=VALUE") };
+        if k.is_empty() {
+            bail!("--property {p:?}: the key is empty");
+        }
+        properties.push((k.to_string(), v.to_string()));
+    }
+    let options = ExportOptions {
+        name,
+        formats,
+        firmware: args.firmware,
+        compress: args.compress,
+        pad: args.pad,
+        source_date_epoch: source_date_epoch()?,
+        properties,
+    };
+    let progress = CliProgress::new(args.json, "export");
+    let report = exporters::export(&args.disk, &args.out, &options, &progress)
+        .with_context(|| format!("exporting {}", args.disk.display()))?;
+    if args.json {
+        println!("{}", report.manifest.to_json().trim_end());
+        return Ok(());
+    }
+    if let Some(pad) = &report.pad {
+        println!(
+            "padded {} → {} bytes{}",
+            pad.original_size,
+            pad.padded_size,
+            if pad.gpt_relocated { " (backup GPT moved to the new end)" } else { " (no GPT)" }
+        );
+    }
+    println!("content sha256 {}  ({} bytes virtual)", report.manifest.content_sha256, report.manifest.virtual_size);
+    for a in &report.manifest.artifacts {
+        println!("  {:<7} {:>14}  {}  {}", a.format.name(), a.size, &a.sha256[..16], a.file);
+    }
+    println!("manifest: {}", report.manifest_path.display());
+    Ok(())
+}
+
+/// `nodeimg verify`.
+pub fn verify(args: &VerifyArgs) -> Result<()> {
+    let progress = CliProgress::new(args.json, "verify");
+    let report = exporters::verify::verify(&args.dir, &progress).with_context(|| format!("verifying {}", args.dir.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for a in &report.artifacts {
+        println!("ok  {:<7} {}: {}", a.format.name(), a.file, a.checks.join("; "));
+    }
+    println!("verified {} artifacts of {}: content sha256 {}", report.artifacts.len(), report.name, report.content_sha256);
+    Ok(())
+}
+
+/// `nodeimg inspect`.
+pub fn inspect(args: &InspectArgs) -> Result<()> {
+    let found = exporters::inspect::inspect(&args.file).with_context(|| format!("inspecting {}", args.file.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+        return Ok(());
+    }
+    println!("file:           {}", found.path.display());
+    println!("format:         {}", found.format);
+    println!("virtual size:   {} bytes", found.virtual_size);
+    println!("file size:      {} bytes", found.file_size);
+    println!("allocated:      {} bytes", found.allocated_bytes);
+    match &found.gpt {
+        None => println!("partitions:     no GPT"),
+        Some(gpt) => {
+            println!("disk GUID:      {}", gpt.disk_guid);
+            println!("usable LBAs:    {}..={} (backup header at LBA {})", gpt.first_usable_lba, gpt.last_usable_lba, gpt.backup_lba);
+            for p in &gpt.partitions {
+                println!(
+                    "  {:>3}  {:>12} {:>12}  {:>14} bytes  {}  {:?}",
+                    p.number, p.first_lba, p.last_lba, p.size, p.type_guid, p.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn default_name(disk: &Path) -> Result<String> {
+    let stem = disk
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .with_context(|| format!("{}: cannot derive a name from this path; pass --name", disk.display()))?;
+    Ok(stem.to_string())
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, or the fixed default.
+fn source_date_epoch() -> Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => v.trim().parse::<u64>().with_context(|| {
+            format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970-01-01")
+        }),
+        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_SOURCE_DATE_EPOCH),
+        Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
+    }
+}

@@ -1,0 +1,6 @@
+//! `nodeimg`: the command line and build pipeline of the offline Kubernetes node image builder.
+//! The binary is a thin wrapper over [`cli::main`].
+
+pub mod cli;
+mod commands;
+mod progress;
