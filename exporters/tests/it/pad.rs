@@ -1,0 +1,66 @@
+//! Size rules: refused with the rule and the nearest valid sizes, or `--pad` to a whole GiB
+//! with the backup GPT moved to the new end (sfdisk --verify clean).
+
+use std::process::Command;
+
+use exporters::{Error, ExportOptions, Format, NoProgress};
+
+use crate::common::{gpt_disk, have, run_ok};
+
+#[test]
+fn a_size_that_breaks_gce_is_refused_naming_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = gpt_disk(dir.path(), (64 << 20) + 512 * 8);
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Gce];
+    let err = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress).unwrap_err();
+    assert!(matches!(err, Error::SizeRule { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("whole number of GiB") && text.contains("1073741824") && text.contains("--pad"), "{text}");
+    assert!(!dir.path().join("out").join("manifest.json").exists());
+}
+
+#[test]
+fn a_size_that_breaks_azure_is_refused_with_the_nearest_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = gpt_disk(dir.path(), (64 << 20) + 4096);
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Vhd];
+    let text = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress).unwrap_err().to_string();
+    assert!(text.contains("whole number of MiB") && text.contains(&(64u64 << 20).to_string()) && text.contains(&(65u64 << 20).to_string()), "{text}");
+}
+
+#[test]
+fn pad_grows_to_a_gib_and_keeps_the_gpt_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = (48 << 20) + 512 * 3;
+    let disk = gpt_disk(dir.path(), size);
+    let before = std::fs::read(&disk).unwrap();
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Raw, Format::Vhd, Format::Gce, Format::Qcow2];
+    options.pad = true;
+    let out = dir.path().join("out");
+    let report = exporters::export(&disk, &out, &options, &NoProgress).unwrap();
+    assert_eq!(std::fs::read(&disk).unwrap(), before, "the input disk was modified");
+    assert_eq!(report.manifest.virtual_size, 1 << 30);
+    assert_eq!(report.manifest.padded_from, Some(size));
+    let pad = report.pad.expect("pad outcome");
+    assert!(pad.gpt_relocated);
+    let raw = out.join("node.raw");
+    assert_eq!(std::fs::metadata(&raw).unwrap().len(), 1 << 30);
+    // The backup header now sits in the last sector of the padded disk.
+    let bytes = std::fs::read(&raw).unwrap();
+    assert_eq!(&bytes[(1 << 30) - 512..(1 << 30) - 504], b"EFI PART");
+    // The old backup header is gone.
+    let old = usize::try_from(size).unwrap() - 512;
+    assert_ne!(&bytes[old..old + 8], b"EFI PART", "stale backup GPT left at the old end");
+    let found = exporters::inspect::inspect(&raw).unwrap();
+    let gpt = found.gpt.expect("gpt");
+    assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);
+    assert_eq!(gpt.partitions.len(), 2);
+    exporters::verify::verify(&out, &NoProgress).unwrap();
+    if have("sfdisk") {
+        let verify = run_ok(Command::new("sfdisk").arg("--verify").arg(&raw));
+        assert!(verify.contains("No errors detected"), "{verify}");
+    }
+}
