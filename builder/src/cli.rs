@@ -40,7 +40,11 @@ pub struct ExportArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Formats to write, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "raw,qcow2,vhd,ova,gce,aws")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "raw,qcow2,vhd,ova,gce,aws"
+    )]
     pub formats: Vec<Format>,
     /// Firmware the image boots with (OVF firmware setting, AWS boot mode, Azure generation).
     #[arg(long, default_value = "uefi")]
@@ -102,5 +106,9 @@ pub fn main() -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }

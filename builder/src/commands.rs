@@ -20,7 +20,9 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     formats.dedup();
     let mut properties = Vec::new();
     for p in &args.properties {
-        let Some((k, v)) = p.split_once('=') else { bail!("--property {p:?}: expected KEY=VALUE") };
+        let Some((k, v)) = p.split_once('=') else {
+            bail!("--property {p:?}: expected KEY=VALUE")
+        };
         if k.is_empty() {
             bail!("--property {p:?}: the key is empty");
         }
@@ -47,12 +49,25 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             "padded {} → {} bytes{}",
             pad.original_size,
             pad.padded_size,
-            if pad.gpt_relocated { " (backup GPT moved to the new end)" } else { " (no GPT)" }
+            if pad.gpt_relocated {
+                " (backup GPT moved to the new end)"
+            } else {
+                " (no GPT)"
+            }
         );
     }
-    println!("content sha256 {}  ({} bytes virtual)", report.manifest.content_sha256, report.manifest.virtual_size);
+    println!(
+        "content sha256 {}  ({} bytes virtual)",
+        report.manifest.content_sha256, report.manifest.virtual_size
+    );
     for a in &report.manifest.artifacts {
-        println!("  {:<7} {:>14}  {}  {}", a.format.name(), a.size, &a.sha256[..16], a.file);
+        println!(
+            "  {:<7} {:>14}  {}  {}",
+            a.format.name(),
+            a.size,
+            &a.sha256[..16],
+            a.file
+        );
     }
     println!("manifest: {}", report.manifest_path.display());
     Ok(())
@@ -61,21 +76,33 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 /// `nodeimg verify`.
 pub fn verify(args: &VerifyArgs) -> Result<()> {
     let progress = CliProgress::new(args.json, "verify");
-    let report = exporters::verify::verify(&args.dir, &progress).with_context(|| format!("verifying {}", args.dir.display()))?;
+    let report = exporters::verify::verify(&args.dir, &progress)
+        .with_context(|| format!("verifying {}", args.dir.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     }
     for a in &report.artifacts {
-        println!("ok  {:<7} {}: {}", a.format.name(), a.file, a.checks.join("; "));
+        println!(
+            "ok  {:<7} {}: {}",
+            a.format.name(),
+            a.file,
+            a.checks.join("; ")
+        );
     }
-    println!("verified {} artifacts of {}: content sha256 {}", report.artifacts.len(), report.name, report.content_sha256);
+    println!(
+        "verified {} artifacts of {}: content sha256 {}",
+        report.artifacts.len(),
+        report.name,
+        report.content_sha256
+    );
     Ok(())
 }
 
 /// `nodeimg inspect`.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let found = exporters::inspect::inspect(&args.file).with_context(|| format!("inspecting {}", args.file.display()))?;
+    let found = exporters::inspect::inspect(&args.file)
+        .with_context(|| format!("inspecting {}", args.file.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
         return Ok(());
@@ -89,7 +116,10 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
         None => println!("partitions:     no GPT"),
         Some(gpt) => {
             println!("disk GUID:      {}", gpt.disk_guid);
-            println!("usable LBAs:    {}..={} (backup header at LBA {})", gpt.first_usable_lba, gpt.last_usable_lba, gpt.backup_lba);
+            println!(
+                "usable LBAs:    {}..={} (backup header at LBA {})",
+                gpt.first_usable_lba, gpt.last_usable_lba, gpt.backup_lba
+            );
             for p in &gpt.partitions {
                 println!(
                     "  {:>3}  {:>12} {:>12}  {:>14} bytes  {}  {:?}",
@@ -102,10 +132,12 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
 }
 
 fn default_name(disk: &Path) -> Result<String> {
-    let stem = disk
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .with_context(|| format!("{}: cannot derive a name from this path; pass --name", disk.display()))?;
+    let stem = disk.file_stem().and_then(|s| s.to_str()).with_context(|| {
+        format!(
+            "{}: cannot derive a name from this path; pass --name",
+            disk.display()
+        )
+    })?;
     Ok(stem.to_string())
 }
 

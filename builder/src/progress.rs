@@ -12,9 +12,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 #[derive(Debug)]
 pub enum CliProgress {
     /// Bars on stderr.
-    Bars { multi: MultiProgress, bars: Mutex<HashMap<String, ProgressBar>> },
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+    },
     /// Periodic lines on stderr.
-    Lines { state: Mutex<HashMap<String, LineState>>, verb: &'static str },
+    Lines {
+        state: Mutex<HashMap<String, LineState>>,
+        verb: &'static str,
+    },
     /// Nothing.
     Quiet,
 }
@@ -33,9 +39,15 @@ impl CliProgress {
         if quiet {
             CliProgress::Quiet
         } else if std::io::stderr().is_terminal() {
-            CliProgress::Bars { multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), bars: Mutex::default() }
+            CliProgress::Bars {
+                multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
+                bars: Mutex::default(),
+            }
         } else {
-            CliProgress::Lines { state: Mutex::default(), verb }
+            CliProgress::Lines {
+                state: Mutex::default(),
+                verb,
+            }
         }
     }
 }
@@ -50,9 +62,11 @@ impl exporters::Progress for CliProgress {
             CliProgress::Bars { multi, bars } => {
                 let bar = multi.add(ProgressBar::new(total));
                 bar.set_style(
-                    ProgressStyle::with_template("{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:10} {elapsed_precise}")
-                        .unwrap_or_else(|_| ProgressStyle::default_bar())
-                        .progress_chars("=> "),
+                    ProgressStyle::with_template(
+                        "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:10} {elapsed_precise}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
                 );
                 bar.set_prefix(task.to_string());
                 if let Ok(mut bars) = bars.lock() {
@@ -61,7 +75,14 @@ impl exporters::Progress for CliProgress {
             }
             CliProgress::Lines { state, .. } => {
                 if let Ok(mut s) = state.lock() {
-                    s.insert(task.to_string(), LineState { total, last_decile: 0, last_print: Instant::now() });
+                    s.insert(
+                        task.to_string(),
+                        LineState {
+                            total,
+                            last_decile: 0,
+                            last_print: Instant::now(),
+                        },
+                    );
                 }
             }
             CliProgress::Quiet => {}
@@ -78,11 +99,17 @@ impl exporters::Progress for CliProgress {
             CliProgress::Lines { state, verb } => {
                 let Ok(mut s) = state.lock() else { return };
                 let Some(line) = s.get_mut(task) else { return };
-                let decile = if line.total == 0 { 10 } else { done.saturating_mul(10) / line.total };
-                if decile > line.last_decile || line.last_print.elapsed() > Duration::from_secs(10) {
+                let decile = done.saturating_mul(10).checked_div(line.total).unwrap_or(10);
+                if decile > line.last_decile || line.last_print.elapsed() > Duration::from_secs(10)
+                {
                     line.last_decile = decile;
                     line.last_print = Instant::now();
-                    eprintln!("{verb} {task}: {}% ({} of {})", decile * 10, gib(done), gib(line.total));
+                    eprintln!(
+                        "{verb} {task}: {}% ({} of {})",
+                        decile * 10,
+                        gib(done),
+                        gib(line.total)
+                    );
                 }
             }
             CliProgress::Quiet => {}

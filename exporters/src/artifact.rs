@@ -36,7 +36,11 @@ impl TempArtifact {
             .create_new(true)
             .open(&temp_path)
             .at("creating", &temp_path)?;
-        Ok(TempArtifact { file, temp_path, final_path: dir.join(file_name) })
+        Ok(TempArtifact {
+            file,
+            temp_path,
+            final_path: dir.join(file_name),
+        })
     }
 
     /// The open file.
@@ -56,7 +60,10 @@ impl TempArtifact {
 
     /// The final file name.
     pub fn file_name(&self) -> String {
-        self.final_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+        self.final_path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
     }
 
     /// Flushes the data to stable storage; returns the file size.
@@ -80,13 +87,14 @@ impl TempArtifact {
     /// Renames the temporary into place and syncs the directory.
     pub fn commit(mut self) -> Result<PathBuf> {
         self.sync()?;
-        fs::rename(&self.temp_path, &self.final_path).at("renaming into place", &self.final_path)?;
+        fs::rename(&self.temp_path, &self.final_path)
+            .at("renaming into place", &self.final_path)?;
         let final_path = std::mem::take(&mut self.final_path);
         self.temp_path = PathBuf::new();
-        if let Some(dir) = final_path.parent() {
-            if let Ok(d) = File::open(dir) {
-                d.sync_all().at("syncing directory", dir)?;
-            }
+        if let Some(dir) = final_path.parent()
+            && let Ok(d) = File::open(dir)
+        {
+            d.sync_all().at("syncing directory", dir)?;
         }
         Ok(final_path)
     }
@@ -127,7 +135,11 @@ pub struct HashingWriter<W> {
 impl<W: Write> HashingWriter<W> {
     /// Wraps `inner`.
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            written: 0,
+        }
     }
 
     /// Bytes written so far.
@@ -170,7 +182,11 @@ mod tests {
             let mut a = TempArtifact::create(dir.path(), "a.bin").unwrap();
             a.file().write_all(b"x").unwrap();
         }
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0, "dropped temporary left behind");
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "dropped temporary left behind"
+        );
         let mut b = TempArtifact::create(dir.path(), "b.bin").unwrap();
         b.file().write_all(b"hello").unwrap();
         let path = b.commit().unwrap();

@@ -81,7 +81,12 @@ impl Batch {
     /// Calls `f(offset, grain, bytes)` for every non-zero grain of this batch.
     pub fn for_each_data_grain(&self, mut f: impl FnMut(u64, &Grain, &[u8])) {
         if let BatchContent::Data(data) = &self.content {
-            for (index, (grain, bytes)) in data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)).enumerate() {
+            for (index, (grain, bytes)) in data
+                .grains
+                .iter()
+                .zip(data.bytes.chunks(GRAIN_BYTES))
+                .enumerate()
+            {
                 if !grain.zero {
                     f(self.offset + GRAIN_SIZE * index as u64, grain, bytes);
                 }
@@ -95,7 +100,9 @@ pub fn is_all_zero(bytes: &[u8]) -> bool {
     let words = bytes.chunks_exact(16);
     let tail = words.remainder();
     tail.iter().all(|&b| b == 0)
-        && words.fold(0u128, |acc, w| acc | u128::from_ne_bytes(w.try_into().unwrap_or([0xff; 16]))) == 0
+        && words.fold(0u128, |acc, w| {
+            acc | u128::from_ne_bytes(w.try_into().unwrap_or([0xff; 16]))
+        }) == 0
 }
 
 #[cfg(test)]

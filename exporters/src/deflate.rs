@@ -13,10 +13,14 @@ pub fn deflate_grain(bytes: &[u8]) -> Deflated {
     let mut compress = Compress::new_with_window_bits(Compression::new(LEVEL), false, 15);
     let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 128);
     loop {
-        let consumed = usize::try_from(compress.total_in()).unwrap_or(bytes.len()).min(bytes.len());
+        let consumed = usize::try_from(compress.total_in())
+            .unwrap_or(bytes.len())
+            .min(bytes.len());
         // An error here would mean a corrupt stream state, impossible for a fresh stream fed
         // in order; the length check below would then fail loudly in every reader.
-        let failed = compress.compress_vec(&bytes[consumed..], &mut out, FlushCompress::Sync).is_err();
+        let failed = compress
+            .compress_vec(&bytes[consumed..], &mut out, FlushCompress::Sync)
+            .is_err();
         let all_in = u64::try_from(bytes.len()).is_ok_and(|n| compress.total_in() == n);
         // The flush is complete once the encoder stopped with output space left over.
         if failed || (all_in && out.len() < out.capacity()) {
@@ -60,7 +64,9 @@ mod tests {
     use std::io::Read;
 
     fn sample(len: usize) -> Vec<u8> {
-        (0..len).map(|i| u8::try_from((i * 7 + i / 300) % 251).unwrap_or(0)).collect()
+        (0..len)
+            .map(|i| u8::try_from((i * 7 + i / 300) % 251).unwrap_or(0))
+            .collect()
     }
 
     #[test]
@@ -69,7 +75,9 @@ mod tests {
             let bytes = sample(len);
             let z = zlib_stream(&deflate_grain(&bytes));
             let mut back = Vec::new();
-            flate2::read::ZlibDecoder::new(&z[..]).read_to_end(&mut back).unwrap();
+            flate2::read::ZlibDecoder::new(&z[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(back, bytes, "len {len}");
         }
     }
@@ -82,7 +90,9 @@ mod tests {
         let mut joined = da.raw.clone();
         joined.extend_from_slice(&raw_stream(&db));
         let mut back = Vec::new();
-        flate2::read::DeflateDecoder::new(&joined[..]).read_to_end(&mut back).unwrap();
+        flate2::read::DeflateDecoder::new(&joined[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, [a, b].concat());
     }
 
@@ -99,7 +109,9 @@ mod tests {
             .collect();
         let z = zlib_stream(&deflate_grain(&bytes));
         let mut back = Vec::new();
-        flate2::read::ZlibDecoder::new(&z[..]).read_to_end(&mut back).unwrap();
+        flate2::read::ZlibDecoder::new(&z[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, bytes);
     }
 }

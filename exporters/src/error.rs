@@ -30,7 +30,9 @@ pub enum Error {
         reason: String,
     },
     /// The disk's size breaks the size rule of a format.
-    #[error("{path}: {format} needs {rule}; the disk is {size} bytes; nearest valid sizes are {below} and {above} bytes (pass --pad to grow the exported copy to {padded} bytes)")]
+    #[error(
+        "{path}: {format} needs {rule}; the disk is {size} bytes; nearest valid sizes are {below} and {above} bytes (pass --pad to grow the exported copy to {padded} bytes)"
+    )]
     SizeRule {
         /// The input file.
         path: PathBuf,
@@ -73,17 +75,28 @@ pub enum Error {
 impl Error {
     /// An I/O error on `path`.
     pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
-        Error::Io { op, path: path.to_path_buf(), source }
+        Error::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 
     /// A corrupt-file error at `offset` of `path`.
     pub fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corrupt { path: path.to_path_buf(), offset, reason: reason.into() }
+        Error::Corrupt {
+            path: path.to_path_buf(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// A verification mismatch for `path`.
     pub fn mismatch(path: &Path, reason: impl Into<String>) -> Self {
-        Error::Mismatch { path: path.to_path_buf(), reason: reason.into() }
+        Error::Mismatch {
+            path: path.to_path_buf(),
+            reason: reason.into(),
+        }
     }
 }
 

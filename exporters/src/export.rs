@@ -28,10 +28,21 @@ pub struct ExportReport {
 }
 
 /// Exports `disk` into `out_dir` as `options` asks.
-pub fn export(disk: &Path, out_dir: &Path, options: &ExportOptions, progress: &dyn Progress) -> Result<ExportReport> {
-    validate_name(&options.name).map_err(|reason| Error::BadInput { path: PathBuf::from("--name"), reason })?;
+pub fn export(
+    disk: &Path,
+    out_dir: &Path,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
+    validate_name(&options.name).map_err(|reason| Error::BadInput {
+        path: PathBuf::from("--name"),
+        reason,
+    })?;
     if options.formats.is_empty() {
-        return Err(Error::BadInput { path: PathBuf::from("--formats"), reason: "no format requested".into() });
+        return Err(Error::BadInput {
+            path: PathBuf::from("--formats"),
+            reason: "no format requested".into(),
+        });
     }
     let mut source = DiskSource::open(disk)?;
     let pad = apply_size_rules(&mut source, options)?;
@@ -40,7 +51,10 @@ pub fn export(disk: &Path, out_dir: &Path, options: &ExportOptions, progress: &d
     let writers = crate::formats::writers_for(options, out_dir, source.virtual_size())?;
     let (ctx, mut produced) = pipeline::run(&source, writers, options, out_dir, progress)?;
 
-    let sizes: Vec<(String, u64)> = produced.iter().map(|p| (p.artifact.file_name(), p.size)).collect();
+    let sizes: Vec<(String, u64)> = produced
+        .iter()
+        .map(|p| (p.artifact.file_name(), p.size))
+        .collect();
     for (format, file, text) in import_instructions(options, ctx.virtual_size, &sizes) {
         produced.push(metadata_artifact(out_dir, &file, text.as_bytes(), format)?);
     }
@@ -73,14 +87,26 @@ pub fn export(disk: &Path, out_dir: &Path, options: &ExportOptions, progress: &d
     }
     write_small_file(out_dir, SUMS_FILE, manifest.sums().as_bytes())?;
     let manifest_path = write_small_file(out_dir, MANIFEST_FILE, manifest.to_json().as_bytes())?;
-    Ok(ExportReport { manifest, manifest_path, pad })
+    Ok(ExportReport {
+        manifest,
+        manifest_path,
+        pad,
+    })
 }
 
 /// Refuses sizes that break a requested format's rule, or pads when `--pad` was given.
-fn apply_size_rules(source: &mut DiskSource, options: &ExportOptions) -> Result<Option<PadOutcome>> {
+fn apply_size_rules(
+    source: &mut DiskSource,
+    options: &ExportOptions,
+) -> Result<Option<PadOutcome>> {
     let size = source.virtual_size();
-    let broken = options.formats.iter().find_map(|f| f.size_rule().filter(|r| !r.holds(size)).map(|r| (*f, r)));
-    let Some((format, rule)) = broken else { return Ok(None) };
+    let broken = options
+        .formats
+        .iter()
+        .find_map(|f| f.size_rule().filter(|r| !r.holds(size)).map(|r| (*f, r)));
+    let Some((format, rule)) = broken else {
+        return Ok(None);
+    };
     let padded = size.div_ceil(GIB) * GIB;
     if !options.pad {
         let below = size / rule.multiple * rule.multiple;
@@ -100,10 +126,15 @@ fn apply_size_rules(source: &mut DiskSource, options: &ExportOptions) -> Result<
 fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Result<()> {
     match fs::metadata(out_dir) {
         Ok(m) if !m.is_dir() => {
-            return Err(Error::BadInput { path: out_dir.to_path_buf(), reason: "output path exists and is not a directory".into() });
+            return Err(Error::BadInput {
+                path: out_dir.to_path_buf(),
+                reason: "output path exists and is not a directory".into(),
+            });
         }
         Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir_all(out_dir).at("creating directory", out_dir)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(out_dir).at("creating directory", out_dir)?
+        }
         Err(e) => return Err(Error::io("reading metadata of", out_dir, e)),
     }
     // Never let an artifact replace the input disk.
@@ -112,7 +143,9 @@ fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Resu
             if dir.join(format!("{}.{ext}", options.name)) == input {
                 return Err(Error::BadInput {
                     path: disk.to_path_buf(),
-                    reason: format!("is where the {ext} artifact would be written; choose another --out or --name"),
+                    reason: format!(
+                        "is where the {ext} artifact would be written; choose another --out or --name"
+                    ),
                 });
             }
         }
@@ -135,7 +168,12 @@ fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Resu
 }
 
 /// A small metadata artifact (JSON, instructions) as a [`Produced`].
-pub(crate) fn metadata_artifact(dir: &Path, file: &str, bytes: &[u8], format: Format) -> Result<Produced> {
+pub(crate) fn metadata_artifact(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    format: Format,
+) -> Result<Produced> {
     let mut artifact = TempArtifact::create(dir, file)?;
     let path = artifact.temp_path().to_path_buf();
     artifact.file().write_all(bytes).at("writing", &path)?;
@@ -144,8 +182,19 @@ pub(crate) fn metadata_artifact(dir: &Path, file: &str, bytes: &[u8], format: Fo
         use sha2::Digest;
         sha2::Sha256::digest(bytes).into()
     };
-    let container = if file.ends_with(".json") { "json" } else { "text" };
-    Ok(Produced { artifact, format, role: Role::Metadata, container, size, sha256 })
+    let container = if file.ends_with(".json") {
+        "json"
+    } else {
+        "text"
+    };
+    Ok(Produced {
+        artifact,
+        format,
+        role: Role::Metadata,
+        container,
+        size,
+        sha256,
+    })
 }
 
 fn write_small_file(dir: &Path, file: &str, bytes: &[u8]) -> Result<PathBuf> {

@@ -30,7 +30,14 @@ pub enum Format {
 
 impl Format {
     /// Every format, in the order artifacts are listed.
-    pub const ALL: [Format; 6] = [Format::Raw, Format::Qcow2, Format::Vhd, Format::Ova, Format::Gce, Format::Aws];
+    pub const ALL: [Format; 6] = [
+        Format::Raw,
+        Format::Qcow2,
+        Format::Vhd,
+        Format::Ova,
+        Format::Gce,
+        Format::Aws,
+    ];
 
     /// The lower-case name used on the command line and in the manifest.
     pub fn name(self) -> &'static str {
@@ -47,8 +54,14 @@ impl Format {
     /// The size rule this format's consumers impose, if stricter than whole sectors.
     pub fn size_rule(self) -> Option<SizeRule> {
         match self {
-            Format::Vhd => Some(SizeRule { multiple: MIB, rule: "a virtual size that is a whole number of MiB (Azure)" }),
-            Format::Gce => Some(SizeRule { multiple: GIB, rule: "a disk.raw size that is a whole number of GiB (GCE)" }),
+            Format::Vhd => Some(SizeRule {
+                multiple: MIB,
+                rule: "a virtual size that is a whole number of MiB (Azure)",
+            }),
+            Format::Gce => Some(SizeRule {
+                multiple: GIB,
+                rule: "a disk.raw size that is a whole number of GiB (GCE)",
+            }),
             _ => None,
         }
     }
@@ -66,7 +79,9 @@ impl FromStr for Format {
         Format::ALL
             .into_iter()
             .find(|f| f.name() == s)
-            .ok_or_else(|| format!("unknown format {s:?}; known formats: raw, qcow2, vhd, ova, gce, aws"))
+            .ok_or_else(|| {
+                format!("unknown format {s:?}; known formats: raw, qcow2, vhd, ova, gce, aws")
+            })
     }
 }
 
@@ -82,7 +97,7 @@ pub struct SizeRule {
 impl SizeRule {
     /// True when `size` obeys the rule.
     pub fn holds(&self, size: u64) -> bool {
-        size % self.multiple == 0
+        size.is_multiple_of(self.multiple)
     }
 }
 
@@ -157,7 +172,9 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         return Err(format!("name {name:?} must be 1 to 100 characters"));
     }
     if name.starts_with('.') || !name.chars().all(ok_char) {
-        return Err(format!("name {name:?} may hold only A-Z a-z 0-9 - _ . + and must not start with '.'"));
+        return Err(format!(
+            "name {name:?} may hold only A-Z a-z 0-9 - _ . + and must not start with '.'"
+        ));
     }
     Ok(())
 }
@@ -171,7 +188,12 @@ mod tests {
         for f in Format::ALL {
             assert_eq!(f.name().parse::<Format>().unwrap(), f);
         }
-        assert!("vmdk".parse::<Format>().unwrap_err().contains("unknown format"));
+        assert!(
+            "vmdk"
+                .parse::<Format>()
+                .unwrap_err()
+                .contains("unknown format")
+        );
     }
 
     #[test]

@@ -13,7 +13,9 @@ pub fn content_uuid(content_digest: &[u8; 32], purpose: &str) -> [u8; 16] {
     let digest: [u8; 32] = h.finalize().into();
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
-    uuid::Builder::from_custom_bytes(bytes).into_uuid().into_bytes()
+    uuid::Builder::from_custom_bytes(bytes)
+        .into_uuid()
+        .into_bytes()
 }
 
 /// A VMDK content id (CID) from the content digest: never `ffffffff` or `fffffffe`.

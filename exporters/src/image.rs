@@ -32,14 +32,23 @@ impl FileSlice {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).at("opening", path)?;
         let len = file.metadata().at("reading metadata of", path)?.len();
-        Ok(FileSlice { file, path: path.to_path_buf(), base: 0, len })
+        Ok(FileSlice {
+            file,
+            path: path.to_path_buf(),
+            base: 0,
+            len,
+        })
     }
 
     /// `len` bytes of `path` starting at `base`.
     pub fn open_range(path: &Path, base: u64, len: u64) -> Result<Self> {
         let mut slice = Self::open(path)?;
         if base.checked_add(len).is_none_or(|end| end > slice.len) {
-            return Err(Error::corrupt(path, base, format!("member of {len} bytes runs past the end of the file")));
+            return Err(Error::corrupt(
+                path,
+                base,
+                format!("member of {len} bytes runs past the end of the file"),
+            ));
         }
         slice.base = base;
         slice.len = len;
@@ -70,9 +79,15 @@ impl FileSlice {
     pub fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         if offset.checked_add(len).is_none_or(|end| end > self.len) {
-            return Err(Error::corrupt(&self.path, self.base + offset, format!("truncated: need {len} bytes here")));
+            return Err(Error::corrupt(
+                &self.path,
+                self.base + offset,
+                format!("truncated: need {len} bytes here"),
+            ));
         }
-        self.file.read_exact_at(buf, self.base + offset).at("reading", &self.path)
+        self.file
+            .read_exact_at(buf, self.base + offset)
+            .at("reading", &self.path)
     }
 }
 
@@ -85,7 +100,9 @@ pub struct RawImage {
 impl RawImage {
     /// Opens a raw image (the whole file is the disk).
     pub fn open(path: &Path) -> Result<Self> {
-        Ok(RawImage { slice: FileSlice::open(path)? })
+        Ok(RawImage {
+            slice: FileSlice::open(path)?,
+        })
     }
 }
 
@@ -130,15 +147,25 @@ impl DiskImage for VhdImage {
     }
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
-        if offset.checked_add(len).is_none_or(|e| e > self.footer.current_size) {
-            return Err(Error::corrupt(self.slice.path(), offset, "read past the end of the virtual disk"));
+        if offset
+            .checked_add(len)
+            .is_none_or(|e| e > self.footer.current_size)
+        {
+            return Err(Error::corrupt(
+                self.slice.path(),
+                offset,
+                "read past the end of the virtual disk",
+            ));
         }
         self.slice.read_exact_at(offset, buf)
     }
 }
 
 /// SHA-256 of an image's whole virtual disk, read in order.
-pub fn content_digest(image: &mut dyn DiskImage, mut on_progress: impl FnMut(u64)) -> Result<[u8; 32]> {
+pub fn content_digest(
+    image: &mut dyn DiskImage,
+    mut on_progress: impl FnMut(u64),
+) -> Result<[u8; 32]> {
     let size = image.virtual_size();
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -175,7 +202,9 @@ impl Read for ImageDevice<'_> {
         if n == 0 {
             return Ok(0);
         }
-        self.image.read_at(self.pos, &mut buf[..n]).map_err(io::Error::other)?;
+        self.image
+            .read_at(self.pos, &mut buf[..n])
+            .map_err(io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -183,7 +212,10 @@ impl Read for ImageDevice<'_> {
 
 impl Write for ImageDevice<'_> {
     fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(io::ErrorKind::PermissionDenied, "image opened read-only"))
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "image opened read-only",
+        ))
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
@@ -198,7 +230,8 @@ impl Seek for ImageDevice<'_> {
             SeekFrom::End(d) => size.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
         Ok(self.pos)
     }
 }

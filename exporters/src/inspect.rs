@@ -68,7 +68,10 @@ pub fn detect(path: &Path) -> Result<&'static str> {
     let slice = FileSlice::open(path)?;
     let len = slice.len();
     if len == 0 {
-        return Err(Error::BadInput { path: path.to_path_buf(), reason: "is empty (0 bytes)".into() });
+        return Err(Error::BadInput {
+            path: path.to_path_buf(),
+            reason: "is empty (0 bytes)".into(),
+        });
     }
     let mut head = [0u8; 512];
     let head_len = usize::try_from(len.min(512)).unwrap_or(512);
@@ -82,7 +85,12 @@ pub fn detect(path: &Path) -> Result<&'static str> {
     if head.starts_with(&[0x1f, 0x8b]) {
         return Ok("tar.gz");
     }
-    if &head[257..263] == b"ustar\0" && head[..100].split(|&b| b == 0).next().is_some_and(|n| n.ends_with(b".ovf")) {
+    if &head[257..263] == b"ustar\0"
+        && head[..100]
+            .split(|&b| b == 0)
+            .next()
+            .is_some_and(|n| n.ends_with(b".ovf"))
+    {
         return Ok("ova");
     }
     if len >= 1024 {
@@ -95,7 +103,9 @@ pub fn detect(path: &Path) -> Result<&'static str> {
     if len % 512 != 0 {
         return Err(Error::BadInput {
             path: path.to_path_buf(),
-            reason: format!("not a known image format, and as a raw disk its size {len} is not a multiple of 512"),
+            reason: format!(
+                "not a known image format, and as a raw disk its size {len} is not a multiple of 512"
+            ),
         });
     }
     Ok("raw")

@@ -3,7 +3,11 @@
 use crate::format::{ExportOptions, Firmware, Format, GIB};
 
 /// `(file name, text)` for every cloud whose format was requested.
-pub fn import_instructions(options: &ExportOptions, virtual_size: u64, sizes: &[(String, u64)]) -> Vec<(Format, String, String)> {
+pub fn import_instructions(
+    options: &ExportOptions,
+    virtual_size: u64,
+    sizes: &[(String, u64)],
+) -> Vec<(Format, String, String)> {
     let name = &options.name;
     let size_of = |file: &str| sizes.iter().find(|(f, _)| f == file).map_or(0, |(_, s)| *s);
     let uefi = options.firmware == Firmware::Uefi;
@@ -25,7 +29,11 @@ pub fn import_instructions(options: &ExportOptions, virtual_size: u64, sizes: &[
         ));
     }
     if options.wants(Format::Gce) {
-        let features = if uefi { " --guest-os-features=UEFI_COMPATIBLE,VIRTIO_SCSI_MULTIQUEUE,GVNIC" } else { " --guest-os-features=VIRTIO_SCSI_MULTIQUEUE,GVNIC" };
+        let features = if uefi {
+            " --guest-os-features=UEFI_COMPATIBLE,VIRTIO_SCSI_MULTIQUEUE,GVNIC"
+        } else {
+            " --guest-os-features=VIRTIO_SCSI_MULTIQUEUE,GVNIC"
+        };
         out.push((
             Format::Gce,
             "import-gce.txt".to_string(),

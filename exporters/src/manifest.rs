@@ -63,7 +63,11 @@ impl Manifest {
         let text = std::fs::read_to_string(&path).at("reading", &path)?;
         serde_json::from_str(&text).map_err(|e| Error::BadInput {
             path: path.clone(),
-            reason: format!("not a nodeimg manifest: {e} (line {}, column {})", e.line(), e.column()),
+            reason: format!(
+                "not a nodeimg manifest: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         })
     }
 
@@ -76,7 +80,10 @@ impl Manifest {
 
     /// `SHA256SUMS` in `sha256sum -c` format.
     pub fn sums(&self) -> String {
-        self.artifacts.iter().map(|a| format!("{}  {}\n", a.sha256, a.file)).collect()
+        self.artifacts
+            .iter()
+            .map(|a| format!("{}  {}\n", a.sha256, a.file))
+            .collect()
     }
 
     /// The disk artifacts.

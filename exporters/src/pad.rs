@@ -31,14 +31,23 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     let path = source.path().to_path_buf();
     let has_gpt = {
         let mut sig = [0u8; 8];
-        original_size >= 2 * SECTOR && source.read_at(SECTOR, &mut sig).is_ok() && &sig == b"EFI PART"
+        original_size >= 2 * SECTOR
+            && source.read_at(SECTOR, &mut sig).is_ok()
+            && &sig == b"EFI PART"
     };
     source.set_virtual_size(new_size);
     if !has_gpt {
         tracing::info!(disk = %path.display(), "no GPT found: the exported copy is padded with zeros only");
-        return Ok(PadOutcome { original_size, padded_size: new_size, gpt_relocated: false });
+        return Ok(PadOutcome {
+            original_size,
+            padded_size: new_size,
+            gpt_relocated: false,
+        });
     }
-    let gpt_error = |reason: String| Error::BadInput { path: path.clone(), reason: format!("cannot move the backup GPT: {reason}") };
+    let gpt_error = |reason: String| Error::BadInput {
+        path: path.clone(),
+        reason: format!("cannot move the backup GPT: {reason}"),
+    };
 
     let old_backup_lba = {
         let mut header = [0u8; 92];
@@ -47,14 +56,18 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     };
     // The gpt crate asserts on some malformed tables; a panic there is a bad input, not a crash.
     let outcome = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
-        let device = OverlayDevice { source: &mut *source, pos: 0 };
+        let device = OverlayDevice {
+            source: &mut *source,
+            pos: 0,
+        };
         let mut disk = GptConfig::new()
             .writable(true)
             .logical_block_size(LogicalBlockSize::Lb512)
             .open_from_device(device)
             .map_err(|e| e.to_string())?;
         let partitions = disk.partitions().clone();
-        disk.update_partitions(partitions).map_err(|e| e.to_string())?;
+        disk.update_partitions(partitions)
+            .map_err(|e| e.to_string())?;
         let mut device = disk.write().map_err(|e| e.to_string())?;
         let sectors = new_size / SECTOR - 1;
         ProtectiveMBR::with_lb_size(u32::try_from(sectors).unwrap_or(u32::MAX))
@@ -74,7 +87,11 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
             source.patch_sector(lba, [0; 512]);
         }
     }
-    Ok(PadOutcome { original_size, padded_size: new_size, gpt_relocated: true })
+    Ok(PadOutcome {
+        original_size,
+        padded_size: new_size,
+        gpt_relocated: true,
+    })
 }
 
 /// The source as a read/write device for the `gpt` crate; writes land in the overlay.
@@ -88,7 +105,9 @@ impl Read for OverlayDevice<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let left = self.source.virtual_size().saturating_sub(self.pos);
         let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(0);
-        self.source.read_at(self.pos, &mut buf[..n]).map_err(io::Error::other)?;
+        self.source
+            .read_at(self.pos, &mut buf[..n])
+            .map_err(io::Error::other)?;
         self.pos += n as u64;
         Ok(n)
     }
@@ -100,12 +119,17 @@ impl Write for OverlayDevice<'_> {
         while written < buf.len() {
             let lba = self.pos / SECTOR;
             if lba * SECTOR >= self.source.virtual_size() {
-                return Err(io::Error::new(io::ErrorKind::WriteZero, "write past the end of the disk"));
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "write past the end of the disk",
+                ));
             }
             let within = usize::try_from(self.pos % SECTOR).unwrap_or(0);
             let n = (512 - within).min(buf.len() - written);
             let mut sector = [0u8; 512];
-            self.source.read_at(lba * SECTOR, &mut sector).map_err(io::Error::other)?;
+            self.source
+                .read_at(lba * SECTOR, &mut sector)
+                .map_err(io::Error::other)?;
             sector[within..within + n].copy_from_slice(&buf[written..written + n]);
             self.source.patch_sector(lba, sector);
             written += n;
@@ -127,7 +151,8 @@ impl Seek for OverlayDevice<'_> {
             SeekFrom::End(d) => size.checked_add_signed(d),
             SeekFrom::Current(d) => self.pos.checked_add_signed(d),
         };
-        self.pos = target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        self.pos = target
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
         Ok(self.pos)
     }
 }

@@ -120,7 +120,9 @@ pub fn run(
         let fed = feed(&raw_rx, &senders, deflate);
         drop(senders);
         drop(raw_rx);
-        reader.join().map_err(|_| Error::Pipeline("reader thread panicked".into()))?;
+        reader
+            .join()
+            .map_err(|_| Error::Pipeline("reader thread panicked".into()))?;
 
         let mut finished = Vec::new();
         let mut first_error = None;
@@ -135,7 +137,9 @@ pub fn run(
                 }
             }
         }
-        let hasher = hasher.join().map_err(|_| Error::Pipeline("hasher thread panicked".into()))?;
+        let hasher = hasher
+            .join()
+            .map_err(|_| Error::Pipeline("hasher thread panicked".into()))?;
         if let Some(e) = first_error {
             return Err(e);
         }
@@ -173,7 +177,8 @@ pub fn run(
                     first_error.get_or_insert(e);
                 }
                 Err(_) => {
-                    first_error.get_or_insert(Error::Pipeline("a writer panicked while finishing".into()));
+                    first_error
+                        .get_or_insert(Error::Pipeline("a writer panicked while finishing".into()));
                 }
             }
         }
@@ -186,7 +191,11 @@ pub fn run(
 }
 
 /// Deflates (when asked) and hands every batch to every consumer, in order.
-fn feed(raw_rx: &Receiver<Result<Batch>>, senders: &[SyncSender<Arc<Batch>>], deflate: bool) -> Result<()> {
+fn feed(
+    raw_rx: &Receiver<Result<Batch>>,
+    senders: &[SyncSender<Arc<Batch>>],
+    deflate: bool,
+) -> Result<()> {
     for batch in raw_rx {
         let mut batch = batch?;
         if deflate {
@@ -206,11 +215,14 @@ fn feed(raw_rx: &Receiver<Result<Batch>>, senders: &[SyncSender<Arc<Batch>>], de
 fn deflate_batch(batch: &mut Batch) {
     if let BatchContent::Data(data) = &mut batch.content {
         let DataBatch { bytes, grains } = data;
-        grains.par_iter_mut().zip(bytes.par_chunks(GRAIN_BYTES)).for_each(|(grain, chunk)| {
-            if !grain.zero {
-                grain.deflated = Some(Arc::new(deflate_grain(chunk)));
-            }
-        });
+        grains
+            .par_iter_mut()
+            .zip(bytes.par_chunks(GRAIN_BYTES))
+            .for_each(|(grain, chunk)| {
+                if !grain.zero {
+                    grain.deflated = Some(Arc::new(deflate_grain(chunk)));
+                }
+            });
     }
 }
 
@@ -227,7 +239,14 @@ fn read_batches(source: &DiskSource, ranges: &[(u64, u64)], tx: &SyncSender<Resu
         let zero_end = (data_start / GRAIN_SIZE * GRAIN_SIZE).min(total);
         if zero_end > pos {
             let len = (zero_end - pos).min(MAX_ZERO_BATCH);
-            if tx.send(Ok(Batch { offset: pos, len, content: BatchContent::Zero })).is_err() {
+            if tx
+                .send(Ok(Batch {
+                    offset: pos,
+                    len,
+                    content: BatchContent::Zero,
+                }))
+                .is_err()
+            {
                 return;
             }
             pos += len;
@@ -244,16 +263,26 @@ fn read_batches(source: &DiskSource, ranges: &[(u64, u64)], tx: &SyncSender<Resu
 }
 
 fn read_data_batch(source: &DiskSource, offset: u64, len: u64) -> Result<Batch> {
-    let mut bytes = vec![0u8; usize::try_from(len).map_err(|_| Error::Pipeline("batch too large".into()))?];
+    let mut bytes =
+        vec![0u8; usize::try_from(len).map_err(|_| Error::Pipeline("batch too large".into()))?];
     source.read_at(offset, &mut bytes)?;
-    let grains: Vec<Grain> =
-        bytes.chunks(GRAIN_BYTES).map(|chunk| Grain { zero: is_all_zero(chunk), deflated: None }).collect();
+    let grains: Vec<Grain> = bytes
+        .chunks(GRAIN_BYTES)
+        .map(|chunk| Grain {
+            zero: is_all_zero(chunk),
+            deflated: None,
+        })
+        .collect();
     let content = if grains.iter().all(|g| g.zero) {
         BatchContent::Zero
     } else {
         BatchContent::Data(DataBatch { bytes, grains })
     };
-    Ok(Batch { offset, len, content })
+    Ok(Batch {
+        offset,
+        len,
+        content,
+    })
 }
 
 /// SHA-256 of the full virtual disk, zeros included.

@@ -27,7 +27,10 @@ impl DiskSource {
     /// a whole number of 512-byte sectors.
     pub fn open(path: &Path) -> Result<Self> {
         let meta = std::fs::metadata(path).at("reading metadata of", path)?;
-        let bad = |reason: String| Error::BadInput { path: path.to_path_buf(), reason };
+        let bad = |reason: String| Error::BadInput {
+            path: path.to_path_buf(),
+            reason,
+        };
         if meta.is_dir() {
             return Err(bad("is a directory, not a raw disk image".into()));
         }
@@ -36,7 +39,9 @@ impl DiskSource {
         }
         let size = meta.len();
         if size == 0 {
-            return Err(bad("is empty (0 bytes); a raw disk image holds at least one sector".into()));
+            return Err(bad(
+                "is empty (0 bytes); a raw disk image holds at least one sector".into(),
+            ));
         }
         if size % SECTOR != 0 {
             return Err(bad(format!(
@@ -48,7 +53,13 @@ impl DiskSource {
         // Catch "opens but cannot be read" (EISDIR-like, EIO) now, with the path.
         let mut probe = [0u8; 512];
         file.read_exact_at(&mut probe, 0).at("reading", path)?;
-        Ok(DiskSource { file, path: path.to_path_buf(), file_size: size, virtual_size: size, overlay: BTreeMap::new() })
+        Ok(DiskSource {
+            file,
+            path: path.to_path_buf(),
+            file_size: size,
+            virtual_size: size,
+            overlay: BTreeMap::new(),
+        })
     }
 
     /// The input file's path.
@@ -79,13 +90,22 @@ impl DiskSource {
     /// Reads `buf.len()` bytes of the exported view at `offset`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
-        let end = offset.checked_add(len).filter(|&e| e <= self.virtual_size).ok_or_else(|| {
-            Error::corrupt(&self.path, offset, format!("read of {len} bytes past the end of the disk"))
-        })?;
+        let end = offset
+            .checked_add(len)
+            .filter(|&e| e <= self.virtual_size)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    &self.path,
+                    offset,
+                    format!("read of {len} bytes past the end of the disk"),
+                )
+            })?;
         let in_file = end.min(self.file_size).saturating_sub(offset);
         let in_file_len = usize::try_from(in_file).unwrap_or(buf.len());
         if in_file_len > 0 {
-            self.file.read_exact_at(&mut buf[..in_file_len], offset).at("reading", &self.path)?;
+            self.file
+                .read_exact_at(&mut buf[..in_file_len], offset)
+                .at("reading", &self.path)?;
         }
         buf[in_file_len..].fill(0);
         for (lba, sector) in self.overlay.range(offset / SECTOR..end.div_ceil(SECTOR)) {

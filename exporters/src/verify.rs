@@ -43,61 +43,107 @@ pub fn verify(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
     let sums_path = dir.join(SUMS_FILE);
     let sums = std::fs::read_to_string(&sums_path).at("reading", &sums_path)?;
     if sums != manifest.sums() {
-        return Err(Error::mismatch(&sums_path, "does not list the same files and digests as manifest.json"));
+        return Err(Error::mismatch(
+            &sums_path,
+            "does not list the same files and digests as manifest.json",
+        ));
     }
     let mut artifacts = Vec::new();
     for artifact in &manifest.artifacts {
         artifacts.push(verify_artifact(dir, &manifest, artifact, progress)?);
     }
-    Ok(VerifyReport { name: manifest.name.clone(), content_sha256: manifest.content_sha256.clone(), artifacts })
+    Ok(VerifyReport {
+        name: manifest.name.clone(),
+        content_sha256: manifest.content_sha256.clone(),
+        artifacts,
+    })
 }
 
-fn verify_artifact(dir: &Path, manifest: &Manifest, artifact: &ManifestArtifact, progress: &dyn Progress) -> Result<Verified> {
+fn verify_artifact(
+    dir: &Path,
+    manifest: &Manifest,
+    artifact: &ManifestArtifact,
+    progress: &dyn Progress,
+) -> Result<Verified> {
     let path = artifact_path(dir, &artifact.file)?;
     let mut checks = Vec::new();
-    let size = std::fs::metadata(&path).at("reading metadata of", &path)?.len();
+    let size = std::fs::metadata(&path)
+        .at("reading metadata of", &path)?
+        .len();
     if size != artifact.size {
-        return Err(Error::mismatch(&path, format!("size is {size} bytes, the manifest says {}", artifact.size)));
+        return Err(Error::mismatch(
+            &path,
+            format!("size is {size} bytes, the manifest says {}", artifact.size),
+        ));
     }
     let file = File::open(&path).at("opening", &path)?;
     let sha = hex_digest(&sha256_reader(file).at("reading", &path)?);
     if sha != artifact.sha256 {
-        return Err(Error::mismatch(&path, format!("sha256 is {sha}, the manifest says {}", artifact.sha256)));
+        return Err(Error::mismatch(
+            &path,
+            format!("sha256 is {sha}, the manifest says {}", artifact.sha256),
+        ));
     }
     checks.push("size and sha256 match the manifest".to_string());
     if artifact.role != Role::Disk {
-        return Ok(Verified { file: artifact.file.clone(), format: artifact.format, checks });
+        return Ok(Verified {
+            file: artifact.file.clone(),
+            format: artifact.format,
+            checks,
+        });
     }
 
     let task = artifact.file.clone();
     progress.started(&task, manifest.virtual_size);
-    let (virtual_size, digest) = read_disk(&path, &artifact.container, &mut |done| progress.advanced(&task, done))?;
+    let (virtual_size, digest) = read_disk(&path, &artifact.container, &mut |done| {
+        progress.advanced(&task, done)
+    })?;
     progress.finished(&task);
     if virtual_size != manifest.virtual_size {
         return Err(Error::mismatch(
             &path,
-            format!("holds a {virtual_size}-byte disk, the manifest says {}", manifest.virtual_size),
+            format!(
+                "holds a {virtual_size}-byte disk, the manifest says {}",
+                manifest.virtual_size
+            ),
         ));
     }
     let digest = hex_digest(&digest);
     if digest != manifest.content_sha256 {
         return Err(Error::mismatch(
             &path,
-            format!("content digest is {digest}, the manifest says {}", manifest.content_sha256),
+            format!(
+                "content digest is {digest}, the manifest says {}",
+                manifest.content_sha256
+            ),
         ));
     }
-    checks.push(format!("{} reader: virtual size and content digest match", artifact.container));
+    checks.push(format!(
+        "{} reader: virtual size and content digest match",
+        artifact.container
+    ));
     if let Some(rule) = artifact.format.size_rule() {
         if !rule.holds(virtual_size) {
-            return Err(Error::mismatch(&path, format!("breaks the size rule: {} (size {virtual_size})", rule.rule)));
+            return Err(Error::mismatch(
+                &path,
+                format!("breaks the size rule: {} (size {virtual_size})", rule.rule),
+            ));
         }
         checks.push(format!("size rule holds: {}", rule.rule));
     }
-    Ok(Verified { file: artifact.file.clone(), format: artifact.format, checks })
+    Ok(Verified {
+        file: artifact.file.clone(),
+        format: artifact.format,
+        checks,
+    })
 }
 
 /// Reads a disk artifact: its virtual size and content digest.
-pub fn read_disk(path: &Path, container: &str, on_progress: &mut dyn FnMut(u64)) -> Result<(u64, [u8; 32])> {
+pub fn read_disk(
+    path: &Path,
+    container: &str,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<(u64, [u8; 32])> {
     let mut image: Box<dyn DiskImage> = match container {
         "raw" => Box::new(RawImage::open(path)?),
         "vhd" => Box::new(VhdImage::open(path)?),
@@ -108,7 +154,12 @@ pub fn read_disk(path: &Path, container: &str, on_progress: &mut dyn FnMut(u64))
             let content = gce::read_content(path, on_progress)?;
             return Ok((content.virtual_size, content.content_digest));
         }
-        other => return Err(Error::mismatch(path, format!("unknown container {other:?} in the manifest"))),
+        other => {
+            return Err(Error::mismatch(
+                path,
+                format!("unknown container {other:?} in the manifest"),
+            ));
+        }
     };
     let digest = content_digest(image.as_mut(), on_progress)?;
     Ok((image.virtual_size(), digest))
@@ -118,7 +169,10 @@ pub fn read_disk(path: &Path, container: &str, on_progress: &mut dyn FnMut(u64))
 fn artifact_path(dir: &Path, file: &str) -> Result<PathBuf> {
     let plain = !file.is_empty() && !file.contains('/') && file != "." && file != "..";
     if !plain {
-        return Err(Error::mismatch(&dir.join("manifest.json"), format!("artifact name {file:?} is not a plain file name")));
+        return Err(Error::mismatch(
+            &dir.join("manifest.json"),
+            format!("artifact name {file:?} is not a plain file name"),
+        ));
     }
     Ok(dir.join(file))
 }

@@ -6,12 +6,16 @@ use std::process::{Command, Output};
 
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
-    cmd.env_remove("SOURCE_DATE_EPOCH").env("NODEIMG_LOG", "warn");
+    cmd.env_remove("SOURCE_DATE_EPOCH")
+        .env("NODEIMG_LOG", "warn");
     cmd
 }
 
 fn out_str(o: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn disk(dir: &Path, size: u64) -> PathBuf {
@@ -22,7 +26,10 @@ fn disk(dir: &Path, size: u64) -> PathBuf {
 
 fn listing(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -33,42 +40,91 @@ fn export_json_prints_the_manifest_and_no_progress() {
     let dir = tempfile::tempdir().unwrap();
     let d = disk(dir.path(), 64 << 20);
     let out = dir.path().join("out");
-    let o = nodeimg().arg("export").arg(&d).arg("--out").arg(&out).args(["--formats", "raw,vhd", "--json"]).output().unwrap();
+    let o = nodeimg()
+        .arg("export")
+        .arg(&d)
+        .arg("--out")
+        .arg(&out)
+        .args(["--formats", "raw,vhd", "--json"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = out_str(&o);
     assert!(o.status.success(), "{stderr}");
-    let manifest: serde_json::Value = serde_json::from_str(&stdout).expect("stdout is the manifest JSON");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout is the manifest JSON");
     assert_eq!(manifest["name"], "golden");
     assert_eq!(manifest["virtual_size"], 64u64 << 20);
-    assert!(!stderr.contains('%'), "progress drawn in --json mode: {stderr}");
-    assert_eq!(listing(&out), ["SHA256SUMS", "golden.raw", "golden.vhd", "import-azure.txt", "manifest.json"]);
+    assert!(
+        !stderr.contains('%'),
+        "progress drawn in --json mode: {stderr}"
+    );
+    assert_eq!(
+        listing(&out),
+        [
+            "SHA256SUMS",
+            "golden.raw",
+            "golden.vhd",
+            "import-azure.txt",
+            "manifest.json"
+        ]
+    );
 }
 
 #[test]
 fn export_without_a_terminal_prints_progress_lines() {
     let dir = tempfile::tempdir().unwrap();
     let d = disk(dir.path(), 64 << 20);
-    let o = nodeimg().arg("export").arg(&d).arg("--out").arg(dir.path().join("o")).args(["--formats", "raw"]).output().unwrap();
+    let o = nodeimg()
+        .arg("export")
+        .arg(&d)
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .args(["--formats", "raw"])
+        .output()
+        .unwrap();
     let (stdout, stderr) = out_str(&o);
     assert!(o.status.success(), "{stderr}");
-    assert!(stderr.contains("export raw: 100%") && stderr.contains("export raw: done"), "{stderr}");
-    assert!(stdout.contains("content sha256") && stdout.contains("manifest:"), "{stdout}");
+    assert!(
+        stderr.contains("export raw: 100%") && stderr.contains("export raw: done"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("content sha256") && stdout.contains("manifest:"),
+        "{stdout}"
+    );
 }
 
 #[test]
 fn a_missing_disk_is_one_error_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let o = nodeimg().arg("export").arg(dir.path().join("absent.raw")).arg("--out").arg(dir.path().join("o")).output().unwrap();
+    let o = nodeimg()
+        .arg("export")
+        .arg(dir.path().join("absent.raw"))
+        .arg("--out")
+        .arg(dir.path().join("o"))
+        .output()
+        .unwrap();
     let (_, stderr) = out_str(&o);
     assert_eq!(o.status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: ") && stderr.contains("absent.raw"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: ") && stderr.contains("absent.raw"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn an_unknown_format_is_a_usage_error() {
-    let o = nodeimg().args(["export", "x.raw", "--out", "o", "--formats", "raw,vmdk2"]).output().unwrap();
+    let o = nodeimg()
+        .args(["export", "x.raw", "--out", "o", "--formats", "raw,vmdk2"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(out_str(&o).1.contains("unknown format"), "{}", out_str(&o).1);
+    assert!(
+        out_str(&o).1.contains("unknown format"),
+        "{}",
+        out_str(&o).1
+    );
 }
 
 #[test]
@@ -85,7 +141,11 @@ fn a_bad_source_date_epoch_is_named() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1));
-    assert!(out_str(&o).1.contains("SOURCE_DATE_EPOCH"), "{}", out_str(&o).1);
+    assert!(
+        out_str(&o).1.contains("SOURCE_DATE_EPOCH"),
+        "{}",
+        out_str(&o).1
+    );
 }
 
 #[test]
@@ -101,10 +161,18 @@ fn a_full_disk_leaves_no_artifact_and_no_manifest() {
         d.display(),
         out.display()
     );
-    let o = Command::new("sh").arg("-c").arg(script).env("NODEIMG_LOG", "warn").output().unwrap();
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .env("NODEIMG_LOG", "warn")
+        .output()
+        .unwrap();
     let (_, stderr) = out_str(&o);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("File too large") && stderr.contains(".nodeimg-partial."), "{stderr}");
+    assert!(
+        stderr.contains("File too large") && stderr.contains(".nodeimg-partial."),
+        "{stderr}"
+    );
     assert!(listing(&out).is_empty(), "left behind: {:?}", listing(&out));
 }
 
@@ -113,13 +181,29 @@ fn verify_names_a_tampered_artifact_and_inspect_shows_the_gpt() {
     let dir = tempfile::tempdir().unwrap();
     let d = disk(dir.path(), 64 << 20);
     let out = dir.path().join("out");
-    let o = nodeimg().arg("export").arg(&d).arg("--out").arg(&out).args(["--formats", "raw,vhd"]).output().unwrap();
+    let o = nodeimg()
+        .arg("export")
+        .arg(&d)
+        .arg("--out")
+        .arg(&out)
+        .args(["--formats", "raw,vhd"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", out_str(&o).1);
     let ok = nodeimg().arg("verify").arg(&out).output().unwrap();
     assert!(ok.status.success(), "{}", out_str(&ok).1);
-    assert!(out_str(&ok).0.contains("verified 3 artifacts"), "{}", out_str(&ok).0);
+    assert!(
+        out_str(&ok).0.contains("verified 3 artifacts"),
+        "{}",
+        out_str(&ok).0
+    );
 
-    let inspect = nodeimg().arg("inspect").arg(out.join("golden.vhd")).arg("--json").output().unwrap();
+    let inspect = nodeimg()
+        .arg("inspect")
+        .arg(out.join("golden.vhd"))
+        .arg("--json")
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&inspect.stdout).expect("inspect json");
     assert_eq!(v["format"], "vhd");
     assert_eq!(v["virtual_size"], 64u64 << 20);
@@ -132,5 +216,8 @@ fn verify_names_a_tampered_artifact_and_inspect_shows_the_gpt() {
     let bad = nodeimg().arg("verify").arg(&out).output().unwrap();
     let (_, stderr) = out_str(&bad);
     assert_eq!(bad.status.code(), Some(1));
-    assert!(stderr.contains("golden.raw") && stderr.contains("sha256"), "{stderr}");
+    assert!(
+        stderr.contains("golden.raw") && stderr.contains("sha256"),
+        "{stderr}"
+    );
 }

@@ -16,14 +16,23 @@ use crate::format::{ExportOptions, Format};
 use crate::pipeline::DiskWriter;
 
 /// The writers for the requested formats. OVA and AWS share one streamOptimized VMDK writer.
-pub fn writers_for(options: &ExportOptions, dir: &Path, virtual_size: u64) -> Result<Vec<Box<dyn DiskWriter>>> {
+pub fn writers_for(
+    options: &ExportOptions,
+    dir: &Path,
+    virtual_size: u64,
+) -> Result<Vec<Box<dyn DiskWriter>>> {
     let mut writers: Vec<Box<dyn DiskWriter>> = Vec::new();
     let name = options.name.as_str();
     if options.wants(Format::Raw) {
         writers.push(Box::new(raw::RawWriter::new(dir, name)?));
     }
     if options.wants(Format::Qcow2) {
-        writers.push(Box::new(qcow2::Qcow2Writer::new(dir, name, options.compress, virtual_size)?));
+        writers.push(Box::new(qcow2::Qcow2Writer::new(
+            dir,
+            name,
+            options.compress,
+            virtual_size,
+        )?));
     }
     if options.wants(Format::Vhd) {
         writers.push(Box::new(vhd::VhdWriter::new(dir, name)?));

@@ -17,7 +17,9 @@ pub struct RawWriter {
 impl RawWriter {
     /// Starts `dir/NAME.raw`.
     pub fn new(dir: &std::path::Path, name: &str) -> Result<Self> {
-        Ok(RawWriter { out: TempArtifact::create(dir, &format!("{name}.raw"))? })
+        Ok(RawWriter {
+            out: TempArtifact::create(dir, &format!("{name}.raw"))?,
+        })
     }
 }
 
@@ -26,9 +28,17 @@ pub(crate) fn write_sparse(out: &mut TempArtifact, batch: &Batch, base: u64) -> 
     let path = out.temp_path().to_path_buf();
     if let BatchContent::Data(data) = &batch.content {
         let file = out.file();
-        for (index, (grain, bytes)) in data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)).enumerate() {
+        for (index, (grain, bytes)) in data
+            .grains
+            .iter()
+            .zip(data.bytes.chunks(GRAIN_BYTES))
+            .enumerate()
+        {
             if !grain.zero {
-                file.seek(SeekFrom::Start(base + batch.offset + GRAIN_SIZE * index as u64)).at("seeking", &path)?;
+                file.seek(SeekFrom::Start(
+                    base + batch.offset + GRAIN_SIZE * index as u64,
+                ))
+                .at("seeking", &path)?;
                 file.write_all(bytes).at("writing", &path)?;
             }
         }
@@ -47,7 +57,10 @@ impl DiskWriter for RawWriter {
 
     fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
         let path = self.out.temp_path().to_path_buf();
-        self.out.file().set_len(ctx.virtual_size).at("sizing", &path)?;
+        self.out
+            .file()
+            .set_len(ctx.virtual_size)
+            .at("sizing", &path)?;
         let size = self.out.sync()?;
         Ok(vec![Produced {
             artifact: self.out,

@@ -30,7 +30,9 @@ pub struct VhdWriter {
 impl VhdWriter {
     /// Starts `dir/NAME.vhd`.
     pub fn new(dir: &std::path::Path, name: &str) -> Result<Self> {
-        Ok(VhdWriter { out: TempArtifact::create(dir, &format!("{name}.vhd"))? })
+        Ok(VhdWriter {
+            out: TempArtifact::create(dir, &format!("{name}.vhd"))?,
+        })
     }
 }
 
@@ -47,9 +49,14 @@ impl DiskWriter for VhdWriter {
         let path = self.out.temp_path().to_path_buf();
         let timestamp = ctx.options.source_date_epoch.saturating_sub(VHD_EPOCH);
         let uuid = content_uuid(&ctx.content_digest, "vhd");
-        let footer = fixed_footer(ctx.virtual_size, u32::try_from(timestamp).unwrap_or(u32::MAX), uuid);
+        let footer = fixed_footer(
+            ctx.virtual_size,
+            u32::try_from(timestamp).unwrap_or(u32::MAX),
+            uuid,
+        );
         let file = self.out.file();
-        file.seek(SeekFrom::Start(ctx.virtual_size)).at("seeking", &path)?;
+        file.seek(SeekFrom::Start(ctx.virtual_size))
+            .at("seeking", &path)?;
         file.write_all(&footer).at("writing footer of", &path)?;
         let size = self.out.sync()?;
         let mut hasher = ctx.content_hasher.clone();
@@ -112,34 +119,59 @@ pub struct VhdFooter {
 }
 
 /// Parses and checks the footer of a VHD file of `file_size` bytes.
-pub fn parse_footer(path: &std::path::Path, footer: &[u8; FOOTER_LEN], file_size: u64) -> Result<VhdFooter> {
+pub fn parse_footer(
+    path: &std::path::Path,
+    footer: &[u8; FOOTER_LEN],
+    file_size: u64,
+) -> Result<VhdFooter> {
     let at = file_size.saturating_sub(512);
     if &footer[0..8] != b"conectix" {
-        return Err(Error::corrupt(path, at, "no VHD footer cookie \"conectix\""));
+        return Err(Error::corrupt(
+            path,
+            at,
+            "no VHD footer cookie \"conectix\"",
+        ));
     }
     let stored = u32::from_be_bytes([footer[64], footer[65], footer[66], footer[67]]);
     let computed = footer_checksum(footer);
     if stored != computed {
-        return Err(Error::corrupt(path, at + 64, format!("footer checksum {stored:#010x}, computed {computed:#010x}")));
+        return Err(Error::corrupt(
+            path,
+            at + 64,
+            format!("footer checksum {stored:#010x}, computed {computed:#010x}"),
+        ));
     }
-    let be64 = |r: std::ops::Range<usize>| u64::from_be_bytes(footer[r].try_into().unwrap_or([0; 8]));
+    let be64 =
+        |r: std::ops::Range<usize>| u64::from_be_bytes(footer[r].try_into().unwrap_or([0; 8]));
     let disk_type = u32::from_be_bytes([footer[60], footer[61], footer[62], footer[63]]);
     let current_size = be64(48..56);
     if disk_type != DISK_TYPE_FIXED {
-        return Err(Error::corrupt(path, at + 60, format!("disk type {disk_type}, only fixed (2) is supported")));
+        return Err(Error::corrupt(
+            path,
+            at + 60,
+            format!("disk type {disk_type}, only fixed (2) is supported"),
+        ));
     }
     if current_size.checked_add(512) != Some(file_size) {
         return Err(Error::corrupt(
             path,
             at + 48,
-            format!("footer says {current_size} bytes but the file holds {} before the footer", file_size.saturating_sub(512)),
+            format!(
+                "footer says {current_size} bytes but the file holds {} before the footer",
+                file_size.saturating_sub(512)
+            ),
         ));
     }
     let mut creator = [0u8; 4];
     creator.copy_from_slice(&footer[28..32]);
     let mut uuid = [0u8; 16];
     uuid.copy_from_slice(&footer[68..84]);
-    Ok(VhdFooter { current_size, disk_type, creator, uuid })
+    Ok(VhdFooter {
+        current_size,
+        disk_type,
+        creator,
+        uuid,
+    })
 }
 
 #[cfg(test)]
@@ -152,7 +184,10 @@ mod tests {
         // Bytes as qemu writes them for a 4 MiB disk (formats.md §1.2), timestamp and ids aside.
         assert_eq!(&f[0..8], b"conectix");
         assert_eq!(hex::encode(&f[8..24]), "0000000200010000ffffffffffffffff");
-        assert_eq!(hex::encode(&f[28..64]), "71656d32000500035769326b00000000004000000000000000400000ffff10ff00000002");
+        assert_eq!(
+            hex::encode(&f[28..64]),
+            "71656d32000500035769326b00000000004000000000000000400000ffff10ff00000002"
+        );
         let parsed = parse_footer(std::path::Path::new("x.vhd"), &f, (4 << 20) + 512).unwrap();
         assert_eq!(parsed.current_size, 4 << 20);
     }

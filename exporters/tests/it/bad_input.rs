@@ -11,8 +11,14 @@ fn try_export(disk: &Path, out: &Path) -> String {
     let text = err.to_string();
     assert!(text.lines().count() == 1, "error is not one line: {text}");
     if out.is_dir() {
-        let left: Vec<_> = std::fs::read_dir(out).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(left.is_empty(), "files left behind after a failed export: {left:?}");
+        let left: Vec<_> = std::fs::read_dir(out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(
+            left.is_empty(),
+            "files left behind after a failed export: {left:?}"
+        );
     }
     text
 }
@@ -22,7 +28,10 @@ fn missing_file_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope.raw");
     let text = try_export(&missing, &dir.path().join("out"));
-    assert!(text.contains("nope.raw") && text.contains("No such file"), "{text}");
+    assert!(
+        text.contains("nope.raw") && text.contains("No such file"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -38,7 +47,10 @@ fn an_empty_file_is_refused() {
     let empty = dir.path().join("empty.raw");
     std::fs::write(&empty, b"").unwrap();
     let text = try_export(&empty, &dir.path().join("out"));
-    assert!(text.contains("empty.raw") && text.contains("empty"), "{text}");
+    assert!(
+        text.contains("empty.raw") && text.contains("empty"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -47,7 +59,10 @@ fn a_size_off_the_sector_is_refused() {
     let odd = dir.path().join("odd.raw");
     std::fs::write(&odd, vec![1u8; 1000]).unwrap();
     let text = try_export(&odd, &dir.path().join("out"));
-    assert!(text.contains("odd.raw") && text.contains("multiple of 512"), "{text}");
+    assert!(
+        text.contains("odd.raw") && text.contains("multiple of 512"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -58,7 +73,10 @@ fn an_output_path_that_is_a_file_is_refused() {
     let file_out = dir.path().join("out-file");
     std::fs::write(&file_out, b"x").unwrap();
     let text = try_export(&disk, &file_out);
-    assert!(text.contains("out-file") && text.contains("not a directory"), "{text}");
+    assert!(
+        text.contains("out-file") && text.contains("not a directory"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -88,8 +106,13 @@ fn a_manifest_that_is_not_json_is_named() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("manifest.json"), b"{ truncated").unwrap();
     std::fs::write(dir.path().join("SHA256SUMS"), b"").unwrap();
-    let err = exporters::verify::verify(dir.path(), &NoProgress).unwrap_err().to_string();
-    assert!(err.contains("manifest.json") && err.contains("line 1"), "{err}");
+    let err = exporters::verify::verify(dir.path(), &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("manifest.json") && err.contains("line 1"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -103,7 +126,9 @@ fn inspect_refuses_garbage_without_panicking() {
     ] {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let err = exporters::inspect::inspect(&path).expect_err(name).to_string();
+        let err = exporters::inspect::inspect(&path)
+            .expect_err(name)
+            .to_string();
         assert!(err.contains(name), "{name}: {err}");
     }
 }

@@ -17,7 +17,8 @@ pub fn have(tool: &str) -> bool {
 
 /// Runs a command, returning its output (panics with the command line when it cannot start).
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and asserts it exits 0, showing its output otherwise.
@@ -48,17 +49,29 @@ pub fn layout_disk(dir: &Path, size: u64, pieces: &[Piece]) -> PathBuf {
 }
 
 /// Exports `disk` to `out` with `formats` (and `compress`).
-pub fn export(disk: &Path, out: &Path, formats: &[Format], compress: bool) -> exporters::ExportReport {
+pub fn export(
+    disk: &Path,
+    out: &Path,
+    formats: &[Format],
+    compress: bool,
+) -> exporters::ExportReport {
     let mut options = ExportOptions::new("node");
     options.formats = formats.to_vec();
     options.compress = compress;
-    options.properties = vec![("kubernetes".into(), "v1.30.2".into()), ("containerd".into(), "1.7.20".into())];
+    options.properties = vec![
+        ("kubernetes".into(), "v1.30.2".into()),
+        ("containerd".into(), "1.7.20".into()),
+    ];
     exporters::export(disk, out, &options, &NoProgress).expect("export")
 }
 
 /// `qemu-img info --output=json` virtual-size.
 pub fn qemu_virtual_size(fmt: &str, file: &Path) -> u64 {
-    let json = run_ok(Command::new("qemu-img").args(["info", "-f", fmt, "--output=json"]).arg(file));
+    let json = run_ok(
+        Command::new("qemu-img")
+            .args(["info", "-f", fmt, "--output=json"])
+            .arg(file),
+    );
     let v: serde_json::Value = serde_json::from_str(&json).expect("qemu-img info json");
     v["virtual-size"].as_u64().expect("virtual-size")
 }

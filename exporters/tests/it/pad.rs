@@ -16,7 +16,12 @@ fn a_size_that_breaks_gce_is_refused_naming_the_rule() {
     let err = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress).unwrap_err();
     assert!(matches!(err, Error::SizeRule { .. }), "{err:?}");
     let text = err.to_string();
-    assert!(text.contains("whole number of GiB") && text.contains("1073741824") && text.contains("--pad"), "{text}");
+    assert!(
+        text.contains("whole number of GiB")
+            && text.contains("1073741824")
+            && text.contains("--pad"),
+        "{text}"
+    );
     assert!(!dir.path().join("out").join("manifest.json").exists());
 }
 
@@ -26,8 +31,15 @@ fn a_size_that_breaks_azure_is_refused_with_the_nearest_mib() {
     let disk = gpt_disk(dir.path(), (64 << 20) + 4096);
     let mut options = ExportOptions::new("node");
     options.formats = vec![Format::Vhd];
-    let text = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress).unwrap_err().to_string();
-    assert!(text.contains("whole number of MiB") && text.contains(&(64u64 << 20).to_string()) && text.contains(&(65u64 << 20).to_string()), "{text}");
+    let text = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        text.contains("whole number of MiB")
+            && text.contains(&(64u64 << 20).to_string())
+            && text.contains(&(65u64 << 20).to_string()),
+        "{text}"
+    );
 }
 
 #[test]
@@ -41,7 +53,11 @@ fn pad_grows_to_a_gib_and_keeps_the_gpt_valid() {
     options.pad = true;
     let out = dir.path().join("out");
     let report = exporters::export(&disk, &out, &options, &NoProgress).unwrap();
-    assert_eq!(std::fs::read(&disk).unwrap(), before, "the input disk was modified");
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        before,
+        "the input disk was modified"
+    );
     assert_eq!(report.manifest.virtual_size, 1 << 30);
     assert_eq!(report.manifest.padded_from, Some(size));
     let pad = report.pad.expect("pad outcome");
@@ -53,7 +69,11 @@ fn pad_grows_to_a_gib_and_keeps_the_gpt_valid() {
     assert_eq!(&bytes[(1 << 30) - 512..(1 << 30) - 504], b"EFI PART");
     // The old backup header is gone.
     let old = usize::try_from(size).unwrap() - 512;
-    assert_ne!(&bytes[old..old + 8], b"EFI PART", "stale backup GPT left at the old end");
+    assert_ne!(
+        &bytes[old..old + 8],
+        b"EFI PART",
+        "stale backup GPT left at the old end"
+    );
     let found = exporters::inspect::inspect(&raw).unwrap();
     let gpt = found.gpt.expect("gpt");
     assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);

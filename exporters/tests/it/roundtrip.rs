@@ -25,28 +25,58 @@ fn piece_strategy(size: u64) -> impl Strategy<Value = Piece> {
 fn layout_strategy() -> impl Strategy<Value = (u64, Vec<Piece>, bool)> {
     (1u64..=16_384, any::<bool>()).prop_flat_map(|(sectors, end_data)| {
         let size = sectors * 512;
-        (Just(size), prop::collection::vec(piece_strategy(size), 0..6), Just(end_data))
+        (
+            Just(size),
+            prop::collection::vec(piece_strategy(size), 0..6),
+            Just(end_data),
+        )
     })
 }
 
-fn check_layout(size: u64, mut pieces: Vec<Piece>, end_data: bool, compress: bool, formats: &[Format]) {
+fn check_layout(
+    size: u64,
+    mut pieces: Vec<Piece>,
+    end_data: bool,
+    compress: bool,
+    formats: &[Format],
+) {
     if end_data {
-        pieces.push(Piece { offset: size - 512, bytes: b"END!".repeat(128) });
+        pieces.push(Piece {
+            offset: size - 512,
+            bytes: b"END!".repeat(128),
+        });
     }
     let dir = tempfile::tempdir().unwrap();
     let disk = layout_disk(dir.path(), size, &pieces);
-    let expected: [u8; 32] = Sha256::digest(expected_bytes(usize::try_from(size).unwrap(), &pieces)).into();
+    let expected: [u8; 32] =
+        Sha256::digest(expected_bytes(usize::try_from(size).unwrap(), &pieces)).into();
     let mut options = exporters::ExportOptions::new("p");
-    options.formats = formats.iter().copied().filter(|f| f.size_rule().is_none_or(|r| r.holds(size))).collect();
+    options.formats = formats
+        .iter()
+        .copied()
+        .filter(|f| f.size_rule().is_none_or(|r| r.holds(size)))
+        .collect();
     options.compress = compress;
     let out = dir.path().join("out");
     let report = exporters::export(&disk, &out, &options, &NoProgress).unwrap();
-    assert_eq!(report.manifest.content_sha256, hex::encode(expected), "export digest");
+    assert_eq!(
+        report.manifest.content_sha256,
+        hex::encode(expected),
+        "export digest"
+    );
     let verified = exporters::verify::verify(&out, &NoProgress).unwrap();
     let disks = report.manifest.disks().count();
-    assert_eq!(verified.artifacts.iter().filter(|a| a.checks.len() > 1).count(), disks);
+    assert_eq!(
+        verified
+            .artifacts
+            .iter()
+            .filter(|a| a.checks.len() > 1)
+            .count(),
+        disks
+    );
     for a in report.manifest.disks() {
-        let (vsize, digest) = exporters::verify::read_disk(&out.join(&a.file), &a.container, &mut |_| {}).unwrap();
+        let (vsize, digest) =
+            exporters::verify::read_disk(&out.join(&a.file), &a.container, &mut |_| {}).unwrap();
         assert_eq!(vsize, size, "{}", a.file);
         assert_eq!(digest, expected, "{} content differs", a.file);
     }

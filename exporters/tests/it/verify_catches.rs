@@ -10,7 +10,11 @@ use sha2::{Digest, Sha256};
 use crate::common::gpt_disk;
 
 fn flip(path: &Path, offset: u64) {
-    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut b = [0u8; 1];
     f.seek(SeekFrom::Start(offset)).unwrap();
     f.read_exact(&mut b).unwrap();
@@ -56,13 +60,22 @@ fn a_flipped_byte_in_any_artifact_fails_verify() {
             }
             std::fs::copy(out.join("manifest.json"), work.join("manifest.json")).unwrap();
             std::fs::copy(out.join("SHA256SUMS"), work.join("SHA256SUMS")).unwrap();
-            flip(&work.join(&artifact.file), data_offset(&artifact.container, artifact.size));
+            flip(
+                &work.join(&artifact.file),
+                data_offset(&artifact.container, artifact.size),
+            );
             if forged {
                 forge_manifest(&work, &artifact.file);
             }
-            let err = exporters::verify::verify(&work, &NoProgress)
-                .expect_err(&format!("verify accepted a flipped byte in {} (forged manifest: {forged})", artifact.file));
-            assert!(err.to_string().contains(&artifact.file), "error does not name {}: {err}", artifact.file);
+            let err = exporters::verify::verify(&work, &NoProgress).expect_err(&format!(
+                "verify accepted a flipped byte in {} (forged manifest: {forged})",
+                artifact.file
+            ));
+            assert!(
+                err.to_string().contains(&artifact.file),
+                "error does not name {}: {err}",
+                artifact.file
+            );
         }
     }
     // The VHD footer is covered by its own checksum too.

@@ -10,7 +10,11 @@ use crate::pipeline::DiskWriter;
 
 /// The writer that produces `NAME.vmdk` once and from it the OVA and/or the AWS artifacts,
 /// depending on which of the two `options` requests.
-pub fn vmdk_family_writer(dir: &Path, options: &ExportOptions, virtual_size: u64) -> Result<Box<dyn DiskWriter>> {
+pub fn vmdk_family_writer(
+    dir: &Path,
+    options: &ExportOptions,
+    virtual_size: u64,
+) -> Result<Box<dyn DiskWriter>> {
     let _ = (dir, options, virtual_size);
     Err(Error::Pipeline("vmdk writer not written yet".into()))
 }
@@ -27,7 +31,11 @@ impl VmdkImage {
 
     /// Opens the VMDK held in `slice`.
     pub fn open_slice(slice: FileSlice) -> Result<Self> {
-        Err(Error::corrupt(slice.path(), slice.base(), "vmdk reader not written yet"))
+        Err(Error::corrupt(
+            slice.path(),
+            slice.base(),
+            "vmdk reader not written yet",
+        ))
     }
 }
 
