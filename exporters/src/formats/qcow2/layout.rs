@@ -2,7 +2,8 @@
 //! 16-bit refcounts, a 104-byte header plus the end-of-extensions marker.
 
 use super::{
-    CLUSTER_BITS, CLUSTER_SIZE, HEADER_LENGTH, L2_ENTRIES, MAGIC, OFFSET_MASK, OFLAG_COMPRESSED, REFCOUNT_ORDER,
+    CLUSTER_BITS, CLUSTER_SIZE, HEADER_LENGTH, L2_ENTRIES, MAGIC, OFFSET_MASK, OFLAG_COMPRESSED,
+    REFCOUNT_ORDER,
 };
 
 /// Refcount entries in one refcount block: 64 KiB of 16-bit counters.
@@ -97,7 +98,12 @@ impl Tail {
 }
 
 /// The header cluster's first bytes: the 104-byte v3 header and the end-of-extensions marker.
-pub(crate) fn header(virtual_size: u64, l1_entries: u32, tail: &Tail, rt_clusters: u32) -> [u8; HEADER_BYTES] {
+pub(crate) fn header(
+    virtual_size: u64,
+    l1_entries: u32,
+    tail: &Tail,
+    rt_clusters: u32,
+) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
     let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
     put(0, &MAGIC);
@@ -107,7 +113,10 @@ pub(crate) fn header(virtual_size: u64, l1_entries: u32, tail: &Tail, rt_cluster
     put(24, &virtual_size.to_be_bytes());
     // 32: crypt_method 0.
     put(36, &l1_entries.to_be_bytes());
-    put(40, &((tail.l1_start << CLUSTER_BITS) & OFFSET_MASK).to_be_bytes());
+    put(
+        40,
+        &((tail.l1_start << CLUSTER_BITS) & OFFSET_MASK).to_be_bytes(),
+    );
     put(48, &(tail.rt_start << CLUSTER_BITS).to_be_bytes());
     put(56, &rt_clusters.to_be_bytes());
     // 60: nb_snapshots, 64: snapshots_offset, 72/80/88: feature bits: all 0.
@@ -138,8 +147,14 @@ mod tests {
         assert_eq!(refcount_clusters(full - 8192), (2, 8193));
         for used in [1u64, 5, 32767, 100_000, full - 8192, full + 12345] {
             let (rt, rb) = refcount_clusters(used);
-            assert!(rb * REFCOUNTS_PER_BLOCK >= used + rt + rb, "{used}: blocks too few");
-            assert!((rb - 1) * REFCOUNTS_PER_BLOCK < used + rt + rb, "{used}: blocks not minimal");
+            assert!(
+                rb * REFCOUNTS_PER_BLOCK >= used + rt + rb,
+                "{used}: blocks too few"
+            );
+            assert!(
+                (rb - 1) * REFCOUNTS_PER_BLOCK < used + rt + rb,
+                "{used}: blocks not minimal"
+            );
             assert!(rt * RT_ENTRIES_PER_CLUSTER >= rb && (rt - 1) * RT_ENTRIES_PER_CLUSTER < rb);
         }
     }
@@ -152,9 +167,15 @@ mod tests {
         // 0x50244 + 0x56 - 1 = 0x50299 stays in sector 0x281: none extra.
         assert_eq!(compressed_entry(0x50244, 0x56), (1 << 62) | 0x50244);
         // Crossing one sector boundary.
-        assert_eq!(compressed_entry(0x501ff, 2), (1 << 62) | (1 << 54) | 0x501ff);
+        assert_eq!(
+            compressed_entry(0x501ff, 2),
+            (1 << 62) | (1 << 54) | 0x501ff
+        );
         // A whole 64 KiB - 1 stream from a sector start touches 128 sectors: 127 extra.
-        assert_eq!(compressed_entry(0x10000, 65535), (1 << 62) | (127 << 54) | 0x10000);
+        assert_eq!(
+            compressed_entry(0x10000, 65535),
+            (1 << 62) | (127 << 54) | 0x10000
+        );
         assert_eq!(compressed_host_clusters(0x1ffff, 1), (1, 1));
         assert_eq!(compressed_host_clusters(0x1ff00, 0x101), (1, 2));
     }
@@ -162,8 +183,14 @@ mod tests {
     #[test]
     fn tail_places_tables_back_to_back() {
         let t = Tail::plan(10, 3, 9);
-        assert_eq!((t.l2_start, t.l1_start, t.l1_clusters, t.rt_start), (10, 13, 1, 14));
-        assert_eq!((t.rt_clusters, t.rb_start, t.rb_count, t.total), (1, 15, 1, 16));
+        assert_eq!(
+            (t.l2_start, t.l1_start, t.l1_clusters, t.rt_start),
+            (10, 13, 1, 14)
+        );
+        assert_eq!(
+            (t.rt_clusters, t.rb_start, t.rb_count, t.total),
+            (1, 15, 1, 16)
+        );
         assert_eq!(l1_entries((4 << 30) + 1), 9);
         assert_eq!(l1_entries(512 << 20), 1);
         assert_eq!(l1_entries(0), 0);

@@ -42,15 +42,20 @@ pub struct Qcow2Image {
 }
 
 fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4).and_then(|s| s.try_into().ok()).map_or(0, u32::from_be_bytes)
+    b.get(at..at + 4)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u32::from_be_bytes)
 }
 
 fn be64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8).and_then(|s| s.try_into().ok()).map_or(0, u64::from_be_bytes)
+    b.get(at..at + 8)
+        .and_then(|s| s.try_into().ok())
+        .map_or(0, u64::from_be_bytes)
 }
 
 fn to_usize(path: &Path, offset: u64, n: u64) -> Result<usize> {
-    usize::try_from(n).map_err(|_| Error::corrupt(path, offset, format!("{n} bytes do not fit in memory")))
+    usize::try_from(n)
+        .map_err(|_| Error::corrupt(path, offset, format!("{n} bytes do not fit in memory")))
 }
 
 impl Qcow2Image {
@@ -59,33 +64,64 @@ impl Qcow2Image {
         let slice = FileSlice::open(path)?;
         let file_len = slice.len();
         if file_len < 72 {
-            return Err(Error::corrupt(path, 0, format!("truncated: {file_len} bytes, shorter than a qcow2 header")));
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!("truncated: {file_len} bytes, shorter than a qcow2 header"),
+            ));
         }
         let mut head = [0u8; 105];
         let head_len = usize::try_from(file_len.min(105)).unwrap_or(72);
         slice.read_exact_at(0, &mut head[..head_len])?;
         if head[..4] != MAGIC {
-            return Err(Error::corrupt(path, 0, format!("not qcow2: magic {}, expected 514649fb", hex::encode(&head[..4]))));
+            return Err(Error::corrupt(
+                path,
+                0,
+                format!(
+                    "not qcow2: magic {}, expected 514649fb",
+                    hex::encode(&head[..4])
+                ),
+            ));
         }
         let version = be32(&head, 4);
         if version != 2 && version != 3 {
-            return Err(Error::corrupt(path, 4, format!("unsupported qcow2 version {version} (2 or 3 only)")));
+            return Err(Error::corrupt(
+                path,
+                4,
+                format!("unsupported qcow2 version {version} (2 or 3 only)"),
+            ));
         }
         if be64(&head, 8) != 0 {
-            return Err(Error::corrupt(path, 8, "has a backing file; only standalone images are supported"));
+            return Err(Error::corrupt(
+                path,
+                8,
+                "has a backing file; only standalone images are supported",
+            ));
         }
         let cluster_bits = be32(&head, 20);
         if !(9..=21).contains(&cluster_bits) {
-            return Err(Error::corrupt(path, 20, format!("cluster_bits {cluster_bits} outside 9..=21")));
+            return Err(Error::corrupt(
+                path,
+                20,
+                format!("cluster_bits {cluster_bits} outside 9..=21"),
+            ));
         }
         let cluster_size = 1u64 << cluster_bits;
         let size = be64(&head, 24);
         if size > MAX_VIRTUAL_SIZE {
-            return Err(Error::corrupt(path, 24, format!("absurd virtual size {size}")));
+            return Err(Error::corrupt(
+                path,
+                24,
+                format!("absurd virtual size {size}"),
+            ));
         }
         let crypt = be32(&head, 32);
         if crypt != 0 {
-            return Err(Error::corrupt(path, 32, format!("encrypted (crypt_method {crypt}); not supported")));
+            return Err(Error::corrupt(
+                path,
+                32,
+                format!("encrypted (crypt_method {crypt}); not supported"),
+            ));
         }
         if version == 3 {
             Self::check_v3(path, &head, head_len, cluster_size)?;
@@ -99,18 +135,29 @@ impl Qcow2Image {
             return Err(Error::corrupt(
                 path,
                 36,
-                format!("L1 table of {l1_size} entries cannot map {size} bytes ({needed} entries needed)"),
+                format!(
+                    "L1 table of {l1_size} entries cannot map {size} bytes ({needed} entries needed)"
+                ),
             ));
         }
-        if l1_offset % cluster_size != 0 && needed > 0 {
-            return Err(Error::corrupt(path, 40, format!("L1 table offset {l1_offset} is not cluster-aligned")));
-        }
-        let l1_bytes = needed * 8;
-        if l1_offset.checked_add(l1_bytes).is_none_or(|end| end > file_len) {
+        if !l1_offset.is_multiple_of(cluster_size) && needed > 0 {
             return Err(Error::corrupt(
                 path,
                 40,
-                format!("L1 table at {l1_offset} ({l1_bytes} bytes) runs past the end of the file ({file_len} bytes)"),
+                format!("L1 table offset {l1_offset} is not cluster-aligned"),
+            ));
+        }
+        let l1_bytes = needed * 8;
+        if l1_offset
+            .checked_add(l1_bytes)
+            .is_none_or(|end| end > file_len)
+        {
+            return Err(Error::corrupt(
+                path,
+                40,
+                format!(
+                    "L1 table at {l1_offset} ({l1_bytes} bytes) runs past the end of the file ({file_len} bytes)"
+                ),
             ));
         }
         let mut raw = vec![0u8; to_usize(path, l1_offset, l1_bytes)?];
@@ -122,14 +169,23 @@ impl Qcow2Image {
                 continue;
             }
             let at = l1_offset + i * 8;
-            if l2 % cluster_size != 0 {
-                return Err(Error::corrupt(path, at, format!("L1 entry {i}: L2 table offset {l2} is not cluster-aligned")));
-            }
-            if l2.checked_add(cluster_size).is_none_or(|end| end > file_len) {
+            if !l2.is_multiple_of(cluster_size) {
                 return Err(Error::corrupt(
                     path,
                     at,
-                    format!("L1 entry {i}: L2 table at {l2} runs past the end of the file ({file_len} bytes)"),
+                    format!("L1 entry {i}: L2 table offset {l2} is not cluster-aligned"),
+                ));
+            }
+            if l2
+                .checked_add(cluster_size)
+                .is_none_or(|end| end > file_len)
+            {
+                return Err(Error::corrupt(
+                    path,
+                    at,
+                    format!(
+                        "L1 entry {i}: L2 table at {l2} runs past the end of the file ({file_len} bytes)"
+                    ),
                 ));
             }
         }
@@ -150,34 +206,70 @@ impl Qcow2Image {
     /// The v3 header fields: features, header length, refcount order, compression type.
     fn check_v3(path: &Path, head: &[u8; 105], head_len: usize, cluster_size: u64) -> Result<()> {
         if head_len < 104 {
-            return Err(Error::corrupt(path, 72, "truncated: a v3 header needs 104 bytes"));
+            return Err(Error::corrupt(
+                path,
+                72,
+                "truncated: a v3 header needs 104 bytes",
+            ));
         }
         let incompatible = be64(head, 72);
         if incompatible & INCOMPAT_CORRUPT != 0 {
-            return Err(Error::corrupt(path, 72, "marked corrupt by qemu (incompatible feature bit 1)"));
+            return Err(Error::corrupt(
+                path,
+                72,
+                "marked corrupt by qemu (incompatible feature bit 1)",
+            ));
         }
         if incompatible & INCOMPAT_DATA_FILE != 0 {
-            return Err(Error::corrupt(path, 72, "uses an external data file; not supported"));
+            return Err(Error::corrupt(
+                path,
+                72,
+                "uses an external data file; not supported",
+            ));
         }
         if incompatible & INCOMPAT_EXTL2 != 0 {
-            return Err(Error::corrupt(path, 72, "uses extended L2 entries (subclusters); not supported"));
+            return Err(Error::corrupt(
+                path,
+                72,
+                "uses extended L2 entries (subclusters); not supported",
+            ));
         }
         let unknown = incompatible & !(INCOMPAT_DIRTY | INCOMPAT_COMPRESSION);
         if unknown != 0 {
-            return Err(Error::corrupt(path, 72, format!("unknown incompatible features {unknown:#x}")));
+            return Err(Error::corrupt(
+                path,
+                72,
+                format!("unknown incompatible features {unknown:#x}"),
+            ));
         }
         let header_length = u64::from(be32(head, 100));
         if header_length < 104 || header_length > cluster_size {
-            return Err(Error::corrupt(path, 100, format!("header_length {header_length} outside 104..={cluster_size}")));
+            return Err(Error::corrupt(
+                path,
+                100,
+                format!("header_length {header_length} outside 104..={cluster_size}"),
+            ));
         }
         let refcount_order = be32(head, 96);
         if refcount_order > 6 {
-            return Err(Error::corrupt(path, 96, format!("refcount_order {refcount_order} above 6")));
+            return Err(Error::corrupt(
+                path,
+                96,
+                format!("refcount_order {refcount_order} above 6"),
+            ));
         }
         if incompatible & INCOMPAT_COMPRESSION != 0 {
-            let kind = if header_length > 104 && head_len > 104 { head.get(104).copied() } else { None };
+            let kind = if header_length > 104 && head_len > 104 {
+                head.get(104).copied()
+            } else {
+                None
+            };
             if kind != Some(0) {
-                return Err(Error::corrupt(path, 104, "compression type is not zlib (deflate); not supported"));
+                return Err(Error::corrupt(
+                    path,
+                    104,
+                    "compression type is not zlib (deflate); not supported",
+                ));
             }
         }
         Ok(())
@@ -208,7 +300,8 @@ impl Qcow2Image {
                 .chunks_exact(8)
                 .map(|c| be64(c, 0))
                 .filter(|&e| {
-                    e & OFLAG_COMPRESSED != 0 || (e & OFFSET_MASK != 0 && !(self.version >= 3 && e & OFLAG_ZERO != 0))
+                    e & OFLAG_COMPRESSED != 0
+                        || (e & OFFSET_MASK != 0 && !(self.version >= 3 && e & OFLAG_ZERO != 0))
                 })
                 .fold(0u64, |n, _| n + 1);
         }
@@ -229,7 +322,12 @@ impl Qcow2Image {
             self.slice.read_exact_at(l2, &mut raw)?;
             self.l2_cache = Some((l1_index, raw.chunks_exact(8).map(|c| be64(c, 0)).collect()));
         }
-        let entry = self.l2_cache.as_ref().and_then(|(_, t)| t.get(slot)).copied().unwrap_or(0);
+        let entry = self
+            .l2_cache
+            .as_ref()
+            .and_then(|(_, t)| t.get(slot))
+            .copied()
+            .unwrap_or(0);
         Ok((entry, l2 + (guest % per_table) * 8))
     }
 
@@ -246,31 +344,49 @@ impl Qcow2Image {
                 return Err(Error::corrupt(
                     &path,
                     at,
-                    format!("compressed cluster at {offset} lies past the end of the file ({file_len} bytes)"),
+                    format!(
+                        "compressed cluster at {offset} lies past the end of the file ({file_len} bytes)"
+                    ),
                 ));
             }
             // The last sector may be cut short by the end of the file.
             let mut input = vec![0u8; to_usize(&path, offset, csize.min(file_len - offset))?];
             self.slice.read_exact_at(offset, &mut input)?;
-            let mut out = self.cluster_cache.take().map(|(_, v)| v).unwrap_or_default();
+            let mut out = self
+                .cluster_cache
+                .take()
+                .map(|(_, v)| v)
+                .unwrap_or_default();
             out.clear();
             out.resize(to_usize(&path, offset, self.cluster_size)?, 0);
             self.inflater.reset(false);
-            let status = self.inflater.decompress(&input, &mut out, FlushDecompress::Finish);
+            let status = self
+                .inflater
+                .decompress(&input, &mut out, FlushDecompress::Finish);
             let produced = self.inflater.total_out();
             if let Err(e) = status {
-                return Err(Error::corrupt(&path, offset, format!("compressed cluster does not inflate: {e}")));
+                return Err(Error::corrupt(
+                    &path,
+                    offset,
+                    format!("compressed cluster does not inflate: {e}"),
+                ));
             }
             if produced != self.cluster_size {
                 return Err(Error::corrupt(
                     &path,
                     offset,
-                    format!("compressed cluster inflates to {produced} bytes, not {}", self.cluster_size),
+                    format!(
+                        "compressed cluster inflates to {produced} bytes, not {}",
+                        self.cluster_size
+                    ),
                 ));
             }
             self.cluster_cache = Some((guest, out));
         }
-        Ok(self.cluster_cache.as_ref().map_or(&[][..], |(_, v)| v.as_slice()))
+        Ok(self
+            .cluster_cache
+            .as_ref()
+            .map_or(&[][..], |(_, v)| v.as_slice()))
     }
 
     /// Fills `buf` from guest cluster `guest` starting `within` bytes into it.
@@ -279,7 +395,9 @@ impl Qcow2Image {
         if entry & OFLAG_COMPRESSED != 0 {
             let start = usize::try_from(within).unwrap_or(usize::MAX);
             let bytes = self.inflate(guest, entry, at)?;
-            let src = start.checked_add(buf.len()).and_then(|end| bytes.get(start..end));
+            let src = start
+                .checked_add(buf.len())
+                .and_then(|end| bytes.get(start..end));
             let src = src.ok_or_else(|| Error::Pipeline("qcow2 read outside a cluster".into()))?;
             buf.copy_from_slice(src);
             return Ok(());
@@ -290,8 +408,12 @@ impl Qcow2Image {
             return Ok(());
         }
         let path = self.slice.path();
-        if host % self.cluster_size != 0 {
-            return Err(Error::corrupt(path, at, format!("data cluster offset {host} is not cluster-aligned")));
+        if !host.is_multiple_of(self.cluster_size) {
+            return Err(Error::corrupt(
+                path,
+                at,
+                format!("data cluster offset {host} is not cluster-aligned"),
+            ));
         }
         if host >= self.slice.len() {
             return Err(Error::corrupt(
@@ -319,14 +441,19 @@ impl DiskImage for Qcow2Image {
             return Err(Error::corrupt(
                 self.slice.path(),
                 offset,
-                format!("read of {len} bytes runs past the virtual size {}", self.size),
+                format!(
+                    "read of {len} bytes runs past the virtual size {}",
+                    self.size
+                ),
             ));
         }
         let mut pos = offset;
         let mut rest = buf;
         while !rest.is_empty() {
             let within = pos % self.cluster_size;
-            let n = usize::try_from(self.cluster_size - within).unwrap_or(usize::MAX).min(rest.len());
+            let n = usize::try_from(self.cluster_size - within)
+                .unwrap_or(usize::MAX)
+                .min(rest.len());
             let (now, later) = rest.split_at_mut(n);
             self.read_cluster(pos >> self.cluster_bits, within, now)?;
             pos += u64::try_from(n).unwrap_or(u64::MAX);

@@ -6,8 +6,8 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use super::layout::{
-    self, COMPRESSED_OFFSET_MASK, HEADER_BYTES, MAX_L1_ENTRIES, REFCOUNTS_PER_BLOCK, Tail, compressed_entry,
-    compressed_host_clusters,
+    self, COMPRESSED_OFFSET_MASK, HEADER_BYTES, MAX_L1_ENTRIES, REFCOUNTS_PER_BLOCK, Tail,
+    compressed_entry, compressed_host_clusters,
 };
 use super::{CLUSTER_BITS, CLUSTER_SIZE, L2_ENTRIES, OFLAG_COPIED};
 use crate::artifact::TempArtifact;
@@ -73,25 +73,32 @@ impl Qcow2Writer {
         let l1_index = guest / L2_ENTRIES;
         let slot = usize::try_from(guest % L2_ENTRIES).unwrap_or(0);
         if self.l2_tables.last().is_none_or(|(i, _)| *i != l1_index) {
-            self.l2_tables.push((l1_index, vec![0u64; GRAIN_BYTES / 8].into_boxed_slice()));
+            self.l2_tables
+                .push((l1_index, vec![0u64; GRAIN_BYTES / 8].into_boxed_slice()));
         }
-        if let Some((_, table)) = self.l2_tables.last_mut() {
-            if let Some(e) = table.get_mut(slot) {
-                *e = entry;
-            }
+        if let Some(e) = self
+            .l2_tables
+            .last_mut()
+            .and_then(|(_, table)| table.get_mut(slot))
+        {
+            *e = entry;
         }
     }
 
     /// Adds one reference to every host cluster in `[first, last]`.
     fn reference(&mut self, first: u64, last: u64) -> Result<()> {
-        let needed = usize::try_from(last + 1).map_err(|_| Error::Pipeline("qcow2 host offset too large".into()))?;
+        let needed = usize::try_from(last + 1)
+            .map_err(|_| Error::Pipeline("qcow2 host offset too large".into()))?;
         if self.data_refcounts.len() < needed {
             self.data_refcounts.resize(needed, 0);
         }
         for c in first..=last {
-            let index = usize::try_from(c).map_err(|_| Error::Pipeline("qcow2 host offset too large".into()))?;
+            let index = usize::try_from(c)
+                .map_err(|_| Error::Pipeline("qcow2 host offset too large".into()))?;
             if let Some(r) = self.data_refcounts.get_mut(index) {
-                *r = r.checked_add(1).ok_or_else(|| Error::Pipeline("qcow2 refcount overflow".into()))?;
+                *r = r
+                    .checked_add(1)
+                    .ok_or_else(|| Error::Pipeline("qcow2 refcount overflow".into()))?;
             }
         }
         Ok(())
@@ -102,7 +109,9 @@ impl Qcow2Writer {
         let full = bytes.len() == GRAIN_BYTES;
         if self.compress {
             let stream = match &grain.deflated {
-                Some(d) if full && usize::try_from(d.len).is_ok_and(|n| n == GRAIN_BYTES) => raw_stream(d),
+                Some(d) if full && usize::try_from(d.len).is_ok_and(|n| n == GRAIN_BYTES) => {
+                    raw_stream(d)
+                }
                 _ => {
                     // A compressed cluster must inflate to a whole cluster: pad the tail grain.
                     let mut padded = bytes.to_vec();
@@ -114,7 +123,9 @@ impl Qcow2Writer {
                 let offset = self.sink.pos();
                 let len = u64::try_from(stream.len()).unwrap_or(CLUSTER_SIZE);
                 if offset > COMPRESSED_OFFSET_MASK {
-                    return Err(Error::Pipeline("qcow2 compressed cluster offset beyond 2^54".into()));
+                    return Err(Error::Pipeline(
+                        "qcow2 compressed cluster offset beyond 2^54".into(),
+                    ));
                 }
                 self.sink.append(self.out.file(), &self.path, &stream)?;
                 let (first, last) = compressed_host_clusters(offset, len);
@@ -139,7 +150,8 @@ impl Qcow2Writer {
     fn write_metadata(&mut self) -> Result<[u8; HEADER_BYTES]> {
         let file = self.out.file();
         let data_end = self.sink.pos().div_ceil(CLUSTER_SIZE);
-        self.sink.pad_to(file, &self.path, data_end * CLUSTER_SIZE)?;
+        self.sink
+            .pad_to(file, &self.path, data_end * CLUSTER_SIZE)?;
         let n_l2 = u64::try_from(self.l2_tables.len()).unwrap_or(u64::MAX);
         let tail = Tail::plan(data_end, n_l2, u64::from(self.l1_entries));
 
@@ -166,7 +178,11 @@ impl Qcow2Writer {
             block.clear();
             for c in b * REFCOUNTS_PER_BLOCK..(b + 1) * REFCOUNTS_PER_BLOCK {
                 let refcount = if c < data_end {
-                    usize::try_from(c).ok().and_then(|i| self.data_refcounts.get(i)).copied().unwrap_or(0)
+                    usize::try_from(c)
+                        .ok()
+                        .and_then(|i| self.data_refcounts.get(i))
+                        .copied()
+                        .unwrap_or(0)
                 } else {
                     u16::from(c < tail.total)
                 };
@@ -188,7 +204,12 @@ impl Qcow2Writer {
             clusters = tail.total,
             "qcow2 metadata laid out"
         );
-        Ok(layout::header(self.virtual_size, self.l1_entries, &tail, rt_clusters))
+        Ok(layout::header(
+            self.virtual_size,
+            self.l1_entries,
+            &tail,
+            rt_clusters,
+        ))
     }
 }
 
@@ -202,7 +223,10 @@ impl DiskWriter for Qcow2Writer {
     }
 
     fn consume(&mut self, batch: &Batch) -> Result<()> {
-        if batch.offset != self.next_guest || batch.offset % GRAIN_SIZE != 0 || batch.end() > self.virtual_size {
+        if batch.offset != self.next_guest
+            || !batch.offset.is_multiple_of(GRAIN_SIZE)
+            || batch.end() > self.virtual_size
+        {
             return Err(Error::Pipeline(format!(
                 "qcow2: batch at {} (+{}) out of order (expected {}, disk {} bytes)",
                 batch.offset, batch.len, self.next_guest, self.virtual_size
@@ -213,7 +237,9 @@ impl DiskWriter for Qcow2Writer {
             return Ok(());
         };
         let first = batch.offset / GRAIN_SIZE;
-        for (guest, (grain, bytes)) in (first..).zip(data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES))) {
+        for (guest, (grain, bytes)) in
+            (first..).zip(data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)))
+        {
             if !grain.zero {
                 self.store(guest, grain, bytes)?;
             }
@@ -230,10 +256,20 @@ impl DiskWriter for Qcow2Writer {
         }
         let header = self.write_metadata()?;
         let path = self.path.clone();
-        self.out.file().write_all_at(&header, 0).at("writing header of", &path)?;
+        self.out
+            .file()
+            .write_all_at(&header, 0)
+            .at("writing header of", &path)?;
         let size = self.out.sync()?;
         let sha256 = self.out.sha256_of_contents()?;
-        Ok(vec![Produced { artifact: self.out, format: Format::Qcow2, role: Role::Disk, container: "qcow2", size, sha256 }])
+        Ok(vec![Produced {
+            artifact: self.out,
+            format: Format::Qcow2,
+            role: Role::Disk,
+            container: "qcow2",
+            size,
+            sha256,
+        }])
     }
 }
 
@@ -252,7 +288,10 @@ struct AppendSink {
 
 impl AppendSink {
     fn new(start: u64) -> Self {
-        AppendSink { start, buf: Vec::with_capacity(FLUSH_AT + GRAIN_BYTES) }
+        AppendSink {
+            start,
+            buf: Vec::with_capacity(FLUSH_AT + GRAIN_BYTES),
+        }
     }
 
     /// File offset of the next appended byte.
@@ -285,7 +324,8 @@ impl AppendSink {
 
     fn flush(&mut self, file: &File, path: &Path) -> Result<()> {
         if !self.buf.is_empty() {
-            file.write_all_at(&self.buf, self.start).at("writing", path)?;
+            file.write_all_at(&self.buf, self.start)
+                .at("writing", path)?;
             self.start += u64::try_from(self.buf.len()).unwrap_or(u64::MAX);
             self.buf.clear();
         }
