@@ -65,6 +65,19 @@ impl Disk {
         self
     }
 
+    /// A compressible grain whose first `n` bytes are noise (varies the compressed size).
+    fn speckled(self, index: u64, seed: u8, n: usize) -> Self {
+        let noise = Disk::new(self.size)
+            .noise(index, u32::from(seed) + 1)
+            .grain(index);
+        let mut disk = self.pattern(index, seed);
+        if let Some(grain) = disk.grains.get_mut(&index) {
+            let n = n.min(grain.len());
+            grain[..n].copy_from_slice(&noise[..n]);
+        }
+        disk
+    }
+
     /// Sets grain `index` to explicit zeros (a data batch grain that is all zero).
     fn zeros(mut self, index: u64) -> Self {
         let len = self.grain_len(index);
@@ -242,7 +255,10 @@ fn qemu_img(args: &[&str]) -> (bool, String) {
 fn check_with_qemu(disk: &Disk, path: &Path) {
     let file = path.to_str().unwrap();
     let (ok, text) = qemu_img(&["check", "-f", "qcow2", file]);
-    assert!(ok && text.contains("No errors were found"), "qemu-img check failed:\n{text}");
+    assert!(
+        ok && text.contains("No errors were found"),
+        "qemu-img check failed:\n{text}"
+    );
     let raw = path.with_extension("raw");
     disk.write_raw(&raw);
     let (ok, text) = qemu_img(&[
@@ -298,7 +314,7 @@ fn moderate_disk() -> Disk {
         disk = if i % 97 == 0 {
             disk.noise(index, u32::from(seed) + 1)
         } else {
-            disk.pattern(index, seed)
+            disk.speckled(index, seed, usize::try_from(i * 131 % 3000).unwrap())
         };
     }
     disk
@@ -330,6 +346,34 @@ fn compressed_output_is_smaller_and_packs_clusters() {
         fs::metadata(&packed).unwrap().len(),
     );
     assert!(packed * 4 < plain, "compressed {packed} vs {plain}");
+    // Count L2 entries by kind, and compressed clusters that straddle two host clusters.
+    let bytes = fs::read(dir.path().join("c.qcow2")).unwrap();
+    let be64 = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+    let l1_offset = usize::try_from(be64(40)).unwrap();
+    let l2 = usize::try_from(be64(l1_offset) & OFFSET_MASK).unwrap();
+    let (mut compressed, mut standard, mut straddling) = (0, 0, 0);
+    for slot in 0..GRAIN_BYTES / 8 {
+        let entry = be64(l2 + slot * 8);
+        if entry & OFLAG_COMPRESSED != 0 {
+            assert_eq!(
+                entry & OFLAG_COPIED,
+                0,
+                "compressed entry with OFLAG_COPIED"
+            );
+            let offset = entry & ((1 << 54) - 1);
+            let end = offset + (((entry >> 54) & 0xff) + 1) * 512 - (offset & 511);
+            compressed += 1;
+            straddling += usize::from(offset >> 16 != (end - 1) >> 16);
+        } else if entry != 0 {
+            assert_eq!(entry & OFLAG_COPIED, OFLAG_COPIED);
+            standard += 1;
+        }
+    }
+    assert_eq!((compressed, standard), (791, 9));
+    assert!(
+        straddling > 5,
+        "only {straddling} compressed clusters straddle host clusters"
+    );
 }
 
 #[test]
