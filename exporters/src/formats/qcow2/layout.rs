@@ -166,6 +166,9 @@ mod tests {
         assert_eq!(compressed_entry(0x50000, 0x100), (1 << 62) | 0x50000);
         // 0x50244 + 0x56 - 1 = 0x50299 stays in sector 0x281: none extra.
         assert_eq!(compressed_entry(0x50244, 0x56), (1 << 62) | 0x50244);
+        // Ending exactly on a sector boundary: still no additional sector.
+        assert_eq!(compressed_entry(0x10000, 512), (1 << 62) | 0x10000);
+        assert_eq!(compressed_entry(0x10100, 256), (1 << 62) | 0x10100);
         // Crossing one sector boundary.
         assert_eq!(
             compressed_entry(0x501ff, 2),

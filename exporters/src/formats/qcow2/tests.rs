@@ -186,7 +186,74 @@ fn write(disk: &Disk, dir: &Path, name: &str, compress: bool) -> PathBuf {
     let bytes = fs::read(&path).unwrap();
     assert_eq!(p.size, u64::try_from(bytes.len()).unwrap());
     assert_eq!(p.sha256, <[u8; 32]>::from(Sha256::digest(&bytes)));
+    assert_refcounts_exact(&bytes);
     path
+}
+
+/// Recounts the references to every host cluster from the header and the tables and
+/// compares them with every entry of every refcount block (entries past the end included).
+fn assert_refcounts_exact(bytes: &[u8]) {
+    let be32 = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    let be64 = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap());
+    let at = |offset: u64| usize::try_from(offset).unwrap();
+    assert_eq!(bytes.len() % GRAIN_BYTES, 0);
+    let mut refs = vec![0u16; bytes.len() / GRAIN_BYTES];
+    let mut add = |from: u64, len: u64| {
+        for c in from >> 16..=(from + len - 1) >> 16 {
+            refs[at(c)] += 1;
+        }
+    };
+    add(0, 1);
+    let (l1_size, l1_offset) = (u64::from(be32(36)), be64(40));
+    let (rt_offset, rt_clusters) = (be64(48), u64::from(be32(56)));
+    add(l1_offset, (l1_size * 8).max(1));
+    add(rt_offset, rt_clusters * GRAIN_SIZE);
+    let blocks: Vec<u64> = (0..rt_clusters * 8192)
+        .map(|i| be64(at(rt_offset + i * 8)))
+        .collect();
+    for &block in blocks.iter().filter(|&&b| b != 0) {
+        add(block, GRAIN_SIZE);
+    }
+    for l1 in (0..l1_size)
+        .map(|i| be64(at(l1_offset + i * 8)))
+        .filter(|&e| e != 0)
+    {
+        let l2 = l1 & OFFSET_MASK;
+        add(l2, GRAIN_SIZE);
+        for entry in (0..8192).map(|i| be64(at(l2 + i * 8))).filter(|&e| e != 0) {
+            if entry & OFLAG_COMPRESSED != 0 {
+                let offset = entry & ((1 << 54) - 1);
+                add(offset, (((entry >> 54) & 0xff) + 1) * 512 - (offset & 511));
+            } else {
+                add(entry & OFFSET_MASK, GRAIN_SIZE);
+            }
+        }
+    }
+    let mut covered = 0;
+    for (b, &block) in (0u64..).zip(&blocks) {
+        if block == 0 {
+            continue;
+        }
+        for j in 0..32768u64 {
+            let stored = u16::from_be_bytes(
+                bytes[at(block + j * 2)..at(block + j * 2 + 2)]
+                    .try_into()
+                    .unwrap(),
+            );
+            let cluster = at(b * 32768 + j);
+            assert_eq!(
+                stored,
+                refs.get(cluster).copied().unwrap_or(0),
+                "refcount of cluster {cluster}"
+            );
+            covered += usize::from(cluster < refs.len());
+        }
+    }
+    assert_eq!(covered, refs.len(), "clusters without a refcount block");
+    assert!(
+        refs.iter().all(|&r| r > 0),
+        "unreferenced cluster inside the file"
+    );
 }
 
 /// Reads every grain that holds data plus its neighbours and the last grain back through
