@@ -78,6 +78,19 @@ impl Disk {
         disk
     }
 
+    /// 16 KiB of noise repeated: deflate's matches reach back 16 KiB (beyond qemu's 4 KiB
+    /// window, which qemu still reads since it inflates a cluster in one call).
+    fn echo(self, index: u64, seed: u32) -> Self {
+        let mut disk = self.noise(index, seed);
+        if let Some(grain) = disk.grains.get_mut(&index) {
+            let first: Vec<u8> = grain.iter().take(16 << 10).copied().collect();
+            for (i, b) in grain.iter_mut().enumerate() {
+                *b = first[i % first.len()];
+            }
+        }
+        disk
+    }
+
     /// Sets grain `index` to explicit zeros (a data batch grain that is all zero).
     fn zeros(mut self, index: u64) -> Self {
         let len = self.grain_len(index);
@@ -355,6 +368,7 @@ fn small_disk() -> Disk {
         .pattern(4, 3)
         .pattern(9, 4)
         .pattern(15, 5)
+        .echo(12, 11)
         .tail(&b"END!".repeat(64))
 }
 
