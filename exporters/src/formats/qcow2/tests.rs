@@ -748,3 +748,32 @@ fn reader_survives_corrupted_bytes_without_panicking() {
         }
     }
 }
+
+#[test]
+fn the_real_pipeline_feeds_the_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = small_disk();
+    let raw = dir.path().join("src.raw");
+    disk.write_raw(&raw);
+    let source = crate::source::DiskSource::open(&raw).unwrap();
+    for compress in [false, true] {
+        let out = dir.path().join(format!("out{compress}"));
+        fs::create_dir(&out).unwrap();
+        let writer: Box<dyn DiskWriter> =
+            Box::new(Qcow2Writer::new(&out, "p", compress, disk.size).unwrap());
+        let options = ExportOptions::new("p");
+        let progress = crate::progress::NoProgress;
+        let (ctx, mut produced) =
+            crate::pipeline::run(&source, vec![writer], &options, &out, &progress).unwrap();
+        let path = produced.remove(0).artifact.commit().unwrap();
+        let mut image = Qcow2Image::open(&path).unwrap();
+        assert_eq!(
+            crate::image::content_digest(&mut image, |_| {}).unwrap(),
+            ctx.content_digest
+        );
+        assert_refcounts_exact(&fs::read(&path).unwrap());
+        if qemu_img_available() {
+            check_with_qemu(&disk, &path);
+        }
+    }
+}
