@@ -99,7 +99,10 @@ impl exporters::Progress for CliProgress {
             CliProgress::Lines { state, verb } => {
                 let Ok(mut s) = state.lock() else { return };
                 let Some(line) = s.get_mut(task) else { return };
-                let decile = done.saturating_mul(10).checked_div(line.total).unwrap_or(10);
+                let decile = done
+                    .saturating_mul(10)
+                    .checked_div(line.total)
+                    .unwrap_or(10);
                 if decile > line.last_decile || line.last_print.elapsed() > Duration::from_secs(10)
                 {
                     line.last_decile = decile;
