@@ -146,8 +146,8 @@ pub fn documents(options: &ExportOptions, virtual_size: u64) -> serde_json::Resu
 
 /// Writes `aws-import.json` and `register-image.json` into `dir`.
 pub fn aws_metadata(dir: &Path, options: &ExportOptions, virtual_size: u64) -> Result<Vec<Produced>> {
-    let (import, register) = documents(options, virtual_size)
-        .map_err(|e| Error::Pipeline(format!("serializing AWS JSON: {e}")))?;
+    let (import, register) =
+        documents(options, virtual_size).map_err(|e| Error::Pipeline(format!("serializing AWS JSON: {e}")))?;
     Ok(vec![
         metadata_artifact(dir, IMPORT_FILE, import.as_bytes(), Format::Aws)?,
         metadata_artifact(dir, REGISTER_FILE, register.as_bytes(), Format::Aws)?,

@@ -113,7 +113,11 @@ pub fn list_members(path: &Path) -> Result<Vec<ustar::Member>> {
         let Some(member) = ustar::parse_header(path, at, &block)? else { break };
         let data_end = member.data_offset.checked_add(member.size).filter(|&e| e <= len);
         let Some(data_end) = data_end else {
-            return Err(Error::corrupt(path, at + 124, format!("member {} of {} bytes runs past the end", member.name, member.size)));
+            return Err(Error::corrupt(
+                path,
+                at + 124,
+                format!("member {} of {} bytes runs past the end", member.name, member.size),
+            ));
         };
         if members.len() >= MAX_MEMBERS {
             return Err(Error::corrupt(path, at, format!("more than {MAX_MEMBERS} members")));
@@ -126,12 +130,17 @@ pub fn list_members(path: &Path) -> Result<Vec<ustar::Member>> {
 
 fn read_text_member(path: &Path, member: &ustar::Member) -> Result<String> {
     if member.size > MAX_TEXT_MEMBER {
-        return Err(Error::corrupt(path, member.data_offset, format!("{} is {} bytes, too large", member.name, member.size)));
+        return Err(Error::corrupt(
+            path,
+            member.data_offset,
+            format!("{} is {} bytes, too large", member.name, member.size),
+        ));
     }
     let slice = FileSlice::open_range(path, member.data_offset, member.size)?;
     let mut bytes = vec![0u8; usize::try_from(member.size).unwrap_or(0)];
     slice.read_exact_at(0, &mut bytes)?;
-    String::from_utf8(bytes).map_err(|_| Error::corrupt(path, member.data_offset, format!("{} is not UTF-8", member.name)))
+    String::from_utf8(bytes)
+        .map_err(|_| Error::corrupt(path, member.data_offset, format!("{} is not UTF-8", member.name)))
 }
 
 fn member_sha256(path: &Path, member: &ustar::Member) -> Result<[u8; 32]> {
@@ -169,14 +178,22 @@ fn parse_manifest(path: &Path, mf: &str) -> Result<Vec<(String, [u8; 32])>> {
 pub fn open_disk(path: &Path) -> Result<VmdkImage> {
     let members = list_members(path)?;
     let (Some(ovf_member), Some(mf_member)) = (members.first(), members.get(1)) else {
-        return Err(Error::corrupt(path, 0, format!("an OVA needs .ovf, .mf and a disk; found {} members", members.len())));
+        return Err(Error::corrupt(
+            path,
+            0,
+            format!("an OVA needs .ovf, .mf and a disk; found {} members", members.len()),
+        ));
     };
     if !ovf_member.name.ends_with(".ovf") {
         return Err(Error::corrupt(path, 0, format!("first member is {:?}, not the .ovf", ovf_member.name)));
     }
     let expected_mf = format!("{}.mf", ovf_member.name.trim_end_matches(".ovf"));
     if mf_member.name != expected_mf {
-        return Err(Error::corrupt(path, mf_member.data_offset - 512, format!("second member is {:?}, not {expected_mf:?}", mf_member.name)));
+        return Err(Error::corrupt(
+            path,
+            mf_member.data_offset - 512,
+            format!("second member is {:?}, not {expected_mf:?}", mf_member.name),
+        ));
     }
     let ovf_text = read_text_member(path, ovf_member)?;
     let mf_text = read_text_member(path, mf_member)?;
@@ -189,7 +206,11 @@ pub fn open_disk(path: &Path) -> Result<VmdkImage> {
         if &actual != digest {
             return Err(Error::mismatch(
                 path,
-                format!("{name}: SHA-256 {} does not match {expected_mf} ({})", hex::encode(actual), hex::encode(digest)),
+                format!(
+                    "{name}: SHA-256 {} does not match {expected_mf} ({})",
+                    hex::encode(actual),
+                    hex::encode(digest)
+                ),
             ));
         }
     }
@@ -203,10 +224,17 @@ pub fn open_disk(path: &Path) -> Result<VmdkImage> {
         return Err(Error::corrupt(path, ovf_member.data_offset, "the OVF references no file"));
     };
     let Some(disk) = members.iter().skip(2).find(|m| &m.name == href) else {
-        return Err(Error::corrupt(path, ovf_member.data_offset, format!("the OVF references {href}, which is not in the archive")));
+        return Err(Error::corrupt(
+            path,
+            ovf_member.data_offset,
+            format!("the OVF references {href}, which is not in the archive"),
+        ));
     };
     if size.as_deref() != Some(disk.size.to_string().as_str()) {
-        return Err(Error::mismatch(path, format!("ovf:size of {href} is {size:?} but the member holds {} bytes", disk.size)));
+        return Err(Error::mismatch(
+            path,
+            format!("ovf:size of {href} is {size:?} but the member holds {} bytes", disk.size),
+        ));
     }
     VmdkImage::open_slice(FileSlice::open_range(path, disk.data_offset, disk.size)?)
 }

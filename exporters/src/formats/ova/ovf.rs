@@ -195,7 +195,8 @@ mod tests {
         let mut options = ExportOptions::new("n-1");
         options.properties = vec![("k8s".into(), "v1.30 <\"&'>\n".into())];
         options.firmware = Firmware::Bios;
-        let ovf = envelope(&OvfParams { options: &options, disk_file: "n-1.vmdk", disk_size: 72704, capacity: 1 << 22 });
+        let ovf =
+            envelope(&OvfParams { options: &options, disk_file: "n-1.vmdk", disk_size: 72704, capacity: 1 << 22 });
         assert!(ovf.contains("ovf:value=\"v1.30 &lt;&quot;&amp;&apos;&gt;&#10;\""));
         assert!(ovf.contains("vmw:value=\"bios\""));
         assert!(!ovf.contains("efi"));

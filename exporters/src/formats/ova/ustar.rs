@@ -108,7 +108,11 @@ pub fn parse_header(path: &Path, at: u64, h: &[u8; 512]) -> Result<Option<Member
             return Err(Error::corrupt(path, at + 156, "PAX extended header: vSphere does not accept PAX OVAs"));
         }
         other => {
-            return Err(Error::corrupt(path, at + 156, format!("tar member type {:?} is not a regular file", char::from(other))));
+            return Err(Error::corrupt(
+                path,
+                at + 156,
+                format!("tar member type {:?} is not a regular file", char::from(other)),
+            ));
         }
     }
     let field = |r: std::ops::Range<usize>| -> Result<String> {

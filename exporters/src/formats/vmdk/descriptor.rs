@@ -114,7 +114,11 @@ impl SparseHeader {
     pub fn parse(path: &Path, at: u64, h: &[u8; 512]) -> Result<Self> {
         let magic = le32(h, 0);
         if magic != MAGIC {
-            return Err(Error::corrupt(path, at, format!("no VMDK sparse header magic \"KDMV\" (found {magic:#010x})")));
+            return Err(Error::corrupt(
+                path,
+                at,
+                format!("no VMDK sparse header magic \"KDMV\" (found {magic:#010x})"),
+            ));
         }
         let header = SparseHeader {
             version: le32(h, 4),
@@ -134,7 +138,11 @@ impl SparseHeader {
             return Err(Error::corrupt(path, at + 4, format!("unsupported VMDK version {}", header.version)));
         }
         if header.flags & 1 != 0 && &h[73..77] != b"\n \r\n" {
-            return Err(Error::corrupt(path, at + 73, "newline-detection bytes damaged (file went through a text conversion)"));
+            return Err(Error::corrupt(
+                path,
+                at + 73,
+                "newline-detection bytes damaged (file went through a text conversion)",
+            ));
         }
         if header.flags & FLAG_COMPRESSED == 0 || header.compress_algorithm != COMPRESS_DEFLATE {
             return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: grains are not deflate-compressed"));
@@ -143,7 +151,11 @@ impl SparseHeader {
             return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: no grain markers"));
         }
         if !header.grain_size.is_power_of_two() || !(8..=2048).contains(&header.grain_size) {
-            return Err(Error::corrupt(path, at + 20, format!("grain size {} sectors is not supported", header.grain_size)));
+            return Err(Error::corrupt(
+                path,
+                at + 20,
+                format!("grain size {} sectors is not supported", header.grain_size),
+            ));
         }
         if !(1..=65536).contains(&header.num_gtes_per_gt) {
             return Err(Error::corrupt(path, at + 44, format!("{} entries per grain table", header.num_gtes_per_gt)));

@@ -62,7 +62,14 @@ impl DiskWriter for VmdkFamilyWriter {
             produced.push(crate::formats::ova::write_ova(&dir, options, ctx.virtual_size, disk)?);
         }
         if options.wants(Format::Aws) {
-            produced.push(Produced { artifact: vmdk, format: Format::Aws, role: Role::Disk, container: "vmdk", size, sha256 });
+            produced.push(Produced {
+                artifact: vmdk,
+                format: Format::Aws,
+                role: Role::Disk,
+                container: "vmdk",
+                size,
+                sha256,
+            });
             produced.extend(crate::formats::aws::aws_metadata(&dir, options, ctx.virtual_size)?);
         }
         Ok(produced)

@@ -122,11 +122,15 @@ impl VmdkImage {
             .decompress_vec(&compressed, &mut out, FlushDecompress::Finish)
             .map_err(|e| self.corrupt(at + 12, format!("grain at LBA {lba} does not inflate: {e}")))?;
         if status != Status::StreamEnd {
-            return Err(self.corrupt(at + 12, format!("grain at LBA {lba} is truncated or inflates past {grain_bytes} bytes")));
+            return Err(
+                self.corrupt(at + 12, format!("grain at LBA {lba} is truncated or inflates past {grain_bytes} bytes"))
+            );
         }
         let got = u64::try_from(out.len()).unwrap_or(u64::MAX);
         if got < expected {
-            return Err(self.corrupt(at + 12, format!("grain at LBA {lba} inflates to {got} bytes, expected {expected}")));
+            return Err(
+                self.corrupt(at + 12, format!("grain at LBA {lba} inflates to {got} bytes, expected {expected}"))
+            );
         }
         out.resize(out_len, 0);
         self.cache = Some((index, out));
@@ -174,26 +178,38 @@ impl DiskImage for VmdkImage {
 fn read_footer(slice: &FileSlice, header: &SparseHeader) -> Result<SparseHeader> {
     let path = slice.path();
     let len = slice.len();
-    if len < 3 * 512 || len % 512 != 0 {
-        return Err(Error::corrupt(path, slice.base(), format!("{len} bytes: truncated, no room for footer and end-of-stream")));
+    if len < 3 * 512 || !len.is_multiple_of(512) {
+        return Err(Error::corrupt(
+            path,
+            slice.base(),
+            format!("{len} bytes: truncated, no room for footer and end-of-stream"),
+        ));
     }
     let mut tail = [[0u8; 512]; 3];
     for (i, block) in tail.iter_mut().enumerate() {
         slice.read_exact_at(len - 1536 + 512 * u64::try_from(i).unwrap_or(0), block)?;
     }
     let marker_at = slice.base() + len - 1536;
-    if le32(&tail[0], 8) != 0 || le32(&tail[0], 12) != MARKER_FOOTER {
-        return Err(Error::corrupt(path, marker_at, "no footer marker 1536 bytes before the end (truncated or bytes after EOS)"));
-    }
     if le64(&tail[2], 0) != 0 || le32(&tail[2], 8) != 0 || le32(&tail[2], 12) != MARKER_EOS {
         return Err(Error::corrupt(path, marker_at + 1024, "last sector is not an end-of-stream marker"));
+    }
+    if le32(&tail[0], 8) != 0 || le32(&tail[0], 12) != MARKER_FOOTER {
+        return Err(Error::corrupt(
+            path,
+            marker_at,
+            "no footer marker 1536 bytes before the end (truncated or bytes after EOS)",
+        ));
     }
     let footer = SparseHeader::parse(path, marker_at + 512, &tail[1])?;
     if footer.gd_offset == GD_AT_END {
         return Err(Error::corrupt(path, marker_at + 512 + 56, "footer has no grain directory offset"));
     }
     if footer.capacity != header.capacity || footer.grain_size != header.grain_size {
-        return Err(Error::corrupt(path, marker_at + 512, "footer disagrees with the header on capacity or grain size"));
+        return Err(Error::corrupt(
+            path,
+            marker_at + 512,
+            "footer disagrees with the header on capacity or grain size",
+        ));
     }
     Ok(footer)
 }
@@ -208,19 +224,28 @@ fn read_descriptor(slice: &FileSlice, header: &SparseHeader) -> Result<String> {
     slice.read_exact_at(at, &mut raw)?;
     let end = raw.iter().position(|&b| b == 0).unwrap_or(raw.len());
     raw.truncate(end);
-    let text = String::from_utf8(raw).map_err(|_| Error::corrupt(path, slice.base() + at, "descriptor is not UTF-8"))?;
+    let text =
+        String::from_utf8(raw).map_err(|_| Error::corrupt(path, slice.base() + at, "descriptor is not UTF-8"))?;
     if text.lines().next() != Some(DESCRIPTOR_SIGNATURE) {
-        return Err(Error::corrupt(path, slice.base() + at, format!("descriptor does not start with {DESCRIPTOR_SIGNATURE:?}")));
+        return Err(Error::corrupt(
+            path,
+            slice.base() + at,
+            format!("descriptor does not start with {DESCRIPTOR_SIGNATURE:?}"),
+        ));
     }
     Ok(text)
 }
 
 fn read_gd(slice: &FileSlice, header: &SparseHeader) -> Result<Vec<u32>> {
-    let at = header.gd_offset.checked_mul(SECTOR).unwrap_or(u64::MAX);
+    let at = header.gd_offset.saturating_mul(SECTOR);
     let entries = header.grain_tables();
     // Every entry takes 4 bytes of the file: a bigger directory cannot be real.
     if entries.saturating_mul(4) > slice.len() {
-        return Err(Error::corrupt(slice.path(), slice.base() + 12, format!("capacity needs {entries} grain tables; file too small")));
+        return Err(Error::corrupt(
+            slice.path(),
+            slice.base() + 12,
+            format!("capacity needs {entries} grain tables; file too small"),
+        ));
     }
     read_u32s(slice, at, entries, "grain directory")
 }

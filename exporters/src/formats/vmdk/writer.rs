@@ -45,7 +45,7 @@ impl StreamVmdkWriter {
     pub fn new(dir: &Path, file_name: &str, virtual_size: u64) -> Result<Self> {
         let out = TempArtifact::create(dir, file_name)?;
         let path = out.temp_path().to_path_buf();
-        if virtual_size % SECTOR != 0 {
+        if !virtual_size.is_multiple_of(SECTOR) {
             return Err(Error::BadInput {
                 path,
                 reason: format!("a VMDK needs whole sectors; the disk is {virtual_size} bytes"),
@@ -131,7 +131,7 @@ impl StreamVmdkWriter {
     /// Appends one non-zero grain (`bytes` at virtual `offset`, `zlib` its zlib stream).
     fn write_grain(&mut self, offset: u64, zlib: &[u8]) -> Result<()> {
         let grain = offset / GRAIN_SIZE;
-        if offset % GRAIN_SIZE != 0 || grain < self.next_grain || grain >= self.header.grains() {
+        if !offset.is_multiple_of(GRAIN_SIZE) || grain < self.next_grain || grain >= self.header.grains() {
             return Err(Error::Pipeline(format!("VMDK grain at byte {offset} is out of order or out of range")));
         }
         let per_gt = u64::from(GTES_PER_GT);
