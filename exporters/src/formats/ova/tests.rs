@@ -197,3 +197,24 @@ fn ova_reader_never_panics_on_damaged_headers() {
         let _ = open_disk(&bad);
     }
 }
+
+#[test]
+fn full_export_through_the_pipeline_reads_back_to_the_content_digest() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = sample_disk();
+    let raw = dir.path().join("input.raw");
+    disk.write_raw(&raw);
+    let out = dir.path().join("out");
+    let report = crate::export(&raw, &out, &options("e2e"), &crate::NoProgress).unwrap();
+    let files: Vec<&str> = report.manifest.artifacts.iter().map(|a| a.file.as_str()).collect();
+    for f in ["e2e.ova", "e2e.vmdk", "aws-import.json", "register-image.json"] {
+        assert!(files.contains(&f), "{f} missing from {files:?}");
+    }
+    let expect = report.manifest.content_sha256.clone();
+    let mut from_ova = open_disk(&out.join("e2e.ova")).unwrap();
+    assert_eq!(hex::encode(crate::image::content_digest(&mut from_ova, |_| {}).unwrap()), expect);
+    let mut vmdk = VmdkImage::open(&out.join("e2e.vmdk")).unwrap();
+    assert_eq!(hex::encode(crate::image::content_digest(&mut vmdk, |_| {}).unwrap()), expect);
+    let (cid, _) = crate::formats::vmdk::descriptor::content_ids(&hex::decode(&expect).unwrap().try_into().unwrap());
+    assert!(vmdk.descriptor().contains(&format!("CID={cid:08x}")));
+}
