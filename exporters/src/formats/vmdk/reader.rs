@@ -25,8 +25,9 @@ pub struct VmdkImage {
     descriptor: String,
     /// Sector of each grain table (0 = absent).
     gd: Vec<u32>,
-    /// Grain tables read so far.
-    gts: Vec<Option<Vec<u32>>>,
+    /// The last grain table read: (index, entries). One table keeps memory bounded whatever
+    /// the directory claims; reads in order hit it.
+    gt_cache: Option<(usize, Vec<u32>)>,
     /// The last grain inflated: (index, bytes).
     cache: Option<(u64, Vec<u8>)>,
 }
@@ -52,9 +53,8 @@ impl VmdkImage {
         }
         let descriptor = read_descriptor(&slice, &header)?;
         let gd = read_gd(&slice, &header)?;
-        let gts = vec![None; gd.len()];
         tracing::debug!(path = %path.display(), capacity = header.capacity, "vmdk opened");
-        Ok(VmdkImage { slice, header, descriptor, gd, gts, cache: None })
+        Ok(VmdkImage { slice, header, descriptor, gd, gt_cache: None, cache: None })
     }
 
     /// The embedded descriptor text (NUL padding removed).
@@ -82,13 +82,11 @@ impl VmdkImage {
         if gt_sector == 0 {
             return Ok(0);
         }
-        if self.gts.get(gt).is_some_and(Option::is_none) {
+        if self.gt_cache.as_ref().is_none_or(|(i, _)| *i != gt) {
             let table = read_u32s(&self.slice, u64::from(gt_sector) * SECTOR, per_gt, "grain table")?;
-            if let Some(slot) = self.gts.get_mut(gt) {
-                *slot = Some(table);
-            }
+            self.gt_cache = Some((gt, table));
         }
-        let value = self.gts.get(gt).and_then(|t| t.as_ref()).and_then(|t| t.get(entry)).copied();
+        let value = self.gt_cache.as_ref().and_then(|(_, t)| t.get(entry)).copied();
         value.ok_or_else(|| self.corrupt(u64::from(gt_sector) * SECTOR, "grain table entry missing"))
     }
 
