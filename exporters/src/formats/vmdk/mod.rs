@@ -1,49 +1,77 @@
 //! streamOptimized VMDK (version 3, zlib grains, markers, end-of-stream), shared by the OVA
-//! and the AWS import input. (Stub: to be written.)
+//! and the AWS import input: one writer streams `NAME.vmdk` during the pass and, when it
+//! finishes, packs it into `NAME.ova` and/or keeps it (with the JSON inputs) for AWS.
 
-use std::path::Path;
+pub mod descriptor;
+pub mod reader;
+pub mod writer;
 
-use crate::error::{Error, Result};
-use crate::format::ExportOptions;
-use crate::image::{DiskImage, FileSlice};
-use crate::pipeline::DiskWriter;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use std::path::{Path, PathBuf};
+
+use crate::batch::Batch;
+use crate::error::Result;
+use crate::format::{ExportOptions, Format};
+use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+
+pub use reader::VmdkImage;
+pub use writer::StreamVmdkWriter;
 
 /// The writer that produces `NAME.vmdk` once and from it the OVA and/or the AWS artifacts,
 /// depending on which of the two `options` requests.
-pub fn vmdk_family_writer(
-    dir: &Path,
-    options: &ExportOptions,
-    virtual_size: u64,
-) -> Result<Box<dyn DiskWriter>> {
-    let _ = (dir, options, virtual_size);
-    Err(Error::Pipeline("vmdk writer not written yet".into()))
+pub fn vmdk_family_writer(dir: &Path, options: &ExportOptions, virtual_size: u64) -> Result<Box<dyn DiskWriter>> {
+    let file_name = format!("{}.vmdk", options.name);
+    Ok(Box::new(VmdkFamilyWriter {
+        vmdk: StreamVmdkWriter::new(dir, &file_name, virtual_size)?,
+        dir: dir.to_path_buf(),
+    }))
 }
 
-/// A streamOptimized VMDK opened for reading (a whole file or a member of an OVA).
+/// `NAME.vmdk` during the pass; OVA and AWS artifacts at the end.
 #[derive(Debug)]
-pub struct VmdkImage {}
-
-impl VmdkImage {
-    /// Opens `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        Self::open_slice(FileSlice::open(path)?)
-    }
-
-    /// Opens the VMDK held in `slice`.
-    pub fn open_slice(slice: FileSlice) -> Result<Self> {
-        Err(Error::corrupt(
-            slice.path(),
-            slice.base(),
-            "vmdk reader not written yet",
-        ))
-    }
+struct VmdkFamilyWriter {
+    vmdk: StreamVmdkWriter,
+    dir: PathBuf,
 }
 
-impl DiskImage for VmdkImage {
-    fn virtual_size(&self) -> u64 {
-        0
+impl DiskWriter for VmdkFamilyWriter {
+    fn task(&self) -> &'static str {
+        "vmdk"
     }
-    fn read_at(&mut self, _offset: u64, _buf: &mut [u8]) -> Result<()> {
-        Err(Error::Pipeline("vmdk reader not written yet".into()))
+
+    fn needs_deflate(&self) -> bool {
+        true
+    }
+
+    fn consume(&mut self, batch: &Batch) -> Result<()> {
+        self.vmdk.consume(batch)
+    }
+
+    fn finish(self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
+        let VmdkFamilyWriter { vmdk, dir } = *self;
+        let mut vmdk = vmdk.finish(&ctx.content_digest)?;
+        let size = vmdk.sync()?;
+        // The header and descriptor were patched after streaming: hash the file as it is.
+        let sha256 = vmdk.sha256_of_contents()?;
+        let options = &ctx.options;
+        let mut produced = Vec::new();
+        if options.wants(Format::Ova) {
+            let disk = crate::formats::ova::OvaDisk { file: &mut vmdk, size, sha256 };
+            produced.push(crate::formats::ova::write_ova(&dir, options, ctx.virtual_size, disk)?);
+        }
+        if options.wants(Format::Aws) {
+            produced.push(Produced {
+                artifact: vmdk,
+                format: Format::Aws,
+                role: Role::Disk,
+                container: "vmdk",
+                size,
+                sha256,
+            });
+            produced.extend(crate::formats::aws::aws_metadata(&dir, options, ctx.virtual_size)?);
+        }
+        Ok(produced)
     }
 }

@@ -1,0 +1,298 @@
+//! The fixed parts of a streamOptimized VMDK: the 512-byte sparse extent header, the metadata
+//! markers and the embedded text descriptor (formats.md §2.1–§2.3).
+
+use std::path::Path;
+
+use crate::batch::SECTOR;
+use crate::error::{Error, Result};
+use crate::ids::{content_uuid, vmdk_cid};
+
+/// "KDMV" read as a little-endian u32.
+pub const MAGIC: u32 = 0x564d_444b;
+/// The header version written (ESXi refuses streamOptimized version 1).
+pub const VERSION: u32 = 3;
+/// Flags written: newline detection, compressed grains, markers.
+pub const FLAGS: u32 = 0x0003_0001;
+/// Flag bit: grains are compressed.
+pub const FLAG_COMPRESSED: u32 = 1 << 16;
+/// Flag bit: grains and metadata carry markers.
+pub const FLAG_MARKERS: u32 = 1 << 17;
+/// Sectors per grain (64 KiB grains).
+pub const GRAIN_SECTORS: u64 = 128;
+/// Grain table entries per grain table.
+pub const GTES_PER_GT: u32 = 512;
+/// Sector of the embedded descriptor.
+pub const DESCRIPTOR_OFFSET: u64 = 1;
+/// Sectors reserved for the embedded descriptor.
+pub const DESCRIPTOR_SECTORS: u64 = 20;
+/// Sector of the first grain marker.
+pub const OVERHEAD: u64 = 128;
+/// `gdOffset` value meaning "read the footer at the end of the file".
+pub const GD_AT_END: u64 = u64::MAX;
+/// `compressAlgorithm` DEFLATE (zlib streams).
+pub const COMPRESS_DEFLATE: u16 = 1;
+/// Metadata marker type: end of stream.
+pub const MARKER_EOS: u32 = 0;
+/// Metadata marker type: grain table follows.
+pub const MARKER_GT: u32 = 1;
+/// Metadata marker type: grain directory follows.
+pub const MARKER_GD: u32 = 2;
+/// Metadata marker type: footer follows.
+pub const MARKER_FOOTER: u32 = 3;
+/// First line every reader (libvmdk in particular) insists on.
+pub const DESCRIPTOR_SIGNATURE: &str = "# Disk DescriptorFile";
+
+/// The fields of a SparseExtentHeader (little-endian on disk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SparseHeader {
+    /// Format version (1..=3).
+    pub version: u32,
+    /// Feature flags.
+    pub flags: u32,
+    /// Virtual size in sectors.
+    pub capacity: u64,
+    /// Sectors per grain.
+    pub grain_size: u64,
+    /// Sector of the embedded descriptor.
+    pub descriptor_offset: u64,
+    /// Sectors of the embedded descriptor.
+    pub descriptor_size: u64,
+    /// Entries per grain table.
+    pub num_gtes_per_gt: u32,
+    /// Redundant grain directory sector (unused here).
+    pub rgd_offset: u64,
+    /// Grain directory sector, or [`GD_AT_END`].
+    pub gd_offset: u64,
+    /// Sectors before the first grain.
+    pub overhead: u64,
+    /// Unclean-shutdown byte.
+    pub unclean_shutdown: u8,
+    /// Compression algorithm (1 = deflate).
+    pub compress_algorithm: u16,
+}
+
+impl SparseHeader {
+    /// The header this crate writes for a disk of `capacity` sectors.
+    pub fn stream_optimized(capacity: u64, gd_offset: u64) -> Self {
+        SparseHeader {
+            version: VERSION,
+            flags: FLAGS,
+            capacity,
+            grain_size: GRAIN_SECTORS,
+            descriptor_offset: DESCRIPTOR_OFFSET,
+            descriptor_size: DESCRIPTOR_SECTORS,
+            num_gtes_per_gt: GTES_PER_GT,
+            rgd_offset: 0,
+            gd_offset,
+            overhead: OVERHEAD,
+            unclean_shutdown: 0,
+            compress_algorithm: COMPRESS_DEFLATE,
+        }
+    }
+
+    /// The 512 bytes on disk.
+    pub fn encode(&self) -> [u8; 512] {
+        let mut h = [0u8; 512];
+        h[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+        h[4..8].copy_from_slice(&self.version.to_le_bytes());
+        h[8..12].copy_from_slice(&self.flags.to_le_bytes());
+        h[12..20].copy_from_slice(&self.capacity.to_le_bytes());
+        h[20..28].copy_from_slice(&self.grain_size.to_le_bytes());
+        h[28..36].copy_from_slice(&self.descriptor_offset.to_le_bytes());
+        h[36..44].copy_from_slice(&self.descriptor_size.to_le_bytes());
+        h[44..48].copy_from_slice(&self.num_gtes_per_gt.to_le_bytes());
+        h[48..56].copy_from_slice(&self.rgd_offset.to_le_bytes());
+        h[56..64].copy_from_slice(&self.gd_offset.to_le_bytes());
+        h[64..72].copy_from_slice(&self.overhead.to_le_bytes());
+        h[72] = self.unclean_shutdown;
+        h[73..77].copy_from_slice(b"\n \r\n");
+        h[77..79].copy_from_slice(&self.compress_algorithm.to_le_bytes());
+        h
+    }
+
+    /// Parses and checks a header found at byte `at` of `path`.
+    pub fn parse(path: &Path, at: u64, h: &[u8; 512]) -> Result<Self> {
+        let magic = le32(h, 0);
+        if magic != MAGIC {
+            return Err(Error::corrupt(
+                path,
+                at,
+                format!("no VMDK sparse header magic \"KDMV\" (found {magic:#010x})"),
+            ));
+        }
+        let header = SparseHeader {
+            version: le32(h, 4),
+            flags: le32(h, 8),
+            capacity: le64(h, 12),
+            grain_size: le64(h, 20),
+            descriptor_offset: le64(h, 28),
+            descriptor_size: le64(h, 36),
+            num_gtes_per_gt: le32(h, 44),
+            rgd_offset: le64(h, 48),
+            gd_offset: le64(h, 56),
+            overhead: le64(h, 64),
+            unclean_shutdown: h[72],
+            compress_algorithm: u16::from_le_bytes([h[77], h[78]]),
+        };
+        if !(1..=3).contains(&header.version) {
+            return Err(Error::corrupt(path, at + 4, format!("unsupported VMDK version {}", header.version)));
+        }
+        if header.flags & 1 != 0 && &h[73..77] != b"\n \r\n" {
+            return Err(Error::corrupt(
+                path,
+                at + 73,
+                "newline-detection bytes damaged (file went through a text conversion)",
+            ));
+        }
+        if header.flags & FLAG_COMPRESSED == 0 || header.compress_algorithm != COMPRESS_DEFLATE {
+            return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: grains are not deflate-compressed"));
+        }
+        if header.flags & FLAG_MARKERS == 0 {
+            return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: no grain markers"));
+        }
+        if !header.grain_size.is_power_of_two() || !(8..=2048).contains(&header.grain_size) {
+            return Err(Error::corrupt(
+                path,
+                at + 20,
+                format!("grain size {} sectors is not supported", header.grain_size),
+            ));
+        }
+        if !(1..=65536).contains(&header.num_gtes_per_gt) {
+            return Err(Error::corrupt(path, at + 44, format!("{} entries per grain table", header.num_gtes_per_gt)));
+        }
+        if header.capacity.checked_mul(SECTOR).is_none() {
+            return Err(Error::corrupt(path, at + 12, format!("capacity of {} sectors overflows", header.capacity)));
+        }
+        Ok(header)
+    }
+
+    /// Bytes per grain.
+    pub fn grain_bytes(&self) -> u64 {
+        self.grain_size * SECTOR
+    }
+
+    /// Number of grains covering the capacity.
+    pub fn grains(&self) -> u64 {
+        self.capacity.div_ceil(self.grain_size)
+    }
+
+    /// Number of grain tables (= grain directory entries).
+    pub fn grain_tables(&self) -> u64 {
+        self.grains().div_ceil(u64::from(self.num_gtes_per_gt))
+    }
+}
+
+/// Little-endian u32 at `at` of a 512-byte block.
+pub fn le32(b: &[u8; 512], at: usize) -> u32 {
+    let mut v = [0u8; 4];
+    v.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(v)
+}
+
+/// Little-endian u64 at `at` of a 512-byte block.
+pub fn le64(b: &[u8; 512], at: usize) -> u64 {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(v)
+}
+
+/// A metadata marker sector: `numSectors`, `size = 0`, `type`.
+pub fn marker(num_sectors: u64, kind: u32) -> [u8; 512] {
+    let mut m = [0u8; 512];
+    m[0..8].copy_from_slice(&num_sectors.to_le_bytes());
+    m[12..16].copy_from_slice(&kind.to_le_bytes());
+    m
+}
+
+/// The content ids of a disk: `CID` and `ddb.longContentID` (32 hex ending in the CID).
+pub fn content_ids(content_digest: &[u8; 32]) -> (u32, String) {
+    let cid = vmdk_cid(content_digest);
+    let long = content_uuid(content_digest, "vmdk-long-content-id");
+    (cid, format!("{}{cid:08x}", hex::encode(&long[..12])))
+}
+
+/// The embedded descriptor text (formats.md §2.2) for `capacity` sectors in file `extent`.
+pub fn descriptor_text(capacity: u64, extent: &str, content_digest: &[u8; 32]) -> String {
+    let (cid, long) = content_ids(content_digest);
+    let cylinders = capacity.div_ceil(255 * 63).min(65535);
+    format!(
+        "{DESCRIPTOR_SIGNATURE}\n\
+         version=1\n\
+         encoding=\"UTF-8\"\n\
+         CID={cid:08x}\n\
+         parentCID=ffffffff\n\
+         createType=\"streamOptimized\"\n\
+         \n\
+         # Extent description\n\
+         RW {capacity} SPARSE \"{extent}\"\n\
+         \n\
+         # The Disk Data Base\n\
+         #DDB\n\
+         \n\
+         ddb.adapterType = \"lsilogic\"\n\
+         ddb.geometry.cylinders = \"{cylinders}\"\n\
+         ddb.geometry.heads = \"255\"\n\
+         ddb.geometry.sectors = \"63\"\n\
+         ddb.longContentID = \"{long}\"\n\
+         ddb.toolsInstallType = \"4\"\n\
+         ddb.toolsVersion = \"2147483647\"\n\
+         ddb.virtualHWVersion = \"4\"\n"
+    )
+}
+
+/// The descriptor text as stored: NUL-padded to exactly [`DESCRIPTOR_SECTORS`] sectors.
+pub fn descriptor_block(text: &str) -> Result<Vec<u8>> {
+    let len = usize::try_from(DESCRIPTOR_SECTORS * SECTOR).unwrap_or(usize::MAX);
+    if text.len() >= len {
+        return Err(Error::Pipeline(format!("VMDK descriptor of {} bytes does not fit in {len}", text.len())));
+    }
+    let mut block = vec![0u8; len];
+    block[..text.len()].copy_from_slice(text.as_bytes());
+    Ok(block)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_round_trips_and_has_the_spec_bytes() {
+        let h = SparseHeader::stream_optimized(8192, GD_AT_END);
+        let bytes = h.encode();
+        assert_eq!(&bytes[0..4], b"KDMV");
+        assert_eq!(hex::encode(&bytes[4..12]), "0300000001000300");
+        assert_eq!(&bytes[73..79], b"\n \r\n\x01\x00");
+        assert_eq!(SparseHeader::parse(Path::new("x.vmdk"), 0, &bytes).unwrap(), h);
+    }
+
+    #[test]
+    fn bad_magic_version_and_flags_are_named() {
+        let good = SparseHeader::stream_optimized(128, GD_AT_END).encode();
+        let mut b = good;
+        b[0] = b'X';
+        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("magic"));
+        let mut b = good;
+        b[4] = 9;
+        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("version 9"));
+        let mut b = good;
+        b[10] = 0;
+        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("streamOptimized"));
+        let mut b = good;
+        b[20] = 3;
+        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("grain size"));
+    }
+
+    #[test]
+    fn descriptor_ids_follow_the_content() {
+        let text = descriptor_text(2049, "n.vmdk", &[5; 32]);
+        let (cid, long) = content_ids(&[5; 32]);
+        assert!(text.starts_with("# Disk DescriptorFile\n"));
+        assert!(text.contains(&format!("CID={cid:08x}\n")));
+        assert_eq!(long.len(), 32);
+        assert!(long.ends_with(&format!("{cid:08x}")));
+        assert!(text.contains("RW 2049 SPARSE \"n.vmdk\"\n"));
+        assert!(text.contains("ddb.geometry.cylinders = \"1\"\n"));
+        assert_ne!(content_ids(&[6; 32]).1, long);
+        assert_eq!(descriptor_block(&text).unwrap().len(), 10240);
+    }
+}
