@@ -95,7 +95,11 @@ pub struct Ebs {
 /// 3 and cut to 128 characters.
 pub fn ami_name(name: &str) -> String {
     let ok = |c: char| c.is_ascii_alphanumeric() || "()[] ./-'@_".contains(c);
-    let mut out: String = name.chars().map(|c| if ok(c) { c } else { '-' }).take(128).collect();
+    let mut out: String = name
+        .chars()
+        .map(|c| if ok(c) { c } else { '-' })
+        .take(128)
+        .collect();
     while out.len() < 3 {
         out.push('-');
     }
@@ -108,13 +112,19 @@ pub fn volume_size_gib(virtual_size: u64) -> u64 {
 }
 
 /// The two documents, as pretty JSON with a trailing newline.
-pub fn documents(options: &ExportOptions, virtual_size: u64) -> serde_json::Result<(String, String)> {
+pub fn documents(
+    options: &ExportOptions,
+    virtual_size: u64,
+) -> serde_json::Result<(String, String)> {
     let name = &options.name;
     let description = format!("{name} (nodeimg export)");
     let import = DiskContainer {
         description: description.clone(),
         format: "VMDK",
-        user_bucket: UserBucket { s3_bucket: BUCKET_PLACEHOLDER.into(), s3_key: format!("{name}.vmdk") },
+        user_bucket: UserBucket {
+            s3_bucket: BUCKET_PLACEHOLDER.into(),
+            s3_key: format!("{name}.vmdk"),
+        },
     };
     let register = RegisterImage {
         name: ami_name(name),
@@ -145,9 +155,13 @@ pub fn documents(options: &ExportOptions, virtual_size: u64) -> serde_json::Resu
 }
 
 /// Writes `aws-import.json` and `register-image.json` into `dir`.
-pub fn aws_metadata(dir: &Path, options: &ExportOptions, virtual_size: u64) -> Result<Vec<Produced>> {
-    let (import, register) =
-        documents(options, virtual_size).map_err(|e| Error::Pipeline(format!("serializing AWS JSON: {e}")))?;
+pub fn aws_metadata(
+    dir: &Path,
+    options: &ExportOptions,
+    virtual_size: u64,
+) -> Result<Vec<Produced>> {
+    let (import, register) = documents(options, virtual_size)
+        .map_err(|e| Error::Pipeline(format!("serializing AWS JSON: {e}")))?;
     Ok(vec![
         metadata_artifact(dir, IMPORT_FILE, import.as_bytes(), Format::Aws)?,
         metadata_artifact(dir, REGISTER_FILE, register.as_bytes(), Format::Aws)?,
@@ -172,15 +186,31 @@ mod tests {
         assert_eq!(r["Name"], "node-1.30");
         assert_eq!(r["BootMode"], "legacy-bios");
         assert_eq!(r["BlockDeviceMappings"][0]["Ebs"]["VolumeSize"], 2);
-        assert_eq!(r["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"], SNAPSHOT_PLACEHOLDER);
-        assert_eq!(r["RootDeviceName"], r["BlockDeviceMappings"][0]["DeviceName"]);
-        let order: Vec<usize> = ["\"Name\"", "\"Architecture\"", "\"BlockDeviceMappings\"", "\"ImdsSupport\""]
-            .iter()
-            .map(|k| register.find(k).unwrap())
-            .collect();
+        assert_eq!(
+            r["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"],
+            SNAPSHOT_PLACEHOLDER
+        );
+        assert_eq!(
+            r["RootDeviceName"],
+            r["BlockDeviceMappings"][0]["DeviceName"]
+        );
+        let order: Vec<usize> = [
+            "\"Name\"",
+            "\"Architecture\"",
+            "\"BlockDeviceMappings\"",
+            "\"ImdsSupport\"",
+        ]
+        .iter()
+        .map(|k| register.find(k).unwrap())
+        .collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "key order changed");
         options.firmware = Firmware::Uefi;
-        assert!(documents(&options, 1).unwrap().1.contains("\"BootMode\": \"uefi\""));
+        assert!(
+            documents(&options, 1)
+                .unwrap()
+                .1
+                .contains("\"BootMode\": \"uefi\"")
+        );
         assert_eq!(volume_size_gib(0), 1);
         assert_eq!(volume_size_gib(GIB), 1);
         assert_eq!(ami_name("t"), "t--");

@@ -47,7 +47,9 @@ pub fn envelope(p: &OvfParams<'_>) -> String {
             "      <vmw:Config ovf:required=\"false\" vmw:key=\"firmware\" vmw:value=\"efi\"/>\n",
             "      <vmw:Config ovf:required=\"false\" vmw:key=\"bootOptions.efiSecureBootEnabled\" vmw:value=\"false\"/>\n",
         ),
-        Firmware::Bios => "      <vmw:Config ovf:required=\"false\" vmw:key=\"firmware\" vmw:value=\"bios\"/>\n",
+        Firmware::Bios => {
+            "      <vmw:Config ovf:required=\"false\" vmw:key=\"firmware\" vmw:value=\"bios\"/>\n"
+        }
     };
     let mut properties = String::new();
     for (key, value) in &p.options.properties {
@@ -195,13 +197,20 @@ mod tests {
         let mut options = ExportOptions::new("n-1");
         options.properties = vec![("k8s".into(), "v1.30 <\"&'>\n".into())];
         options.firmware = Firmware::Bios;
-        let ovf =
-            envelope(&OvfParams { options: &options, disk_file: "n-1.vmdk", disk_size: 72704, capacity: 1 << 22 });
+        let ovf = envelope(&OvfParams {
+            options: &options,
+            disk_file: "n-1.vmdk",
+            disk_size: 72704,
+            capacity: 1 << 22,
+        });
         assert!(ovf.contains("ovf:value=\"v1.30 &lt;&quot;&amp;&apos;&gt;&#10;\""));
         assert!(ovf.contains("vmw:value=\"bios\""));
         assert!(!ovf.contains("efi"));
         assert!(!ovf.contains('\r'));
-        assert_eq!(file_references(&ovf), vec![("n-1.vmdk".to_string(), Some("72704".to_string()))]);
+        assert_eq!(
+            file_references(&ovf),
+            vec![("n-1.vmdk".to_string(), Some("72704".to_string()))]
+        );
         assert_eq!(xml_unescape(&xml_escape("a&amp;<b>\t")), "a&amp;<b>\t");
         assert_eq!(xml_escape("\u{1}"), "\u{fffd}");
     }

@@ -12,23 +12,35 @@ const SCHEMA: &str = "/work/shared/data/ovf/xsd/wrapper.xsd";
 
 fn sample_disk() -> TestDisk {
     let size = (2 << 20) + 512;
-    let bytes: Vec<u8> = (0..150_000u32).map(|i| u8::try_from((i * 13 + i / 700) % 251).unwrap()).collect();
-    TestDisk { size, extents: vec![(4096, bytes), (size - 512, b"OVA!".repeat(128))] }
+    let bytes: Vec<u8> = (0..150_000u32)
+        .map(|i| u8::try_from((i * 13 + i / 700) % 251).unwrap())
+        .collect();
+    TestDisk {
+        size,
+        extents: vec![(4096, bytes), (size - 512, b"OVA!".repeat(128))],
+    }
 }
 
 fn options(name: &str) -> ExportOptions {
     let mut options = ExportOptions::new(name);
     options.formats = vec![Format::Ova, Format::Aws];
     options.source_date_epoch = 1_700_000_000;
-    options.properties =
-        vec![("kubernetes.version".into(), "v1.30.2".into()), ("note".into(), "a <b> & \"c\" 'd'".into())];
+    options.properties = vec![
+        ("kubernetes.version".into(), "v1.30.2".into()),
+        ("note".into(), "a <b> & \"c\" 'd'".into()),
+    ];
     options
 }
 
 /// Exports the sample; returns (ova path, vmdk path) in `dir`.
 fn export_sample(dir: &Path, options: &ExportOptions) -> (PathBuf, PathBuf) {
     let out = export_family(dir, &sample_disk(), options);
-    let find = |c: &str| out.iter().find(|o| o.container == c).map(|o| o.path.clone()).unwrap();
+    let find = |c: &str| {
+        out.iter()
+            .find(|o| o.container == c)
+            .map(|o| o.path.clone())
+            .unwrap()
+    };
     (find("ova"), find("vmdk"))
 }
 
@@ -48,26 +60,54 @@ fn ova_is_plain_ustar_with_valid_ovf_and_matching_manifest() {
     if let Some(out) = tool("tar", &["-tvf", ova_s]) {
         assert!(out.status.success());
         let listing = String::from_utf8(out.stdout).unwrap();
-        let listed: Vec<&str> = listing.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+        let listed: Vec<&str> = listing
+            .lines()
+            .map(|l| l.rsplit(' ').next().unwrap())
+            .collect();
         assert_eq!(listed, ["node.ovf", "node.mf", "node.vmdk"], "{listing}");
-        assert!(listing.lines().all(|l| l.starts_with("-rw-r--r-- root/root")), "{listing}");
-        assert!(listing.contains("2023-11-14"), "mtime from SOURCE_DATE_EPOCH: {listing}");
+        assert!(
+            listing
+                .lines()
+                .all(|l| l.starts_with("-rw-r--r-- root/root")),
+            "{listing}"
+        );
+        assert!(
+            listing.contains("2023-11-14"),
+            "mtime from SOURCE_DATE_EPOCH: {listing}"
+        );
         let x = dir.path().join("x");
         std::fs::create_dir(&x).unwrap();
         let out = tool("tar", &["-xf", ova_s, "-C", x.to_str().unwrap()]).unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        assert!(std::fs::read(x.join("node.vmdk")).unwrap() == std::fs::read(&vmdk).unwrap(), "extracted vmdk differs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            std::fs::read(x.join("node.vmdk")).unwrap() == std::fs::read(&vmdk).unwrap(),
+            "extracted vmdk differs"
+        );
         let ovf_path = x.join("node.ovf");
         let ovf_text = std::fs::read_to_string(&ovf_path).unwrap();
         let vmdk_size = std::fs::metadata(&vmdk).unwrap().len();
         assert!(ovf_text.contains(&format!("ovf:size=\"{vmdk_size}\"")));
         assert!(ovf_text.contains(&format!("ovf:capacity=\"{}\"", sample_disk().size)));
-        assert!(ovf_text.contains("ovf:key=\"kubernetes.version\" ovf:type=\"string\" ovf:value=\"v1.30.2\""));
+        assert!(
+            ovf_text.contains(
+                "ovf:key=\"kubernetes.version\" ovf:type=\"string\" ovf:value=\"v1.30.2\""
+            )
+        );
         assert!(ovf_text.contains("ovf:value=\"a &lt;b&gt; &amp; &quot;c&quot; &apos;d&apos;\""));
         assert!(ovf_text.contains("vmw:value=\"efi\""));
-        if let Some(out) = tool("xmllint", &["--noout", "--schema", SCHEMA, ovf_path.to_str().unwrap()]) {
+        if let Some(out) = tool(
+            "xmllint",
+            &["--noout", "--schema", SCHEMA, ovf_path.to_str().unwrap()],
+        ) {
             let said = String::from_utf8_lossy(&out.stderr);
-            assert!(out.status.success() && said.contains("validates"), "xmllint: {said}");
+            assert!(
+                out.status.success() && said.contains("validates"),
+                "xmllint: {said}"
+            );
         }
         let mf = std::fs::read_to_string(x.join("node.mf")).unwrap();
         let paths = ["node.ovf", "node.vmdk"].map(|n| x.join(n).to_string_lossy().into_owned());
@@ -77,7 +117,10 @@ fn ova_is_plain_ustar_with_valid_ovf_and_matching_manifest() {
                 .lines()
                 .map(|l| {
                     let (hex, path) = l.split_once("  ").unwrap();
-                    format!("SHA256({})= {hex}\n", Path::new(path).file_name().unwrap().to_string_lossy())
+                    format!(
+                        "SHA256({})= {hex}\n",
+                        Path::new(path).file_name().unwrap().to_string_lossy()
+                    )
                 })
                 .collect();
             assert_eq!(mf, expect);
@@ -87,7 +130,10 @@ fn ova_is_plain_ustar_with_valid_ovf_and_matching_manifest() {
     let disk = sample_disk();
     let mut all = vec![0u8; usize::try_from(disk.size).unwrap()];
     image.read_at(0, &mut all).unwrap();
-    assert!(all == disk.bytes(0, disk.size), "disk read from the OVA differs");
+    assert!(
+        all == disk.bytes(0, disk.size),
+        "disk read from the OVA differs"
+    );
     assert!(image.descriptor().contains("RW 4097 SPARSE \"node.vmdk\""));
 }
 
@@ -103,8 +149,15 @@ fn bios_ovf_validates_too() {
     assert!(ovf.contains("vmw:value=\"bios\"") && !ovf.contains("efi"));
     let path = dir.path().join("bios-vm.ovf");
     std::fs::write(&path, ovf).unwrap();
-    if let Some(out) = tool("xmllint", &["--noout", "--schema", SCHEMA, path.to_str().unwrap()]) {
-        assert!(out.status.success(), "xmllint: {}", String::from_utf8_lossy(&out.stderr));
+    if let Some(out) = tool(
+        "xmllint",
+        &["--noout", "--schema", SCHEMA, path.to_str().unwrap()],
+    ) {
+        assert!(
+            out.status.success(),
+            "xmllint: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
@@ -114,7 +167,10 @@ fn two_runs_give_identical_ova_and_json() {
     export_sample(a.path(), &options("d"));
     export_sample(b.path(), &options("d"));
     for file in ["d.ova", "d.vmdk", "aws-import.json", "register-image.json"] {
-        let (x, y) = (std::fs::read(a.path().join(file)).unwrap(), std::fs::read(b.path().join(file)).unwrap());
+        let (x, y) = (
+            std::fs::read(a.path().join(file)).unwrap(),
+            std::fs::read(b.path().join(file)).unwrap(),
+        );
         assert!(x == y, "{file} not reproducible");
     }
 }
@@ -136,7 +192,10 @@ fn damaged_ovas_are_refused_with_the_file_named() {
     let mut b = good.clone();
     b[vmdk_at + 70_000] ^= 1;
     let msg = err(&b);
-    assert!(msg.contains("n.vmdk") && msg.contains("does not match n.mf"), "{msg}");
+    assert!(
+        msg.contains("n.vmdk") && msg.contains("does not match n.mf"),
+        "{msg}"
+    );
     let mut b = good.clone();
     b[257] = b'X';
     assert!(err(&b).contains("ustar magic"));
@@ -153,7 +212,11 @@ fn damaged_ovas_are_refused_with_the_file_named() {
     let size = members[2].size;
     let wrong = ovf.replace(
         &format!("ovf:size=\"{size}\""),
-        &format!("ovf:size=\"{:0width$}\"", size + 1, width = size.to_string().len()),
+        &format!(
+            "ovf:size=\"{:0width$}\"",
+            size + 1,
+            width = size.to_string().len()
+        ),
     );
     assert_eq!(wrong.len(), ovf.len());
     let mut b = good.clone();
@@ -206,15 +269,33 @@ fn full_export_through_the_pipeline_reads_back_to_the_content_digest() {
     disk.write_raw(&raw);
     let out = dir.path().join("out");
     let report = crate::export(&raw, &out, &options("e2e"), &crate::NoProgress).unwrap();
-    let files: Vec<&str> = report.manifest.artifacts.iter().map(|a| a.file.as_str()).collect();
-    for f in ["e2e.ova", "e2e.vmdk", "aws-import.json", "register-image.json"] {
+    let files: Vec<&str> = report
+        .manifest
+        .artifacts
+        .iter()
+        .map(|a| a.file.as_str())
+        .collect();
+    for f in [
+        "e2e.ova",
+        "e2e.vmdk",
+        "aws-import.json",
+        "register-image.json",
+    ] {
         assert!(files.contains(&f), "{f} missing from {files:?}");
     }
     let expect = report.manifest.content_sha256.clone();
     let mut from_ova = open_disk(&out.join("e2e.ova")).unwrap();
-    assert_eq!(hex::encode(crate::image::content_digest(&mut from_ova, |_| {}).unwrap()), expect);
+    assert_eq!(
+        hex::encode(crate::image::content_digest(&mut from_ova, |_| {}).unwrap()),
+        expect
+    );
     let mut vmdk = VmdkImage::open(&out.join("e2e.vmdk")).unwrap();
-    assert_eq!(hex::encode(crate::image::content_digest(&mut vmdk, |_| {}).unwrap()), expect);
-    let (cid, _) = crate::formats::vmdk::descriptor::content_ids(&hex::decode(&expect).unwrap().try_into().unwrap());
+    assert_eq!(
+        hex::encode(crate::image::content_digest(&mut vmdk, |_| {}).unwrap()),
+        expect
+    );
+    let (cid, _) = crate::formats::vmdk::descriptor::content_ids(
+        &hex::decode(&expect).unwrap().try_into().unwrap(),
+    );
     assert!(vmdk.descriptor().contains(&format!("CID={cid:08x}")));
 }

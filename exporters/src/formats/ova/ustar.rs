@@ -16,7 +16,9 @@ const OCTAL_MAX: u64 = 0o777_7777_7777;
 pub fn header(name: &str, size: u64, mtime: u64) -> Result<[u8; 512]> {
     let mut h = [0u8; 512];
     if name.is_empty() || name.len() > 100 || name.contains('/') {
-        return Err(Error::Pipeline(format!("tar member name {name:?} must be 1 to 100 bytes without '/'")));
+        return Err(Error::Pipeline(format!(
+            "tar member name {name:?} must be 1 to 100 bytes without '/'"
+        )));
     }
     h[..name.len()].copy_from_slice(name.as_bytes());
     h[100..108].copy_from_slice(b"0000644\0");
@@ -49,7 +51,16 @@ fn number_field(field: &mut [u8], value: u64) {
 
 /// Sum of the header bytes with the checksum field counted as eight spaces.
 pub fn checksum(h: &[u8; 512]) -> u32 {
-    h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum()
+    h.iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                32
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum()
 }
 
 /// Bytes of zero padding after `size` bytes of member data.
@@ -71,20 +82,27 @@ pub struct Member {
 /// Parses a numeric field (octal, optionally space/NUL padded, or GNU base-256).
 fn parse_number(path: &Path, at: u64, field: &[u8], what: &str) -> Result<u64> {
     if field.first().is_some_and(|&b| b & 0x80 != 0) {
-        if field.len() < 9 || field[0] != 0x80 || field[1..field.len() - 8].iter().any(|&b| b != 0) {
-            return Err(Error::corrupt(path, at, format!("{what}: base-256 value out of range")));
+        if field.len() < 9 || field[0] != 0x80 || field[1..field.len() - 8].iter().any(|&b| b != 0)
+        {
+            return Err(Error::corrupt(
+                path,
+                at,
+                format!("{what}: base-256 value out of range"),
+            ));
         }
         let mut v = [0u8; 8];
         v.copy_from_slice(&field[field.len() - 8..]);
         return Ok(u64::from_be_bytes(v));
     }
     let text: Vec<u8> = field.iter().copied().take_while(|&b| b != 0).collect();
-    let text = std::str::from_utf8(&text).map_err(|_| Error::corrupt(path, at, format!("{what}: not octal")))?;
+    let text = std::str::from_utf8(&text)
+        .map_err(|_| Error::corrupt(path, at, format!("{what}: not octal")))?;
     let text = text.trim_matches(' ');
     if text.is_empty() {
         return Ok(0);
     }
-    u64::from_str_radix(text, 8).map_err(|_| Error::corrupt(path, at, format!("{what}: {text:?} is not octal")))
+    u64::from_str_radix(text, 8)
+        .map_err(|_| Error::corrupt(path, at, format!("{what}: {text:?} is not octal")))
 }
 
 /// Parses the header block at archive offset `at`. `Ok(None)` for an end-of-archive block.
@@ -94,24 +112,39 @@ pub fn parse_header(path: &Path, at: u64, h: &[u8; 512]) -> Result<Option<Member
     }
     let magic = &h[257..265];
     if magic != b"ustar\x0000" && magic != b"ustar  \0" {
-        return Err(Error::corrupt(path, at + 257, "tar header without ustar magic"));
+        return Err(Error::corrupt(
+            path,
+            at + 257,
+            "tar header without ustar magic",
+        ));
     }
     let stored = parse_number(path, at + 148, &h[148..156], "header checksum")?;
     let computed = checksum(h);
     if stored != u64::from(computed) {
-        return Err(Error::corrupt(path, at + 148, format!("tar header checksum {stored:o}, computed {computed:o}")));
+        return Err(Error::corrupt(
+            path,
+            at + 148,
+            format!("tar header checksum {stored:o}, computed {computed:o}"),
+        ));
     }
     let kind = h[156];
     match kind {
         b'0' | 0 => {}
         b'x' | b'g' => {
-            return Err(Error::corrupt(path, at + 156, "PAX extended header: vSphere does not accept PAX OVAs"));
+            return Err(Error::corrupt(
+                path,
+                at + 156,
+                "PAX extended header: vSphere does not accept PAX OVAs",
+            ));
         }
         other => {
             return Err(Error::corrupt(
                 path,
                 at + 156,
-                format!("tar member type {:?} is not a regular file", char::from(other)),
+                format!(
+                    "tar member type {:?} is not a regular file",
+                    char::from(other)
+                ),
             ));
         }
     }
@@ -128,7 +161,11 @@ pub fn parse_header(path: &Path, at: u64, h: &[u8; 512]) -> Result<Option<Member
     }
     let size = parse_number(path, at + 124, &h[124..136], "member size")?;
     let data_offset = at + BLOCK;
-    Ok(Some(Member { name, data_offset, size }))
+    Ok(Some(Member {
+        name,
+        data_offset,
+        size,
+    }))
 }
 
 #[cfg(test)]
@@ -143,7 +180,14 @@ mod tests {
         let sum = checksum(&h);
         assert_eq!(&h[148..156], format!("{sum:06o}\0 ").as_bytes());
         let m = parse_header(Path::new("x.ova"), 512, &h).unwrap().unwrap();
-        assert_eq!(m, Member { name: "a.ovf".into(), data_offset: 1024, size: 1234 });
+        assert_eq!(
+            m,
+            Member {
+                name: "a.ovf".into(),
+                data_offset: 1024,
+                size: 1234
+            }
+        );
     }
 
     #[test]
@@ -151,7 +195,13 @@ mod tests {
         let size = (8u64 << 30) + 7;
         let h = header("d.vmdk", size, 0).unwrap();
         assert_eq!(h[124], 0x80);
-        assert_eq!(parse_header(Path::new("x.ova"), 0, &h).unwrap().unwrap().size, size);
+        assert_eq!(
+            parse_header(Path::new("x.ova"), 0, &h)
+                .unwrap()
+                .unwrap()
+                .size,
+            size
+        );
         let h = header("d.vmdk", OCTAL_MAX, 0).unwrap();
         assert_eq!(&h[124..136], b"77777777777\0");
     }
@@ -162,10 +212,20 @@ mod tests {
         h[156] = b'x';
         let sum = checksum(&h);
         h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        assert!(parse_header(Path::new("x.ova"), 0, &h).unwrap_err().to_string().contains("PAX"));
+        assert!(
+            parse_header(Path::new("x.ova"), 0, &h)
+                .unwrap_err()
+                .to_string()
+                .contains("PAX")
+        );
         let mut h = header("a", 1, 0).unwrap();
         h[0] = b'b';
-        assert!(parse_header(Path::new("x.ova"), 0, &h).unwrap_err().to_string().contains("checksum"));
+        assert!(
+            parse_header(Path::new("x.ova"), 0, &h)
+                .unwrap_err()
+                .to_string()
+                .contains("checksum")
+        );
         assert!(header("a/b", 1, 0).is_err());
         assert!(header(&"n".repeat(101), 1, 0).is_err());
         assert_eq!(padding(0), 0);

@@ -135,7 +135,11 @@ impl SparseHeader {
             compress_algorithm: u16::from_le_bytes([h[77], h[78]]),
         };
         if !(1..=3).contains(&header.version) {
-            return Err(Error::corrupt(path, at + 4, format!("unsupported VMDK version {}", header.version)));
+            return Err(Error::corrupt(
+                path,
+                at + 4,
+                format!("unsupported VMDK version {}", header.version),
+            ));
         }
         if header.flags & 1 != 0 && &h[73..77] != b"\n \r\n" {
             return Err(Error::corrupt(
@@ -145,10 +149,18 @@ impl SparseHeader {
             ));
         }
         if header.flags & FLAG_COMPRESSED == 0 || header.compress_algorithm != COMPRESS_DEFLATE {
-            return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: grains are not deflate-compressed"));
+            return Err(Error::corrupt(
+                path,
+                at + 8,
+                "not a streamOptimized VMDK: grains are not deflate-compressed",
+            ));
         }
         if header.flags & FLAG_MARKERS == 0 {
-            return Err(Error::corrupt(path, at + 8, "not a streamOptimized VMDK: no grain markers"));
+            return Err(Error::corrupt(
+                path,
+                at + 8,
+                "not a streamOptimized VMDK: no grain markers",
+            ));
         }
         if !header.grain_size.is_power_of_two() || !(8..=2048).contains(&header.grain_size) {
             return Err(Error::corrupt(
@@ -158,10 +170,18 @@ impl SparseHeader {
             ));
         }
         if !(1..=65536).contains(&header.num_gtes_per_gt) {
-            return Err(Error::corrupt(path, at + 44, format!("{} entries per grain table", header.num_gtes_per_gt)));
+            return Err(Error::corrupt(
+                path,
+                at + 44,
+                format!("{} entries per grain table", header.num_gtes_per_gt),
+            ));
         }
         if header.capacity.checked_mul(SECTOR).is_none() {
-            return Err(Error::corrupt(path, at + 12, format!("capacity of {} sectors overflows", header.capacity)));
+            return Err(Error::corrupt(
+                path,
+                at + 12,
+                format!("capacity of {} sectors overflows", header.capacity),
+            ));
         }
         Ok(header)
     }
@@ -244,7 +264,10 @@ pub fn descriptor_text(capacity: u64, extent: &str, content_digest: &[u8; 32]) -
 pub fn descriptor_block(text: &str) -> Result<Vec<u8>> {
     let len = usize::try_from(DESCRIPTOR_SECTORS * SECTOR).unwrap_or(usize::MAX);
     if text.len() >= len {
-        return Err(Error::Pipeline(format!("VMDK descriptor of {} bytes does not fit in {len}", text.len())));
+        return Err(Error::Pipeline(format!(
+            "VMDK descriptor of {} bytes does not fit in {len}",
+            text.len()
+        )));
     }
     let mut block = vec![0u8; len];
     block[..text.len()].copy_from_slice(text.as_bytes());
@@ -262,7 +285,10 @@ mod tests {
         assert_eq!(&bytes[0..4], b"KDMV");
         assert_eq!(hex::encode(&bytes[4..12]), "0300000001000300");
         assert_eq!(&bytes[73..79], b"\n \r\n\x01\x00");
-        assert_eq!(SparseHeader::parse(Path::new("x.vmdk"), 0, &bytes).unwrap(), h);
+        assert_eq!(
+            SparseHeader::parse(Path::new("x.vmdk"), 0, &bytes).unwrap(),
+            h
+        );
     }
 
     #[test]
@@ -270,16 +296,36 @@ mod tests {
         let good = SparseHeader::stream_optimized(128, GD_AT_END).encode();
         let mut b = good;
         b[0] = b'X';
-        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("magic"));
+        assert!(
+            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("magic")
+        );
         let mut b = good;
         b[4] = 9;
-        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("version 9"));
+        assert!(
+            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("version 9")
+        );
         let mut b = good;
         b[10] = 0;
-        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("streamOptimized"));
+        assert!(
+            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("streamOptimized")
+        );
         let mut b = good;
         b[20] = 3;
-        assert!(SparseHeader::parse(Path::new("x.vmdk"), 0, &b).unwrap_err().to_string().contains("grain size"));
+        assert!(
+            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+                .unwrap_err()
+                .to_string()
+                .contains("grain size")
+        );
     }
 
     #[test]

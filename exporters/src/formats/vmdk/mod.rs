@@ -21,7 +21,11 @@ pub use writer::StreamVmdkWriter;
 
 /// The writer that produces `NAME.vmdk` once and from it the OVA and/or the AWS artifacts,
 /// depending on which of the two `options` requests.
-pub fn vmdk_family_writer(dir: &Path, options: &ExportOptions, virtual_size: u64) -> Result<Box<dyn DiskWriter>> {
+pub fn vmdk_family_writer(
+    dir: &Path,
+    options: &ExportOptions,
+    virtual_size: u64,
+) -> Result<Box<dyn DiskWriter>> {
     let file_name = format!("{}.vmdk", options.name);
     Ok(Box::new(VmdkFamilyWriter {
         vmdk: StreamVmdkWriter::new(dir, &file_name, virtual_size)?,
@@ -58,8 +62,17 @@ impl DiskWriter for VmdkFamilyWriter {
         let options = &ctx.options;
         let mut produced = Vec::new();
         if options.wants(Format::Ova) {
-            let disk = crate::formats::ova::OvaDisk { file: &mut vmdk, size, sha256 };
-            produced.push(crate::formats::ova::write_ova(&dir, options, ctx.virtual_size, disk)?);
+            let disk = crate::formats::ova::OvaDisk {
+                file: &mut vmdk,
+                size,
+                sha256,
+            };
+            produced.push(crate::formats::ova::write_ova(
+                &dir,
+                options,
+                ctx.virtual_size,
+                disk,
+            )?);
         }
         if options.wants(Format::Aws) {
             produced.push(Produced {
@@ -70,7 +83,11 @@ impl DiskWriter for VmdkFamilyWriter {
                 size,
                 sha256,
             });
-            produced.extend(crate::formats::aws::aws_metadata(&dir, options, ctx.virtual_size)?);
+            produced.extend(crate::formats::aws::aws_metadata(
+                &dir,
+                options,
+                ctx.virtual_size,
+            )?);
         }
         Ok(produced)
     }

@@ -38,7 +38,9 @@ impl TestDisk {
     }
 
     fn touches(&self, offset: u64, len: u64) -> bool {
-        self.extents.iter().any(|(at, d)| *at < offset + len && at + d.len() as u64 > offset)
+        self.extents
+            .iter()
+            .any(|(at, d)| *at < offset + len && at + d.len() as u64 > offset)
     }
 
     /// The batches the pipeline would hand a writer (grains deflated as the pipeline does).
@@ -49,8 +51,16 @@ impl TestDisk {
             let len = BATCH_SIZE.min(self.size - pos);
             if !self.touches(pos, len) {
                 match out.last_mut() {
-                    Some(Batch { content: BatchContent::Zero, len: l, .. }) if *l < (1 << 30) => *l += len,
-                    _ => out.push(Batch { offset: pos, len, content: BatchContent::Zero }),
+                    Some(Batch {
+                        content: BatchContent::Zero,
+                        len: l,
+                        ..
+                    }) if *l < (1 << 30) => *l += len,
+                    _ => out.push(Batch {
+                        offset: pos,
+                        len,
+                        content: BatchContent::Zero,
+                    }),
                 }
             } else {
                 let bytes = self.bytes(pos, len);
@@ -58,10 +68,17 @@ impl TestDisk {
                     .chunks(GRAIN_BYTES)
                     .map(|c| {
                         let zero = is_all_zero(c);
-                        Grain { zero, deflated: (!zero).then(|| Arc::new(deflate_grain(c))) }
+                        Grain {
+                            zero,
+                            deflated: (!zero).then(|| Arc::new(deflate_grain(c))),
+                        }
                     })
                     .collect();
-                out.push(Batch { offset: pos, len, content: BatchContent::Data(DataBatch { bytes, grains }) });
+                out.push(Batch {
+                    offset: pos,
+                    len,
+                    content: BatchContent::Data(DataBatch { bytes, grains }),
+                });
             }
             pos += len;
         }
@@ -108,16 +125,37 @@ pub(crate) fn export_family(dir: &Path, disk: &TestDisk, options: &ExportOptions
     for batch in disk.batches() {
         writer.consume(&batch).unwrap();
     }
-    let produced = writer.finish(&finish_context(dir, disk.size, options)).unwrap();
+    let produced = writer
+        .finish(&finish_context(dir, disk.size, options))
+        .unwrap();
     produced
         .into_iter()
         .map(|p| {
-            let Produced { artifact, format, role, container, size, sha256 } = p;
+            let Produced {
+                artifact,
+                format,
+                role,
+                container,
+                size,
+                sha256,
+            } = p;
             let path = artifact.commit().unwrap();
-            assert_eq!(std::fs::metadata(&path).unwrap().len(), size, "{}", path.display());
-            let actual = crate::artifact::sha256_reader(std::fs::File::open(&path).unwrap()).unwrap();
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().len(),
+                size,
+                "{}",
+                path.display()
+            );
+            let actual =
+                crate::artifact::sha256_reader(std::fs::File::open(&path).unwrap()).unwrap();
             assert_eq!(actual, sha256, "{}", path.display());
-            Out { format, role, container, size, path }
+            Out {
+                format,
+                role,
+                container,
+                size,
+                path,
+            }
         })
         .collect()
 }
@@ -127,7 +165,10 @@ pub(crate) fn write_vmdk(dir: &Path, disk: &TestDisk, name: &str) -> PathBuf {
     let mut options = ExportOptions::new(name);
     options.formats = vec![Format::Aws];
     let out = export_family(dir, disk, &options);
-    out.into_iter().find(|o| o.container == "vmdk").map(|o| o.path).unwrap()
+    out.into_iter()
+        .find(|o| o.container == "vmdk")
+        .map(|o| o.path)
+        .unwrap()
 }
 
 /// Runs a tool; `None` (after printing SKIP) when it is not installed.
@@ -143,7 +184,9 @@ pub(crate) fn tool(program: &str, args: &[&str]) -> Option<std::process::Output>
 }
 
 fn pattern(len: usize, seed: usize) -> Vec<u8> {
-    (0..len).map(|i| u8::try_from((i * 7 + seed) & 0xff).unwrap()).collect()
+    (0..len)
+        .map(|i| u8::try_from((i * 7 + seed) & 0xff).unwrap())
+        .collect()
 }
 
 fn noise(len: usize, mut x: u32) -> Vec<u8> {
@@ -182,9 +225,19 @@ fn check_everywhere(dir: &Path, vmdk: &Path, disk: &TestDisk) {
     }
     if let Some(out) = tool("vmdkinfo", &[v]) {
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "vmdkinfo: {text}{}", String::from_utf8_lossy(&out.stderr));
-        assert!(text.contains("Disk type:\t\t\tStream optimized"), "vmdkinfo: {text}");
-        assert!(text.contains(&format!("({} bytes)", disk.size)), "vmdkinfo media size: {text}");
+        assert!(
+            out.status.success(),
+            "vmdkinfo: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("Disk type:\t\t\tStream optimized"),
+            "vmdkinfo: {text}"
+        );
+        assert!(
+            text.contains(&format!("({} bytes)", disk.size)),
+            "vmdkinfo media size: {text}"
+        );
     }
     pyvmdk_matches(vmdk, &raw, disk);
     let mut image = VmdkImage::open(vmdk).unwrap();
@@ -192,7 +245,10 @@ fn check_everywhere(dir: &Path, vmdk: &Path, disk: &TestDisk) {
     if disk.size <= 256 << 20 {
         let mut all = vec![0u8; usize::try_from(disk.size).unwrap()];
         image.read_at(0, &mut all).unwrap();
-        assert!(all == disk.bytes(0, disk.size), "own reader differs from the input");
+        assert!(
+            all == disk.bytes(0, disk.size),
+            "own reader differs from the input"
+        );
     }
     for (at, data) in &disk.extents {
         let mut back = vec![0u8; data.len()];
@@ -229,17 +285,26 @@ for r in sys.argv[4:]:
     let mut ranges: Vec<String> = if disk.size <= 256 << 20 {
         vec![format!("0:{}", disk.size)]
     } else {
-        disk.extents.iter().map(|(at, d)| format!("{at}:{}", d.len())).collect()
+        disk.extents
+            .iter()
+            .map(|(at, d)| format!("{at}:{}", d.len()))
+            .collect()
     };
     ranges.insert(0, disk.size.to_string());
     let mut args = vec!["-c", SCRIPT, vmdk.to_str().unwrap(), raw.to_str().unwrap()];
     args.extend(ranges.iter().map(String::as_str));
-    let Some(out) = tool("/usr/bin/python3", &args) else { return };
+    let Some(out) = tool("/usr/bin/python3", &args) else {
+        return;
+    };
     if out.status.code() == Some(77) {
         println!("SKIP: pyvmdk not importable");
         return;
     }
-    assert!(out.status.success(), "pyvmdk: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "pyvmdk: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Structural facts of the spec streaming layout.
@@ -249,25 +314,63 @@ fn check_layout(vmdk: &Path, disk: &TestDisk, gts_expected: usize) {
     assert_eq!(len % 512, 0);
     let block = |at: usize| -> [u8; 512] { bytes[at..at + 512].try_into().unwrap() };
     let header = SparseHeader::parse(vmdk, 0, &block(0)).unwrap();
-    assert_eq!((header.version, header.flags, header.gd_offset), (3, 0x0003_0001, GD_AT_END));
+    assert_eq!(
+        (header.version, header.flags, header.gd_offset),
+        (3, 0x0003_0001, GD_AT_END)
+    );
     assert_eq!(header.capacity, disk.size.div_ceil(512));
-    assert_eq!((header.grain_size, header.descriptor_offset, header.descriptor_size), (128, 1, 20));
-    assert_eq!((header.num_gtes_per_gt, header.overhead, header.compress_algorithm), (512, 128, 1));
-    assert!(block(len - 512).iter().all(|&b| b == 0), "last sector is not EOS");
+    assert_eq!(
+        (
+            header.grain_size,
+            header.descriptor_offset,
+            header.descriptor_size
+        ),
+        (128, 1, 20)
+    );
+    assert_eq!(
+        (
+            header.num_gtes_per_gt,
+            header.overhead,
+            header.compress_algorithm
+        ),
+        (512, 128, 1)
+    );
+    assert!(
+        block(len - 512).iter().all(|&b| b == 0),
+        "last sector is not EOS"
+    );
     assert_eq!(le32(&block(len - 1536), 12), 3, "footer marker");
     let footer = SparseHeader::parse(vmdk, 0, &block(len - 1024)).unwrap();
-    assert_eq!(footer, SparseHeader { gd_offset: footer.gd_offset, ..header });
+    assert_eq!(
+        footer,
+        SparseHeader {
+            gd_offset: footer.gd_offset,
+            ..header
+        }
+    );
     let gd_sector = usize::try_from(footer.gd_offset).unwrap();
     let gd_marker = block((gd_sector - 1) * 512);
-    assert_eq!((le64(&gd_marker, 0), le32(&gd_marker, 12)), (header.grain_tables().div_ceil(128), 2));
-    let gd: Vec<u32> = bytes[gd_sector * 512..][..usize::try_from(header.grain_tables()).unwrap() * 4]
+    assert_eq!(
+        (le64(&gd_marker, 0), le32(&gd_marker, 12)),
+        (header.grain_tables().div_ceil(128), 2)
+    );
+    let gd: Vec<u32> = bytes[gd_sector * 512..]
+        [..usize::try_from(header.grain_tables()).unwrap() * 4]
         .chunks(4)
         .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
         .collect();
-    assert_eq!(gd.iter().filter(|&&s| s != 0).count(), gts_expected, "grain tables written: {gd:?}");
+    assert_eq!(
+        gd.iter().filter(|&&s| s != 0).count(),
+        gts_expected,
+        "grain tables written: {gd:?}"
+    );
     for &gt in gd.iter().filter(|&&s| s != 0) {
         let m = block((usize::try_from(gt).unwrap() - 1) * 512);
-        assert_eq!((le64(&m, 0), le32(&m, 8), le32(&m, 12)), (4, 0, 1), "GT marker");
+        assert_eq!(
+            (le64(&m, 0), le32(&m, 8), le32(&m, 12)),
+            (4, 0, 1),
+            "GT marker"
+        );
     }
     let descriptor = String::from_utf8(bytes[512..512 * 21].to_vec()).unwrap();
     let (cid, long) = content_ids(&[7; 32]);
@@ -306,7 +409,13 @@ fn reference_layout_with_holes_zero_grains_and_last_sector() {
 fn partial_last_grain_and_incompressible_data() {
     let dir = tempfile::tempdir().unwrap();
     let size = (1 << 20) + 512;
-    let disk = TestDisk { size, extents: vec![(0, noise(65536 * 2 + 100, 9)), (size - 512, b"LAST".repeat(128))] };
+    let disk = TestDisk {
+        size,
+        extents: vec![
+            (0, noise(65536 * 2 + 100, 9)),
+            (size - 512, b"LAST".repeat(128)),
+        ],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "partial");
     check_layout(&vmdk, &disk, 1);
     check_everywhere(dir.path(), &vmdk, &disk);
@@ -330,7 +439,10 @@ fn sparse_disk_with_several_grain_tables_and_gaps() {
     check_everywhere(dir.path(), &vmdk, &disk);
 
     // GT 2 (64..96 MiB) has data, GT 3 has the tail; now a disk that leaves GT 1 and 2 empty.
-    let disk = TestDisk { size, extents: vec![(0, pattern(512, 1)), (size - 512, b"TAIL".repeat(128))] };
+    let disk = TestDisk {
+        size,
+        extents: vec![(0, pattern(512, 1)), (size - 512, b"TAIL".repeat(128))],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "gaps");
     check_layout(&vmdk, &disk, 2);
     check_everywhere(dir.path(), &vmdk, &disk);
@@ -340,7 +452,13 @@ fn sparse_disk_with_several_grain_tables_and_gaps() {
 fn large_sparse_disk_has_a_multi_sector_grain_directory() {
     let dir = tempfile::tempdir().unwrap();
     let size = (5u64 << 30) + 512;
-    let disk = TestDisk { size, extents: vec![(1 << 20, pattern(8192, 4)), (size - 512, b"BIG!".repeat(128))] };
+    let disk = TestDisk {
+        size,
+        extents: vec![
+            (1 << 20, pattern(8192, 4)),
+            (size - 512, b"BIG!".repeat(128)),
+        ],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "big");
     check_layout(&vmdk, &disk, 2);
     check_everywhere(dir.path(), &vmdk, &disk);
@@ -349,7 +467,10 @@ fn large_sparse_disk_has_a_multi_sector_grain_directory() {
 #[test]
 fn empty_disk_is_a_valid_vmdk() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = TestDisk { size: 3 << 20, extents: vec![] };
+    let disk = TestDisk {
+        size: 3 << 20,
+        extents: vec![],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "empty");
     check_layout(&vmdk, &disk, 0);
     check_everywhere(dir.path(), &vmdk, &disk);
@@ -357,21 +478,35 @@ fn empty_disk_is_a_valid_vmdk() {
 
 #[test]
 fn two_runs_give_identical_bytes() {
-    let disk = TestDisk { size: 2 << 20, extents: vec![(100, pattern(200_000, 7))] };
+    let disk = TestDisk {
+        size: 2 << 20,
+        extents: vec![(100, pattern(200_000, 7))],
+    };
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (va, vb) = (write_vmdk(a.path(), &disk, "d"), write_vmdk(b.path(), &disk, "d"));
-    assert!(std::fs::read(va).unwrap() == std::fs::read(vb).unwrap(), "VMDK not reproducible");
+    let (va, vb) = (
+        write_vmdk(a.path(), &disk, "d"),
+        write_vmdk(b.path(), &disk, "d"),
+    );
+    assert!(
+        std::fs::read(va).unwrap() == std::fs::read(vb).unwrap(),
+        "VMDK not reproducible"
+    );
 }
 
 #[test]
 fn only_aws_keeps_the_vmdk_and_only_ova_drops_it() {
-    let disk = TestDisk { size: 1 << 20, extents: vec![(0, pattern(512, 1))] };
+    let disk = TestDisk {
+        size: 1 << 20,
+        extents: vec![(0, pattern(512, 1))],
+    };
     let dir = tempfile::tempdir().unwrap();
     let mut options = ExportOptions::new("n");
     options.formats = vec![Format::Aws];
     let out = export_family(dir.path(), &disk, &options);
-    let mut names: Vec<String> =
-        out.iter().map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = out
+        .iter()
+        .map(|o| o.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     assert_eq!(names, ["aws-import.json", "n.vmdk", "register-image.json"]);
     assert!(out.iter().all(|o| o.format == Format::Aws));
@@ -379,17 +514,29 @@ fn only_aws_keeps_the_vmdk_and_only_ova_drops_it() {
     options.formats = vec![Format::Ova];
     let out = export_family(dir.path(), &disk, &options);
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].format, out[0].role, out[0].container), (Format::Ova, Role::Disk, "ova"));
+    assert_eq!(
+        (out[0].format, out[0].role, out[0].container),
+        (Format::Ova, Role::Disk, "ova")
+    );
     assert_eq!(out[0].size, std::fs::metadata(&out[0].path).unwrap().len());
-    let left: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(left, ["n.ova"], "the VMDK temporary must not survive an OVA-only export");
+    let left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        left,
+        ["n.ova"],
+        "the VMDK temporary must not survive an OVA-only export"
+    );
 }
 
 #[test]
 fn reader_rejects_damage_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = TestDisk { size: 1 << 20, extents: vec![(0, noise(70_000, 3))] };
+    let disk = TestDisk {
+        size: 1 << 20,
+        extents: vec![(0, noise(70_000, 3))],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "r");
     let good = std::fs::read(&vmdk).unwrap();
     let bad = dir.path().join("bad.vmdk");
@@ -424,8 +571,10 @@ fn reader_rejects_damage_with_the_file_named() {
 #[test]
 fn reader_never_panics_on_damaged_input() {
     let dir = tempfile::tempdir().unwrap();
-    let disk =
-        TestDisk { size: (1 << 20) + 512, extents: vec![(0, pattern(70_000, 1)), ((1 << 20) - 512, pattern(1024, 2))] };
+    let disk = TestDisk {
+        size: (1 << 20) + 512,
+        extents: vec![(0, pattern(70_000, 1)), ((1 << 20) - 512, pattern(1024, 2))],
+    };
     let vmdk = write_vmdk(dir.path(), &disk, "f");
     let good = std::fs::read(&vmdk).unwrap();
     let bad = dir.path().join("fuzz.vmdk");
@@ -436,8 +585,11 @@ fn reader_never_panics_on_damaged_input() {
         x ^= x << 5;
         x
     };
-    let interesting: Vec<usize> =
-        (0..80).chain(512..600).chain(128 * 512..128 * 512 + 16).chain(good.len() - 1536..good.len()).collect();
+    let interesting: Vec<usize> = (0..80)
+        .chain(512..600)
+        .chain(128 * 512..128 * 512 + 16)
+        .chain(good.len() - 1536..good.len())
+        .collect();
     for round in 0..400 {
         let mut b = good.clone();
         for _ in 0..1 + round % 4 {

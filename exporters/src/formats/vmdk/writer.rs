@@ -13,8 +13,8 @@ use crate::batch::{Batch, GRAIN_SIZE, SECTOR};
 use crate::deflate::{deflate_grain, zlib_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::formats::vmdk::descriptor::{
-    GD_AT_END, GTES_PER_GT, MARKER_EOS, MARKER_FOOTER, MARKER_GD, MARKER_GT, OVERHEAD, SparseHeader, descriptor_block,
-    descriptor_text, marker,
+    GD_AT_END, GTES_PER_GT, MARKER_EOS, MARKER_FOOTER, MARKER_GD, MARKER_GT, OVERHEAD,
+    SparseHeader, descriptor_block, descriptor_text, marker,
 };
 
 /// Bytes buffered before they go to the file.
@@ -52,8 +52,10 @@ impl StreamVmdkWriter {
             });
         }
         let header = SparseHeader::stream_optimized(virtual_size / SECTOR, GD_AT_END);
-        let tables = usize::try_from(header.grain_tables())
-            .map_err(|_| Error::BadInput { path: path.clone(), reason: "disk too large for a VMDK".into() })?;
+        let tables = usize::try_from(header.grain_tables()).map_err(|_| Error::BadInput {
+            path: path.clone(),
+            reason: "disk too large for a VMDK".into(),
+        })?;
         let mut writer = StreamVmdkWriter {
             out,
             path,
@@ -68,7 +70,9 @@ impl StreamVmdkWriter {
             next_grain: 0,
         };
         // Header and descriptor are filled in by `finish`; grains start at `overHead`.
-        writer.buf.resize(usize::try_from(OVERHEAD * SECTOR).unwrap_or(0), 0);
+        writer
+            .buf
+            .resize(usize::try_from(OVERHEAD * SECTOR).unwrap_or(0), 0);
         Ok(writer)
     }
 
@@ -86,7 +90,8 @@ impl StreamVmdkWriter {
         debug_assert_eq!(pos % SECTOR, 0);
         u32::try_from(pos / SECTOR).map_err(|_| Error::BadInput {
             path: self.path.clone(),
-            reason: "VMDK would exceed 2 TiB of file; grain table entries are 32-bit sectors".into(),
+            reason: "VMDK would exceed 2 TiB of file; grain table entries are 32-bit sectors"
+                .into(),
         })
     }
 
@@ -99,7 +104,10 @@ impl StreamVmdkWriter {
 
     fn flush_buf(&mut self) -> Result<()> {
         if !self.buf.is_empty() {
-            self.out.file().write_all(&self.buf).at("writing", &self.path)?;
+            self.out
+                .file()
+                .write_all(&self.buf)
+                .at("writing", &self.path)?;
             self.flushed += u64::try_from(self.buf.len()).unwrap_or(u64::MAX);
             self.buf.clear();
         }
@@ -112,11 +120,17 @@ impl StreamVmdkWriter {
             return Ok(());
         }
         let gt_bytes = u64::from(GTES_PER_GT) * 4;
-        self.buf.extend_from_slice(&marker(gt_bytes.div_ceil(SECTOR), MARKER_GT));
+        self.buf
+            .extend_from_slice(&marker(gt_bytes.div_ceil(SECTOR), MARKER_GT));
         let sector = self.sector()?;
-        let slot = usize::try_from(self.gt_index).ok().and_then(|i| self.gd.get_mut(i));
+        let slot = usize::try_from(self.gt_index)
+            .ok()
+            .and_then(|i| self.gd.get_mut(i));
         let Some(slot) = slot else {
-            return Err(Error::Pipeline(format!("grain table {} beyond the grain directory", self.gt_index)));
+            return Err(Error::Pipeline(format!(
+                "grain table {} beyond the grain directory",
+                self.gt_index
+            )));
         };
         *slot = sector;
         for entry in &mut self.gt {
@@ -131,8 +145,13 @@ impl StreamVmdkWriter {
     /// Appends one non-zero grain (`bytes` at virtual `offset`, `zlib` its zlib stream).
     fn write_grain(&mut self, offset: u64, zlib: &[u8]) -> Result<()> {
         let grain = offset / GRAIN_SIZE;
-        if !offset.is_multiple_of(GRAIN_SIZE) || grain < self.next_grain || grain >= self.header.grains() {
-            return Err(Error::Pipeline(format!("VMDK grain at byte {offset} is out of order or out of range")));
+        if !offset.is_multiple_of(GRAIN_SIZE)
+            || grain < self.next_grain
+            || grain >= self.header.grains()
+        {
+            return Err(Error::Pipeline(format!(
+                "VMDK grain at byte {offset} is out of order or out of range"
+            )));
         }
         let per_gt = u64::from(GTES_PER_GT);
         if grain / per_gt != self.gt_index {
@@ -176,24 +195,36 @@ impl StreamVmdkWriter {
     /// the content ids. Returns the finished temporary.
     pub fn finish(mut self, content_digest: &[u8; 32]) -> Result<TempArtifact> {
         self.close_grain_table()?;
-        let gd_bytes = u64::try_from(self.gd.len()).unwrap_or(u64::MAX).saturating_mul(4);
-        self.buf.extend_from_slice(&marker(gd_bytes.div_ceil(SECTOR), MARKER_GD));
+        let gd_bytes = u64::try_from(self.gd.len())
+            .unwrap_or(u64::MAX)
+            .saturating_mul(4);
+        self.buf
+            .extend_from_slice(&marker(gd_bytes.div_ceil(SECTOR), MARKER_GD));
         let gd_sector = self.sector()?;
         for entry in std::mem::take(&mut self.gd) {
             self.buf.extend_from_slice(&entry.to_le_bytes());
         }
         self.pad_to_sector();
         self.buf.extend_from_slice(&marker(1, MARKER_FOOTER));
-        let footer = SparseHeader { gd_offset: u64::from(gd_sector), ..self.header };
+        let footer = SparseHeader {
+            gd_offset: u64::from(gd_sector),
+            ..self.header
+        };
         self.buf.extend_from_slice(&footer.encode());
         self.buf.extend_from_slice(&marker(0, MARKER_EOS));
         self.flush_buf()?;
 
-        let descriptor = descriptor_block(&descriptor_text(self.header.capacity, &self.extent, content_digest))?;
+        let descriptor = descriptor_block(&descriptor_text(
+            self.header.capacity,
+            &self.extent,
+            content_digest,
+        ))?;
         let file = self.out.file();
         file.seek(SeekFrom::Start(0)).at("seeking", &self.path)?;
-        file.write_all(&self.header.encode()).at("writing header of", &self.path)?;
-        file.write_all(&descriptor).at("writing descriptor of", &self.path)?;
+        file.write_all(&self.header.encode())
+            .at("writing header of", &self.path)?;
+        file.write_all(&descriptor)
+            .at("writing descriptor of", &self.path)?;
         file.seek(SeekFrom::End(0)).at("seeking", &self.path)?;
         tracing::debug!(path = %self.path.display(), bytes = self.flushed, "vmdk written");
         Ok(self.out)
