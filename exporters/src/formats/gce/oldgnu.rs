@@ -64,7 +64,10 @@ pub fn map_with_terminator(chunks: &[SparseEntry], realsize: u64) -> Vec<SparseE
     let mut map = chunks.to_vec();
     let ends_in_data = chunks.last().and_then(SparseEntry::end) == Some(realsize);
     if !ends_in_data {
-        map.push(SparseEntry { offset: realsize, len: 0 });
+        map.push(SparseEntry {
+            offset: realsize,
+            len: 0,
+        });
     }
     map
 }
@@ -72,8 +75,13 @@ pub fn map_with_terminator(chunks: &[SparseEntry], realsize: u64) -> Vec<SparseE
 /// Writes `value` into `field` the GNU way: zero-padded octal with a trailing NUL when it
 /// fits, else base-256 (first byte `0x80`, big-endian in the remaining bytes).
 pub fn put_number(field: &mut [u8], value: u64) {
-    let Some(digits) = field.len().checked_sub(1) else { return };
-    let fits_octal = u32::try_from(digits * 3).ok().and_then(|bits| 1u64.checked_shl(bits)).is_none_or(|max| value < max);
+    let Some(digits) = field.len().checked_sub(1) else {
+        return;
+    };
+    let fits_octal = u32::try_from(digits * 3)
+        .ok()
+        .and_then(|bits| 1u64.checked_shl(bits))
+        .is_none_or(|max| value < max);
     if fits_octal {
         let mut v = value;
         for b in field[..digits].iter_mut().rev() {
@@ -94,7 +102,9 @@ pub fn put_number(field: &mut [u8], value: u64) {
 /// Reads a numeric field: octal (leading spaces, NUL/space terminated; empty = 0) or GNU
 /// base-256. Errors name what is wrong.
 pub fn parse_number(field: &[u8]) -> Result<u64, String> {
-    let Some(&first) = field.first() else { return Ok(0) };
+    let Some(&first) = field.first() else {
+        return Ok(0);
+    };
     if first & 0x80 != 0 {
         if first & 0x40 != 0 {
             return Err("negative base-256 number".into());
@@ -108,19 +118,40 @@ pub fn parse_number(field: &[u8]) -> Result<u64, String> {
         }
         return Ok(value);
     }
-    let text = field.iter().position(|&b| b != b' ').map_or(&field[field.len()..], |start| &field[start..]);
-    let digits_end = text.iter().position(|&b| !(b'0'..=b'7').contains(&b)).unwrap_or(text.len());
+    let text = field
+        .iter()
+        .position(|&b| b != b' ')
+        .map_or(&field[field.len()..], |start| &field[start..]);
+    let digits_end = text
+        .iter()
+        .position(|&b| !(b'0'..=b'7').contains(&b))
+        .unwrap_or(text.len());
     if text[digits_end..].iter().any(|&b| b != 0 && b != b' ') {
-        return Err(format!("not an octal number: {:?}", String::from_utf8_lossy(field)));
+        return Err(format!(
+            "not an octal number: {:?}",
+            String::from_utf8_lossy(field)
+        ));
     }
     text[..digits_end].iter().try_fold(0u64, |acc, &d| {
-        acc.checked_mul(8).and_then(|v| v.checked_add(u64::from(d - b'0'))).ok_or_else(|| "octal number too large".into())
+        acc.checked_mul(8)
+            .and_then(|v| v.checked_add(u64::from(d - b'0')))
+            .ok_or_else(|| "octal number too large".into())
     })
 }
 
 /// The checksum GNU tar stores: the unsigned byte sum with the checksum field as spaces.
 pub fn checksum(block: &[u8; BLOCK]) -> u64 {
-    block.iter().enumerate().map(|(i, &b)| if CHKSUM.contains(&i) { 32 } else { u64::from(b) }).sum()
+    block
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if CHKSUM.contains(&i) {
+                32
+            } else {
+                u64::from(b)
+            }
+        })
+        .sum()
 }
 
 /// The same sum over signed bytes (old tars; GNU tar accepts either).
@@ -128,7 +159,13 @@ fn signed_checksum(block: &[u8; BLOCK]) -> i64 {
     block
         .iter()
         .enumerate()
-        .map(|(i, &b)| if CHKSUM.contains(&i) { 32 } else { i64::from(i8::from_ne_bytes([b])) })
+        .map(|(i, &b)| {
+            if CHKSUM.contains(&i) {
+                32
+            } else {
+                i64::from(i8::from_ne_bytes([b]))
+            }
+        })
         .sum()
 }
 
@@ -209,11 +246,15 @@ pub fn member_name(block: &[u8; BLOCK]) -> String {
 
 /// Checks the header checksum of `block`.
 pub fn verify_checksum(block: &[u8; BLOCK]) -> Result<(), HeaderError> {
-    let stored = parse_number(&block[CHKSUM]).map_err(|e| (CHKSUM.start, format!("header checksum field: {e}")))?;
+    let stored = parse_number(&block[CHKSUM])
+        .map_err(|e| (CHKSUM.start, format!("header checksum field: {e}")))?;
     let unsigned = checksum(block);
     let signed = signed_checksum(block);
     if stored != unsigned && i64::try_from(stored).ok() != Some(signed) {
-        return Err((CHKSUM.start, format!("header checksum is {stored:o} (octal), computed {unsigned:o}")));
+        return Err((
+            CHKSUM.start,
+            format!("header checksum is {stored:o} (octal), computed {unsigned:o}"),
+        ));
     }
     Ok(())
 }
@@ -225,12 +266,23 @@ pub fn parse_member_header(block: &[u8; BLOCK]) -> Result<MemberHeader, HeaderEr
     let magic = &block[MAGIC];
     let oldgnu = magic == OLDGNU_MAGIC;
     if !oldgnu && magic != USTAR_MAGIC {
-        return Err((MAGIC.start, format!("not a ustar/GNU tar header (magic {:?})", String::from_utf8_lossy(magic))));
+        return Err((
+            MAGIC.start,
+            format!(
+                "not a ustar/GNU tar header (magic {:?})",
+                String::from_utf8_lossy(magic)
+            ),
+        ));
     }
     let typeflag = block[TYPEFLAG];
     let sparse = match typeflag {
         b'S' if oldgnu => true,
-        b'S' => return Err((TYPEFLAG, "sparse typeflag 'S' in a header without the old-GNU magic".into())),
+        b'S' => {
+            return Err((
+                TYPEFLAG,
+                "sparse typeflag 'S' in a header without the old-GNU magic".into(),
+            ));
+        }
         b'0' | 0 => false,
         other => {
             return Err((
@@ -246,17 +298,37 @@ pub fn parse_member_header(block: &[u8; BLOCK]) -> Result<MemberHeader, HeaderEr
     let name = member_name(block);
     let prefix_empty = oldgnu || block[USTAR_PREFIX].first() == Some(&0);
     if name != MEMBER_NAME || !prefix_empty {
-        return Err((NAME.start, format!("member is named {name:?}; GCE needs exactly {MEMBER_NAME:?}")));
+        return Err((
+            NAME.start,
+            format!("member is named {name:?}; GCE needs exactly {MEMBER_NAME:?}"),
+        ));
     }
-    let stored = parse_number(&block[SIZE]).map_err(|e| (SIZE.start, format!("size field: {e}")))?;
+    let stored =
+        parse_number(&block[SIZE]).map_err(|e| (SIZE.start, format!("size field: {e}")))?;
     if !sparse {
-        let entries = vec![SparseEntry { offset: 0, len: stored }];
-        return Ok(MemberHeader { stored, realsize: stored, sparse, entries, extended: false });
+        let entries = vec![SparseEntry {
+            offset: 0,
+            len: stored,
+        }];
+        return Ok(MemberHeader {
+            stored,
+            realsize: stored,
+            sparse,
+            entries,
+            extended: false,
+        });
     }
-    let realsize = parse_number(&block[REALSIZE]).map_err(|e| (REALSIZE.start, format!("realsize field: {e}")))?;
+    let realsize = parse_number(&block[REALSIZE])
+        .map_err(|e| (REALSIZE.start, format!("realsize field: {e}")))?;
     let entries = parse_entries(&block[SPARSE..SPARSE + MAIN_ENTRIES * ENTRY], SPARSE)?;
     let extended = flag(block[IS_EXTENDED], IS_EXTENDED)?;
-    Ok(MemberHeader { stored, realsize, sparse, entries, extended })
+    Ok(MemberHeader {
+        stored,
+        realsize,
+        sparse,
+        entries,
+        extended,
+    })
 }
 
 /// Parses an extension block: its entries and whether another block follows.
@@ -281,8 +353,10 @@ fn parse_entries(area: &[u8], base: usize) -> Result<Vec<SparseEntry>, HeaderErr
             break;
         }
         let at = base + i * ENTRY;
-        let offset = parse_number(&slot[..12]).map_err(|e| (at, format!("sparse entry {i} offset: {e}")))?;
-        let len = parse_number(&slot[12..]).map_err(|e| (at + 12, format!("sparse entry {i} numbytes: {e}")))?;
+        let offset =
+            parse_number(&slot[..12]).map_err(|e| (at, format!("sparse entry {i} offset: {e}")))?;
+        let len = parse_number(&slot[12..])
+            .map_err(|e| (at + 12, format!("sparse entry {i} numbytes: {e}")))?;
         out.push(SparseEntry { offset, len });
     }
     Ok(out)
@@ -308,7 +382,10 @@ mod tests {
         assert_eq!(&small, b"0000644\0");
         assert!(parse_number(b"12x4\0").is_err());
         assert!(parse_number(&[0xff; 12]).is_err());
-        assert!(parse_number(&[0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err(), "65+ bits accepted");
+        assert!(
+            parse_number(&[0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).is_err(),
+            "65+ bits accepted"
+        );
         assert_eq!(parse_number(b"  17 \0").unwrap(), 0o17);
     }
 
@@ -317,22 +394,36 @@ mod tests {
         // `truncate -s 1M disk.raw; tar --format=oldgnu -S --hole-detection=raw --numeric-owner
         //  --owner=0 --group=0 --mtime=@946684800 -cf z.tar disk.raw`, bytes 0x180..0x200.
         let map = map_with_terminator(&[], 1 << 20);
-        assert_eq!(map, [SparseEntry { offset: 1 << 20, len: 0 }]);
+        assert_eq!(
+            map,
+            [SparseEntry {
+                offset: 1 << 20,
+                len: 0
+            }]
+        );
         let h = sparse_header(&map, 0, 1 << 20, 946_684_800);
         assert_eq!(h.len(), BLOCK);
-        assert_eq!(&h[386..410], b"00004000000\000000000000\0");
+        assert_eq!(&h[386..410], b"00004000000\x0000000000000\0");
         assert_eq!(&h[483..495], b"00004000000\0");
         assert_eq!(&h[136..148], b"07033241600\0");
         assert_eq!(&h[154..156], b"\0 ");
         let block: [u8; BLOCK] = h[..BLOCK].try_into().unwrap();
         verify_checksum(&block).unwrap();
         let parsed = parse_member_header(&block).unwrap();
-        assert_eq!((parsed.stored, parsed.realsize, parsed.extended), (0, 1 << 20, false));
+        assert_eq!(
+            (parsed.stored, parsed.realsize, parsed.extended),
+            (0, 1 << 20, false)
+        );
     }
 
     #[test]
     fn long_maps_continue_in_extension_blocks() {
-        let chunks: Vec<SparseEntry> = (0..30).map(|i| SparseEntry { offset: i * 131_072, len: 512 }).collect();
+        let chunks: Vec<SparseEntry> = (0..30)
+            .map(|i| SparseEntry {
+                offset: i * 131_072,
+                len: 512,
+            })
+            .collect();
         let map = map_with_terminator(&chunks, 4 << 20);
         assert_eq!(map.len(), 31);
         let h = sparse_header(&map, 30 * 512, 4 << 20, 0);
@@ -348,7 +439,10 @@ mod tests {
 
     #[test]
     fn file_ending_in_data_has_no_terminator() {
-        let chunks = [SparseEntry { offset: 1 << 20, len: 1 << 20 }];
+        let chunks = [SparseEntry {
+            offset: 1 << 20,
+            len: 1 << 20,
+        }];
         assert_eq!(map_with_terminator(&chunks, 2 << 20), chunks);
     }
 

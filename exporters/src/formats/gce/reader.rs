@@ -10,7 +10,9 @@ use flate2::read::MultiGzDecoder;
 use sha2::{Digest, Sha256};
 
 use super::GceContent;
-use super::oldgnu::{BLOCK, BLOCK_BYTES, SparseEntry, member_name, parse_extension, parse_member_header};
+use super::oldgnu::{
+    BLOCK, BLOCK_BYTES, SparseEntry, member_name, parse_extension, parse_member_header,
+};
 use crate::error::{Error, IoContext, Result};
 
 /// Upper bound on sparse map entries held in memory (128 MiB of map).
@@ -38,7 +40,9 @@ impl DiskSink for HashSink {
         static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
         let mut left = len;
         while left > 0 {
-            let n = usize::try_from(left).unwrap_or(ZEROS.len()).min(ZEROS.len());
+            let n = usize::try_from(left)
+                .unwrap_or(ZEROS.len())
+                .min(ZEROS.len());
             self.0.update(&ZEROS[..n]);
             left -= u64::try_from(n).unwrap_or(left);
         }
@@ -49,11 +53,18 @@ impl DiskSink for HashSink {
 pub fn read_content(path: &Path, on_progress: &mut dyn FnMut(u64)) -> Result<GceContent> {
     let mut sink = HashSink::default();
     let virtual_size = read_disk(path, &mut sink, on_progress)?;
-    Ok(GceContent { virtual_size, content_digest: sink.0.finalize().into() })
+    Ok(GceContent {
+        virtual_size,
+        content_digest: sink.0.finalize().into(),
+    })
 }
 
 /// Streams the `disk.raw` of the tarball at `path` into `sink`; returns its size.
-pub fn read_disk(path: &Path, sink: &mut dyn DiskSink, on_progress: &mut dyn FnMut(u64)) -> Result<u64> {
+pub fn read_disk(
+    path: &Path,
+    sink: &mut dyn DiskSink,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
     let mut file = File::open(path).at("opening", path)?;
     let mut magic = [0u8; 2];
     let got = read_full(&mut file, &mut magic).at("reading", path)?;
@@ -61,7 +72,11 @@ pub fn read_disk(path: &Path, sink: &mut dyn DiskSink, on_progress: &mut dyn FnM
         return Err(Error::corrupt(path, 0, "not a gzip file (no 1f 8b magic)"));
     }
     let file = File::open(path).at("opening", path)?;
-    let mut tar = TarStream { inner: MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)), pos: 0, path };
+    let mut tar = TarStream {
+        inner: MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
+        pos: 0,
+        path,
+    };
     expand(&mut tar, sink, on_progress)
 }
 
@@ -74,7 +89,11 @@ struct TarStream<'a, R> {
 
 impl<R: Read> TarStream<'_, R> {
     fn corrupt(&self, at: u64, reason: impl Into<String>) -> Error {
-        Error::corrupt(self.path, at, format!("{} (offset in the decompressed tar)", reason.into()))
+        Error::corrupt(
+            self.path,
+            at,
+            format!("{} (offset in the decompressed tar)", reason.into()),
+        )
     }
 
     /// Fills `buf` completely or fails, naming `what` was being read.
@@ -94,9 +113,15 @@ impl<R: Read> TarStream<'_, R> {
 
     fn gzip_error(&self, e: &io::Error, what: &str) -> Error {
         if e.kind() == io::ErrorKind::UnexpectedEof {
-            self.corrupt(self.pos, format!("truncated gzip stream while reading {what}: {e}"))
+            self.corrupt(
+                self.pos,
+                format!("truncated gzip stream while reading {what}: {e}"),
+            )
         } else {
-            self.corrupt(self.pos, format!("bad gzip stream while reading {what}: {e}"))
+            self.corrupt(
+                self.pos,
+                format!("bad gzip stream while reading {what}: {e}"),
+            )
         }
     }
 
@@ -121,27 +146,42 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn expand<R: Read>(tar: &mut TarStream<'_, R>, sink: &mut dyn DiskSink, on_progress: &mut dyn FnMut(u64)) -> Result<u64> {
+fn expand<R: Read>(
+    tar: &mut TarStream<'_, R>,
+    sink: &mut dyn DiskSink,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<u64> {
     let header_at = tar.pos;
     let block = tar.read_block("the first tar header")?;
     if block.iter().all(|&b| b == 0) {
         return Err(tar.corrupt(header_at, "empty archive: no disk.raw member"));
     }
-    let header = parse_member_header(&block).map_err(|(at, reason)| tar.corrupt(header_at + offset(at), reason))?;
+    let header = parse_member_header(&block)
+        .map_err(|(at, reason)| tar.corrupt(header_at + offset(at), reason))?;
     let mut map = header.entries;
     let mut extended = header.extended;
     while extended {
         let at = tar.pos;
         let ext = tar.read_block("a sparse extension header")?;
-        let (entries, more) = parse_extension(&ext).map_err(|(i, reason)| tar.corrupt(at + offset(i), reason))?;
+        let (entries, more) =
+            parse_extension(&ext).map_err(|(i, reason)| tar.corrupt(at + offset(i), reason))?;
         map.extend(entries);
         if map.len() > MAX_ENTRIES {
-            return Err(tar.corrupt(at, format!("sparse map has more than {MAX_ENTRIES} entries")));
+            return Err(tar.corrupt(
+                at,
+                format!("sparse map has more than {MAX_ENTRIES} entries"),
+            ));
         }
         extended = more;
     }
-    check_map(&map, header.stored, header.realsize).map_err(|reason| tar.corrupt(header_at, reason))?;
-    tracing::debug!(entries = map.len(), stored = header.stored, realsize = header.realsize, "gce: reading disk.raw");
+    check_map(&map, header.stored, header.realsize)
+        .map_err(|reason| tar.corrupt(header_at, reason))?;
+    tracing::debug!(
+        entries = map.len(),
+        stored = header.stored,
+        realsize = header.realsize,
+        "gce: reading disk.raw"
+    );
 
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -172,7 +212,10 @@ fn expand<R: Read>(tar: &mut TarStream<'_, R>, sink: &mut dyn DiskSink, on_progr
 
     let pad = (BLOCK_BYTES - header.stored % BLOCK_BYTES) % BLOCK_BYTES;
     let mut padding = [0u8; BLOCK];
-    tar.read_exact(&mut padding[..usize::try_from(pad).unwrap_or(0)], "the padding of disk.raw")?;
+    tar.read_exact(
+        &mut padding[..usize::try_from(pad).unwrap_or(0)],
+        "the padding of disk.raw",
+    )?;
     check_end(tar)?;
     Ok(header.realsize)
 }
@@ -185,7 +228,10 @@ fn check_end<R: Read>(tar: &mut TarStream<'_, R>) -> Result<()> {
         let block = tar.read_block("the end-of-archive blocks")?;
         if block.iter().any(|&b| b != 0) {
             let reason = if i == 0 {
-                format!("a second member {:?} follows disk.raw; a GCE tarball holds exactly one", member_name(&block))
+                format!(
+                    "a second member {:?} follows disk.raw; a GCE tarball holds exactly one",
+                    member_name(&block)
+                )
             } else {
                 "a lone zero block is followed by more data; expected two zero blocks".to_string()
             };
@@ -213,7 +259,9 @@ fn check_map(map: &[SparseEntry], stored: u64, realsize: u64) -> std::result::Re
     let mut prev_end = 0u64;
     let mut sum = 0u64;
     for (i, e) in map.iter().enumerate() {
-        let end = e.end().ok_or_else(|| format!("sparse entry {i} ({} + {}) overflows", e.offset, e.len))?;
+        let end = e
+            .end()
+            .ok_or_else(|| format!("sparse entry {i} ({} + {}) overflows", e.offset, e.len))?;
         if e.offset < prev_end {
             return Err(format!(
                 "sparse entry {i} at {} starts before the end of the previous one ({prev_end}): out of order or overlapping",
@@ -221,13 +269,20 @@ fn check_map(map: &[SparseEntry], stored: u64, realsize: u64) -> std::result::Re
             ));
         }
         if end > realsize {
-            return Err(format!("sparse entry {i} ({}..{end}) runs past the file size {realsize}", e.offset));
+            return Err(format!(
+                "sparse entry {i} ({}..{end}) runs past the file size {realsize}",
+                e.offset
+            ));
         }
         prev_end = end;
-        sum = sum.checked_add(e.len).ok_or("sparse entry lengths overflow")?;
+        sum = sum
+            .checked_add(e.len)
+            .ok_or("sparse entry lengths overflow")?;
     }
     if sum != stored {
-        return Err(format!("the sparse map holds {sum} bytes but the header size field says {stored} are stored"));
+        return Err(format!(
+            "the sparse map holds {sum} bytes but the header size field says {stored} are stored"
+        ));
     }
     Ok(())
 }
@@ -247,10 +302,30 @@ mod tests {
     #[test]
     fn map_checks_catch_disorder_overlap_overflow_and_size_mismatch() {
         assert!(check_map(&[e(0, 10), e(20, 5), e(100, 0)], 15, 100).is_ok());
-        assert!(check_map(&[e(20, 5), e(0, 10)], 15, 100).unwrap_err().contains("out of order"));
-        assert!(check_map(&[e(0, 10), e(5, 10)], 20, 100).unwrap_err().contains("overlapping"));
-        assert!(check_map(&[e(95, 10)], 10, 100).unwrap_err().contains("past the file size"));
-        assert!(check_map(&[e(u64::MAX, 10)], 10, u64::MAX).unwrap_err().contains("overflows"));
-        assert!(check_map(&[e(0, 10)], 11, 100).unwrap_err().contains("header size field"));
+        assert!(
+            check_map(&[e(20, 5), e(0, 10)], 15, 100)
+                .unwrap_err()
+                .contains("out of order")
+        );
+        assert!(
+            check_map(&[e(0, 10), e(5, 10)], 20, 100)
+                .unwrap_err()
+                .contains("overlapping")
+        );
+        assert!(
+            check_map(&[e(95, 10)], 10, 100)
+                .unwrap_err()
+                .contains("past the file size")
+        );
+        assert!(
+            check_map(&[e(u64::MAX, 10)], 10, u64::MAX)
+                .unwrap_err()
+                .contains("overflows")
+        );
+        assert!(
+            check_map(&[e(0, 10)], 11, 100)
+                .unwrap_err()
+                .contains("header size field")
+        );
     }
 }

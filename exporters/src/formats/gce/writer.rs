@@ -79,14 +79,18 @@ impl DiskWriter for GceWriter {
             )));
         }
         self.next = batch.end();
-        let BatchContent::Data(data) = &batch.content else { return Ok(()) };
+        let BatchContent::Data(data) = &batch.content else {
+            return Ok(());
+        };
         let path = self.data.temp_path().to_path_buf();
         let mut offset = batch.offset;
         for (grain, bytes) in data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)) {
             let len = u64::try_from(bytes.len()).unwrap_or(GRAIN_SIZE);
             if !grain.zero {
                 let deflated = grain.deflated.as_ref().ok_or_else(|| {
-                    Error::Pipeline(format!("gce: grain at {offset} reached the writer without being deflated"))
+                    Error::Pipeline(format!(
+                        "gce: grain at {offset} reached the writer without being deflated"
+                    ))
                 })?;
                 if u64::from(deflated.len) != len {
                     return Err(Error::Pipeline(format!(
@@ -94,7 +98,10 @@ impl DiskWriter for GceWriter {
                         deflated.len
                     )));
                 }
-                self.data.file().write_all(&deflated.raw).at("writing", &path)?;
+                self.data
+                    .file()
+                    .write_all(&deflated.raw)
+                    .at("writing", &path)?;
                 self.data_crc = crc32_combine(self.data_crc, deflated.crc32, len);
                 self.stored += len;
                 match self.chunks.last_mut() {
@@ -115,7 +122,12 @@ impl DiskWriter for GceWriter {
             )));
         }
         let map = map_with_terminator(&self.chunks, self.virtual_size);
-        let header = sparse_header(&map, self.stored, self.virtual_size, ctx.options.source_date_epoch);
+        let header = sparse_header(
+            &map,
+            self.stored,
+            self.virtual_size,
+            ctx.options.source_date_epoch,
+        );
         let header_len = u64::try_from(header.len()).unwrap_or(u64::MAX);
         let before_trailer = header_len + self.stored;
         let trailer = vec![0u8; usize::try_from(trailer_len(before_trailer)).unwrap_or(0)];
@@ -136,16 +148,21 @@ impl DiskWriter for GceWriter {
         let data_path = self.data.temp_path().to_path_buf();
         let data_file = self.data.file();
         data_file.flush().at("flushing", &data_path)?;
-        data_file.seek(SeekFrom::Start(0)).at("seeking", &data_path)?;
+        data_file
+            .seek(SeekFrom::Start(0))
+            .at("seeking", &data_path)?;
 
         let mut out = TempArtifact::create(&ctx.dir, &format!("{}.tar.gz", self.name))?;
         let out_path = out.temp_path().to_path_buf();
         let (sha256, written) = {
             let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, out.file()));
             w.write_all(&GZIP_HEADER).at("writing", &out_path)?;
-            w.write_all(&deflate_raw(&header, FlushCompress::Sync)).at("writing", &out_path)?;
-            io::copy(data_file, &mut w).map_err(|e| Error::io("copying grain data into", &out_path, e))?;
-            w.write_all(&deflate_raw(&trailer, FlushCompress::Finish)).at("writing", &out_path)?;
+            w.write_all(&deflate_raw(&header, FlushCompress::Sync))
+                .at("writing", &out_path)?;
+            io::copy(data_file, &mut w)
+                .map_err(|e| Error::io("copying grain data into", &out_path, e))?;
+            w.write_all(&deflate_raw(&trailer, FlushCompress::Finish))
+                .at("writing", &out_path)?;
             w.write_all(&crc.to_le_bytes()).at("writing", &out_path)?;
             w.write_all(&isize.to_le_bytes()).at("writing", &out_path)?;
             w.flush().at("flushing", &out_path)?;
@@ -154,7 +171,10 @@ impl DiskWriter for GceWriter {
         };
         let size = out.sync()?;
         if size != written {
-            return Err(Error::Pipeline(format!("gce: wrote {written} bytes but {} holds {size}", out_path.display())));
+            return Err(Error::Pipeline(format!(
+                "gce: wrote {written} bytes but {} holds {size}",
+                out_path.display()
+            )));
         }
         tracing::debug!(
             chunks = self.chunks.len(),
@@ -164,7 +184,14 @@ impl DiskWriter for GceWriter {
             "gce: wrote {}",
             out.file_name()
         );
-        Ok(vec![Produced { artifact: out, format: Format::Gce, role: Role::Disk, container: "tar.gz", size, sha256 }])
+        Ok(vec![Produced {
+            artifact: out,
+            format: Format::Gce,
+            role: Role::Disk,
+            container: "tar.gz",
+            size,
+            sha256,
+        }])
     }
 }
 
@@ -175,7 +202,9 @@ pub fn deflate_raw(bytes: &[u8], flush: FlushCompress) -> Vec<u8> {
     let mut out = Vec::with_capacity(bytes.len() / 4 + 256);
     let total = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     loop {
-        let consumed = usize::try_from(compress.total_in()).unwrap_or(bytes.len()).min(bytes.len());
+        let consumed = usize::try_from(compress.total_in())
+            .unwrap_or(bytes.len())
+            .min(bytes.len());
         let status = compress.compress_vec(&bytes[consumed..], &mut out, flush);
         let all_in = compress.total_in() == total;
         let done = match (status, flush) {
@@ -216,7 +245,11 @@ const fn multmodp(a: u32, mut b: u32) -> u32 {
             }
         }
         m >>= 1;
-        b = if b & 1 != 0 { (b >> 1) ^ 0xedb8_8320 } else { b >> 1 };
+        b = if b & 1 != 0 {
+            (b >> 1) ^ 0xedb8_8320
+        } else {
+            b >> 1
+        };
         if m == 0 {
             break;
         }
@@ -252,11 +285,23 @@ mod tests {
 
     #[test]
     fn crc_combine_matches_crc_of_the_concatenation() {
-        let a: Vec<u8> = (0..70_001u32).map(|i| u8::try_from(i * 31 % 251).unwrap()).collect();
-        let b: Vec<u8> = (0..65_536u32).map(|i| u8::try_from(i * 17 % 241).unwrap()).collect();
-        for (x, y) in [(&a[..], &b[..]), (&a[..0], &b[..]), (&a[..], &b[..0]), (&a[..1], &b[..3])] {
+        let a: Vec<u8> = (0..70_001u32)
+            .map(|i| u8::try_from(i * 31 % 251).unwrap())
+            .collect();
+        let b: Vec<u8> = (0..65_536u32)
+            .map(|i| u8::try_from(i * 17 % 241).unwrap())
+            .collect();
+        for (x, y) in [
+            (&a[..], &b[..]),
+            (&a[..0], &b[..]),
+            (&a[..], &b[..0]),
+            (&a[..1], &b[..3]),
+        ] {
             let joined = [x, y].concat();
-            assert_eq!(crc32_combine(crc(x), crc(y), u64::try_from(y.len()).unwrap()), crc(&joined));
+            assert_eq!(
+                crc32_combine(crc(x), crc(y), u64::try_from(y.len()).unwrap()),
+                crc(&joined)
+            );
         }
     }
 
@@ -267,7 +312,9 @@ mod tests {
         let mut stream = deflate_raw(&head, FlushCompress::Sync);
         stream.extend(deflate_raw(&[0u8; 9216], FlushCompress::Finish));
         let mut back = Vec::new();
-        flate2::read::DeflateDecoder::new(&stream[..]).read_to_end(&mut back).unwrap();
+        flate2::read::DeflateDecoder::new(&stream[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back.len(), 1536 + 9216);
         assert_eq!(&back[..1536], &head[..]);
     }
