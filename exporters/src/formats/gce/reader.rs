@@ -187,8 +187,7 @@ fn expand<R: Read>(
     let mut done = 0u64;
     let mut reported = 0u64;
     for entry in &map {
-        sink.zeros(entry.offset.saturating_sub(done));
-        done = entry.offset;
+        zeros_until(sink, &mut done, entry.offset, &mut reported, on_progress);
         let mut left = entry.len;
         while left > 0 {
             let n = usize::try_from(left).unwrap_or(buf.len()).min(buf.len());
@@ -207,7 +206,7 @@ fn expand<R: Read>(
             on_progress(done);
         }
     }
-    sink.zeros(header.realsize.saturating_sub(done));
+    zeros_until(sink, &mut done, header.realsize, &mut reported, on_progress);
     on_progress(header.realsize);
 
     let pad = (BLOCK_BYTES - header.stored % BLOCK_BYTES) % BLOCK_BYTES;
@@ -218,6 +217,25 @@ fn expand<R: Read>(
     )?;
     check_end(tar)?;
     Ok(header.realsize)
+}
+
+/// Feeds the hole `done..to` to `sink` in steps, reporting progress as it goes.
+fn zeros_until(
+    sink: &mut dyn DiskSink,
+    done: &mut u64,
+    to: u64,
+    reported: &mut u64,
+    on_progress: &mut dyn FnMut(u64),
+) {
+    while *done < to {
+        let step = (to - *done).min(PROGRESS_STEP);
+        sink.zeros(step);
+        *done += step;
+        if *done - *reported >= PROGRESS_STEP {
+            *reported = *done;
+            on_progress(*done);
+        }
+    }
 }
 
 /// After the member: two zero blocks, then only zeros up to the end of the gzip stream (whose
