@@ -1,1 +1,0 @@
-//! End-to-end suites live under tests/.
