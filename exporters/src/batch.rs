@@ -78,20 +78,23 @@ impl Batch {
         self.offset + self.len
     }
 
-    /// Calls `f(offset, grain, bytes)` for every non-zero grain of this batch.
-    pub fn for_each_data_grain(&self, mut f: impl FnMut(u64, &Grain, &[u8])) {
-        if let BatchContent::Data(data) = &self.content {
-            for (index, (grain, bytes)) in data
-                .grains
-                .iter()
-                .zip(data.bytes.chunks(GRAIN_BYTES))
-                .enumerate()
-            {
-                if !grain.zero {
-                    f(self.offset + GRAIN_SIZE * index as u64, grain, bytes);
-                }
-            }
-        }
+    /// Every grain of a data batch as `(offset in the virtual disk, grain, bytes)`, in order;
+    /// nothing for a zero batch.
+    pub fn grains(&self) -> impl Iterator<Item = (u64, &Grain, &[u8])> {
+        let data = match &self.content {
+            BatchContent::Data(data) => Some(data),
+            BatchContent::Zero => None,
+        };
+        data.into_iter().flat_map(move |d| {
+            (0u64..)
+                .zip(d.grains.iter().zip(d.bytes.chunks(GRAIN_BYTES)))
+                .map(move |(i, (grain, bytes))| (self.offset + GRAIN_SIZE * i, grain, bytes))
+        })
+    }
+
+    /// The grains of [`Batch::grains`] that hold a non-zero byte.
+    pub fn data_grains(&self) -> impl Iterator<Item = (u64, &Grain, &[u8])> {
+        self.grains().filter(|(_, grain, _)| !grain.zero)
     }
 }
 

@@ -224,14 +224,60 @@ impl Write for ImageDevice<'_> {
 
 impl Seek for ImageDevice<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let size = self.image.virtual_size();
-        let target = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        self.pos = seek_target(self.pos, self.image.virtual_size(), to)?;
         Ok(self.pos)
     }
+}
+
+/// Where a `seek(to)` from `pos` on a device of `size` bytes lands; before 0 is an error.
+pub(crate) fn seek_target(pos: u64, size: u64, to: SeekFrom) -> io::Result<u64> {
+    let target = match to {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => size.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))
+}
+
+/// Checks the fields of a primary GPT header (LBA 1) that the `gpt` crate trusts without
+/// checking (it asserts or reads without bound on them), so malformed tables become errors
+/// instead of panics or endless reads.
+pub fn check_gpt_header(header: &[u8; 92], disk_size: u64) -> std::result::Result<(), String> {
+    let le32 = |at: usize| {
+        u32::from_le_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let le64 = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
+    if &header[0..8] != b"EFI PART" {
+        return Err("no \"EFI PART\" signature at LBA 1".into());
+    }
+    let header_size = le32(12);
+    if !(92..=512).contains(&header_size) {
+        return Err(format!(
+            "GPT header size {header_size} is not between 92 and 512"
+        ));
+    }
+    let (num_parts, part_size) = (le32(80), le32(84));
+    if part_size != 128 {
+        return Err(format!(
+            "GPT partition entry size {part_size}, only 128 is supported"
+        ));
+    }
+    if num_parts == 0 || num_parts > 16_384 {
+        return Err(format!(
+            "GPT holds {num_parts} partition entries (1 to 16384 expected)"
+        ));
+    }
+    let entries_end = le64(72)
+        .checked_mul(512)
+        .and_then(|start| start.checked_add(u64::from(num_parts) * 128));
+    if entries_end.is_none_or(|end| end > disk_size) {
+        return Err("GPT partition entries lie past the end of the disk".into());
+    }
+    let backup = le64(32);
+    if backup.checked_mul(512).is_none_or(|b| b >= disk_size) {
+        return Err(format!(
+            "GPT backup header LBA {backup} is past the end of the disk"
+        ));
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, IoContext, Result};
 use crate::formats::{gce, ova, qcow2::Qcow2Image, vmdk::VmdkImage};
-use crate::image::{DiskImage, FileSlice, ImageDevice, RawImage, VhdImage};
+use crate::image::{DiskImage, FileSlice, ImageDevice, RawImage, VhdImage, check_gpt_header};
 
 /// What `inspect` found.
 #[derive(Debug, Clone, Serialize)]
@@ -146,8 +146,11 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
 
 /// The GPT of `image`, or `None` when it has none (or an unreadable one).
 pub fn read_gpt(image: &mut dyn DiskImage) -> Option<GptInfo> {
-    let mut sig = [0u8; 8];
-    if image.virtual_size() < 1024 || image.read_at(512, &mut sig).is_err() || &sig != b"EFI PART" {
+    let mut header = [0u8; 92];
+    if image.virtual_size() < 1024
+        || image.read_at(512, &mut header).is_err()
+        || check_gpt_header(&header, image.virtual_size()).is_err()
+    {
         return None;
     }
     // The gpt crate asserts on some malformed tables; treat a panic as "no readable GPT".

@@ -12,6 +12,7 @@ use gpt::mbr::ProtectiveMBR;
 
 use crate::batch::SECTOR;
 use crate::error::{Error, Result};
+use crate::image::{check_gpt_header, seek_target};
 use crate::source::DiskSource;
 
 /// What padding did.
@@ -52,6 +53,7 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     let old_backup_lba = {
         let mut header = [0u8; 92];
         source.read_at(SECTOR, &mut header)?;
+        check_gpt_header(&header, original_size).map_err(&gpt_error)?;
         u64::from_le_bytes(header[32..40].try_into().unwrap_or([0; 8]))
     };
     // The gpt crate asserts on some malformed tables; a panic there is a bad input, not a crash.
@@ -145,14 +147,7 @@ impl Write for OverlayDevice<'_> {
 
 impl Seek for OverlayDevice<'_> {
     fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        let size = self.source.virtual_size();
-        let target = match to {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => size.checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = target
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))?;
+        self.pos = seek_target(self.pos, self.source.virtual_size(), to)?;
         Ok(self.pos)
     }
 }

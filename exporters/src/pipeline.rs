@@ -90,6 +90,7 @@ pub fn run(
     dir: &Path,
     progress: &dyn Progress,
 ) -> Result<(FinishContext, Vec<Produced>)> {
+    let started = std::time::Instant::now();
     let deflate = writers.iter().any(|w| w.needs_deflate());
     let total = source.virtual_size();
     let ranges = source.data_ranges()?;
@@ -147,6 +148,7 @@ pub fn run(
         Ok((finished, hasher))
     })?;
 
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "read pass done");
     let content_digest: [u8; 32] = hasher.clone().finalize().into();
     let ctx = FinishContext {
         content_digest,
@@ -162,7 +164,13 @@ pub fn run(
                 let ctx = &ctx;
                 scope.spawn(move || {
                     let task = w.task();
+                    let finishing = std::time::Instant::now();
                     let result = w.finish(ctx);
+                    tracing::debug!(
+                        task,
+                        seconds = finishing.elapsed().as_secs_f64(),
+                        "finished"
+                    );
                     progress.finished(task);
                     result
                 })
@@ -287,6 +295,7 @@ fn read_data_batch(source: &DiskSource, offset: u64, len: u64) -> Result<Batch> 
 
 /// SHA-256 of the full virtual disk, zeros included.
 fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) -> Sha256 {
+    let started = std::time::Instant::now();
     static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
     let mut hasher = Sha256::new();
     progress.started("digest", total);
@@ -305,5 +314,9 @@ fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) 
         progress.advanced("digest", batch.end());
     }
     progress.finished("digest");
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        "content digest done"
+    );
     hasher
 }

@@ -3,7 +3,7 @@
 use std::io::{Seek, SeekFrom, Write};
 
 use crate::artifact::TempArtifact;
-use crate::batch::{Batch, BatchContent, GRAIN_BYTES, GRAIN_SIZE};
+use crate::batch::Batch;
 use crate::error::{IoContext, Result};
 use crate::format::Format;
 use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
@@ -26,22 +26,11 @@ impl RawWriter {
 /// Writes the non-zero grains of `batch` at their offsets in `out` (a sparse copy).
 pub(crate) fn write_sparse(out: &mut TempArtifact, batch: &Batch, base: u64) -> Result<()> {
     let path = out.temp_path().to_path_buf();
-    if let BatchContent::Data(data) = &batch.content {
+    for (offset, _, bytes) in batch.data_grains() {
         let file = out.file();
-        for (index, (grain, bytes)) in data
-            .grains
-            .iter()
-            .zip(data.bytes.chunks(GRAIN_BYTES))
-            .enumerate()
-        {
-            if !grain.zero {
-                file.seek(SeekFrom::Start(
-                    base + batch.offset + GRAIN_SIZE * index as u64,
-                ))
-                .at("seeking", &path)?;
-                file.write_all(bytes).at("writing", &path)?;
-            }
-        }
+        file.seek(SeekFrom::Start(base + offset))
+            .at("seeking", &path)?;
+        file.write_all(bytes).at("writing", &path)?;
     }
     Ok(())
 }

@@ -84,3 +84,27 @@ fn pad_grows_to_a_gib_and_keeps_the_gpt_valid() {
         assert!(verify.contains("No errors detected"), "{verify}");
     }
 }
+
+#[test]
+fn pad_refuses_a_malformed_gpt_without_panicking() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = gpt_disk(dir.path(), 20 << 20);
+    // Partition entry size 256 at LBA 1 offset 84: the gpt crate would assert on it.
+    let mut f = fixtures::layout::open_rw(&disk).unwrap();
+    use std::io::{Seek, SeekFrom, Write};
+    f.seek(SeekFrom::Start(512 + 84)).unwrap();
+    f.write_all(&256u32.to_le_bytes()).unwrap();
+    drop(f);
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Gce];
+    options.pad = true;
+    let err = exporters::export(&disk, &dir.path().join("out"), &options, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("golden.raw") && err.contains("entry size 256"),
+        "{err}"
+    );
+    // inspect treats it as a disk without a readable GPT, no panic either.
+    assert!(exporters::inspect::inspect(&disk).unwrap().gpt.is_none());
+}

@@ -11,7 +11,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::oldgnu::{SparseEntry, map_with_terminator, sparse_header, trailer_len};
 use crate::artifact::{HashingWriter, TempArtifact};
-use crate::batch::{Batch, BatchContent, GRAIN_BYTES, GRAIN_SIZE};
+use crate::batch::{Batch, GRAIN_SIZE};
 use crate::deflate::LEVEL;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Format, GIB};
@@ -79,37 +79,30 @@ impl DiskWriter for GceWriter {
             )));
         }
         self.next = batch.end();
-        let BatchContent::Data(data) = &batch.content else {
-            return Ok(());
-        };
         let path = self.data.temp_path().to_path_buf();
-        let mut offset = batch.offset;
-        for (grain, bytes) in data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)) {
+        for (offset, grain, bytes) in batch.data_grains() {
             let len = u64::try_from(bytes.len()).unwrap_or(GRAIN_SIZE);
-            if !grain.zero {
-                let deflated = grain.deflated.as_ref().ok_or_else(|| {
-                    Error::Pipeline(format!(
-                        "gce: grain at {offset} reached the writer without being deflated"
-                    ))
-                })?;
-                if u64::from(deflated.len) != len {
-                    return Err(Error::Pipeline(format!(
-                        "gce: grain at {offset} deflated from {} bytes, holds {len}",
-                        deflated.len
-                    )));
-                }
-                self.data
-                    .file()
-                    .write_all(&deflated.raw)
-                    .at("writing", &path)?;
-                self.data_crc = crc32_combine(self.data_crc, deflated.crc32, len);
-                self.stored += len;
-                match self.chunks.last_mut() {
-                    Some(last) if last.end() == Some(offset) => last.len += len,
-                    _ => self.chunks.push(SparseEntry { offset, len }),
-                }
+            let deflated = grain.deflated.as_ref().ok_or_else(|| {
+                Error::Pipeline(format!(
+                    "gce: grain at {offset} reached the writer without being deflated"
+                ))
+            })?;
+            if u64::from(deflated.len) != len {
+                return Err(Error::Pipeline(format!(
+                    "gce: grain at {offset} deflated from {} bytes, holds {len}",
+                    deflated.len
+                )));
             }
-            offset += len;
+            self.data
+                .file()
+                .write_all(&deflated.raw)
+                .at("writing", &path)?;
+            self.data_crc = crc32_combine(self.data_crc, deflated.crc32, len);
+            self.stored += len;
+            match self.chunks.last_mut() {
+                Some(last) if last.end() == Some(offset) => last.len += len,
+                _ => self.chunks.push(SparseEntry { offset, len }),
+            }
         }
         Ok(())
     }

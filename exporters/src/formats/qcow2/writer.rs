@@ -11,7 +11,7 @@ use super::layout::{
 };
 use super::{CLUSTER_BITS, CLUSTER_SIZE, L2_ENTRIES, OFLAG_COPIED};
 use crate::artifact::TempArtifact;
-use crate::batch::{Batch, BatchContent, GRAIN_BYTES, GRAIN_SIZE, Grain};
+use crate::batch::{Batch, GRAIN_BYTES, GRAIN_SIZE, Grain};
 use crate::deflate::{deflate_grain, raw_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
@@ -233,16 +233,8 @@ impl DiskWriter for Qcow2Writer {
             )));
         }
         self.next_guest = batch.end();
-        let BatchContent::Data(data) = &batch.content else {
-            return Ok(());
-        };
-        let first = batch.offset / GRAIN_SIZE;
-        for (guest, (grain, bytes)) in
-            (first..).zip(data.grains.iter().zip(data.bytes.chunks(GRAIN_BYTES)))
-        {
-            if !grain.zero {
-                self.store(guest, grain, bytes)?;
-            }
+        for (offset, grain, bytes) in batch.data_grains() {
+            self.store(offset / GRAIN_SIZE, grain, bytes)?;
         }
         Ok(())
     }

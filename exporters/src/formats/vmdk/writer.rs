@@ -177,18 +177,14 @@ impl StreamVmdkWriter {
 
     /// Consumes one batch of the pass: its non-zero grains become compressed grains.
     pub fn consume(&mut self, batch: &Batch) -> Result<()> {
-        let mut result = Ok(());
-        batch.for_each_data_grain(|offset, grain, bytes| {
-            if result.is_err() {
-                return;
-            }
+        for (offset, grain, bytes) in batch.data_grains() {
             let zlib = match &grain.deflated {
                 Some(d) => zlib_stream(d),
                 None => zlib_stream(&deflate_grain(bytes)),
             };
-            result = self.write_grain(offset, &zlib);
-        });
-        result
+            self.write_grain(offset, &zlib)?;
+        }
+        Ok(())
     }
 
     /// Writes the tail (last GT, GD, footer, EOS), then the header and the descriptor with
