@@ -3,4 +3,5 @@
 
 pub mod cli;
 mod commands;
+mod interrupt;
 mod progress;

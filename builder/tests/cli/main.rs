@@ -221,3 +221,49 @@ fn verify_names_a_tampered_artifact_and_inspect_shows_the_gpt() {
         "{stderr}"
     );
 }
+
+#[test]
+fn sigterm_mid_export_removes_partial_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = disk(dir.path(), 2 << 30);
+    let out = dir.path().join("out");
+    let mut child = nodeimg()
+        .arg("export")
+        .arg(&d)
+        .arg("--out")
+        .arg(&out)
+        .args(["--formats", "raw,vhd,qcow2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the export has created its temporaries, then interrupt it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while listing(&out)
+        .iter()
+        .all(|f| !f.starts_with(".nodeimg-partial."))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "export never started writing"
+        );
+        if child.try_wait().unwrap().is_some() {
+            println!("SKIP: the export finished before it could be interrupted");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let (_, stderr) = out_str(&o);
+    if o.status.code() == Some(0) {
+        println!("SKIP: the export finished before the signal arrived");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
+    assert!(listing(&out).is_empty(), "left behind: {:?}", listing(&out));
+}
