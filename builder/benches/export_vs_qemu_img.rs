@@ -5,6 +5,7 @@
 //! The disk: 4 GiB GPT with an ext4 root filled with host files (/usr/lib/x86_64-linux-gnu and
 //! /usr/share, about 1.3 GiB), cached under the fixtures cache; plus a 20 GiB copy with the
 //! same data for the virtual-size scaling ratio. Prints times, ratios, sizes and peak RSS.
+//! Every reference command is followed by `sync FILE`, since nodeimg fsyncs its artifacts.
 //! Set NODEIMG_BENCH_GIB to change the base size.
 
 use std::path::{Path, PathBuf};
@@ -237,6 +238,7 @@ fn timed_ref(
     all.push(s(disk));
     all.push(s(&out));
     run("qemu-img", &all);
+    run("sync", &[s(&out)]);
     (name, t.elapsed(), out)
 }
 

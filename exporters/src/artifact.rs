@@ -3,7 +3,8 @@
 //! dropped without being committed is removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -75,13 +76,22 @@ impl TempArtifact {
         Ok(file.metadata().at("reading metadata of", &path)?.len())
     }
 
-    /// SHA-256 of the whole file as it is now (for artifacts patched after streaming).
-    pub fn sha256_of_contents(&mut self) -> Result<[u8; 32]> {
+    /// Flushes the file to stable storage while hashing it (for artifacts patched after
+    /// streaming, whose digest cannot be taken on the way out). Returns size and SHA-256.
+    pub fn sync_and_sha256(&mut self) -> Result<(u64, [u8; 32])> {
         let path = self.temp_path.clone();
-        let file = self.file();
-        file.seek(SeekFrom::Start(0)).at("seeking", &path)?;
-        let digest = sha256_reader(file).at("reading", &path)?;
-        Ok(digest)
+        let file = &self.file;
+        let (synced, digest) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(|| sha256_reader(PositionalReader { file, pos: 0 }));
+            let synced = file.sync_all();
+            (synced, hashing.join())
+        });
+        synced.at("syncing", &path)?;
+        let digest = digest
+            .map_err(|_| crate::Error::Pipeline("hashing thread panicked".into()))?
+            .at("reading", &path)?;
+        let size = self.file.metadata().at("reading metadata of", &path)?.len();
+        Ok((size, digest))
     }
 
     /// Renames the temporary into place and syncs the directory.
@@ -105,6 +115,20 @@ impl Drop for TempArtifact {
         if !self.temp_path.as_os_str().is_empty() {
             let _ = fs::remove_file(&self.temp_path);
         }
+    }
+}
+
+/// Reads a file from the start with `pread`, leaving the shared file offset alone.
+struct PositionalReader<'a> {
+    file: &'a File,
+    pos: u64,
+}
+
+impl Read for PositionalReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
     }
 }
 

@@ -252,8 +252,7 @@ impl DiskWriter for Qcow2Writer {
             .file()
             .write_all_at(&header, 0)
             .at("writing header of", &path)?;
-        let size = self.out.sync()?;
-        let sha256 = self.out.sha256_of_contents()?;
+        let (size, sha256) = self.out.sync_and_sha256()?;
         Ok(vec![Produced {
             artifact: self.out,
             format: Format::Qcow2,

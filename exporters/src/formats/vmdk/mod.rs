@@ -56,9 +56,8 @@ impl DiskWriter for VmdkFamilyWriter {
     fn finish(self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
         let VmdkFamilyWriter { vmdk, dir } = *self;
         let mut vmdk = vmdk.finish(&ctx.content_digest)?;
-        let size = vmdk.sync()?;
         // The header and descriptor were patched after streaming: hash the file as it is.
-        let sha256 = vmdk.sha256_of_contents()?;
+        let (size, sha256) = vmdk.sync_and_sha256()?;
         let options = &ctx.options;
         let mut produced = Vec::new();
         if options.wants(Format::Ova) {
