@@ -51,16 +51,8 @@ impl Disk {
 
     /// Sets grain `index` to noise that deflate cannot shrink.
     fn noise(mut self, index: u64, seed: u32) -> Self {
-        let mut x = seed | 1;
         let len = self.grain_len(index);
-        let bytes = (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 17;
-                x ^= x << 5;
-                x.to_le_bytes()[0]
-            })
-            .collect();
+        let bytes = fixtures::pattern(u64::from(seed), len);
         self.grains.insert(index, bytes);
         self
     }
