@@ -55,8 +55,19 @@ fn a_flipped_byte_in_any_artifact_fails_verify() {
         for forged in [false, true] {
             let work = dir.path().join(format!("w-{}-{forged}", artifact.file));
             std::fs::create_dir(&work).unwrap();
+            // Hard links for the untouched files; a sparse copy of the one to corrupt.
             for a in &report.manifest.artifacts {
-                std::fs::copy(out.join(&a.file), work.join(&a.file)).unwrap();
+                if a.file == artifact.file {
+                    let status = std::process::Command::new("cp")
+                        .arg("--sparse=always")
+                        .arg(out.join(&a.file))
+                        .arg(work.join(&a.file))
+                        .status()
+                        .unwrap();
+                    assert!(status.success(), "cp {}", a.file);
+                } else {
+                    std::fs::hard_link(out.join(&a.file), work.join(&a.file)).unwrap();
+                }
             }
             std::fs::copy(out.join("manifest.json"), work.join("manifest.json")).unwrap();
             std::fs::copy(out.join("SHA256SUMS"), work.join("SHA256SUMS")).unwrap();
