@@ -10,6 +10,11 @@ use fixtures::layout::{Piece, write_sparse};
 pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool).arg("--version").output().is_ok();
     if !ok {
+        // CI sets this so a missing reader fails instead of skipping silently.
+        assert!(
+            std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+            "{tool} not found but NODEIMG_REQUIRE_TOOLS is set"
+        );
         println!("SKIP: {tool} not found");
     }
     ok
