@@ -1,0 +1,1 @@
+//! qemu crate integration tests.
