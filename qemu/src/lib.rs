@@ -8,3 +8,10 @@
 pub mod error;
 
 pub use error::{Error, Result};
+
+// qemu-a: host discovery, accelerator probe, command line, child process, QMP
+pub mod accel;
+pub mod cmdline;
+pub mod host;
+pub mod process;
+pub mod qmp;
