@@ -183,10 +183,10 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        if self.status.is_none() {
-            if let Err(e) = self.kill() {
-                tracing::warn!(what = %self.what, error = %e, "could not kill child on drop");
-            }
+        if self.status.is_none()
+            && let Err(e) = self.kill()
+        {
+            tracing::warn!(what = %self.what, error = %e, "could not kill child on drop");
         }
     }
 }

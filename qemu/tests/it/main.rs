@@ -4,3 +4,4 @@
 mod common;
 mod host_accel;
 mod process;
+mod qmp;
