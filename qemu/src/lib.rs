@@ -6,5 +6,9 @@
 //! and build keys in `seed` and `keys`.
 
 pub mod error;
+pub mod keys;
+pub mod seed;
 
 pub use error::{Error, Result};
+pub use keys::BuildKey;
+pub use seed::SeedSpec;
