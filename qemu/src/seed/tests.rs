@@ -161,7 +161,8 @@ fn newline_in_hostname_or_instance_id_is_refused_naming_the_field() {
 
 #[test]
 fn other_bad_fields_are_refused() {
-    let cases: [(&str, fn(&mut SeedSpec)); 9] = [
+    type Breaker = fn(&mut SeedSpec);
+    let cases: [(&str, Breaker); 9] = [
         ("instance_id", |s| s.instance_id = String::new()),
         ("instance_id", |s| s.instance_id = "iid;reboot".into()),
         ("hostname", |s| s.hostname = "-bad".into()),
