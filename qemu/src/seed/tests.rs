@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::keys::BuildKey;
+use serde_norway::Value;
 use std::process::{Command, Output};
 
 const KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFbTc0k2cIcvYB5zXxkRgPG3KBFbyvYbTqrGq4bG3Y3o nodeimg-build";
@@ -87,12 +88,8 @@ fn user_data_has_the_user_the_key_the_fixes_and_the_beacon() {
 fn beacon_script_writes_the_ready_line() {
     let s = spec();
     let y = s.render_user_data().unwrap();
-    let line = y.lines().last().unwrap();
-    // Pull the script (the argument after "-c") back out of the YAML flow sequence.
-    let start = line.find("\"-c\", \"").unwrap() + "\"-c\", \"".len();
-    let rest = &line[start..];
-    let end = rest.find("\", \"nodeimg-ready\"").unwrap();
-    let script = rest[..end].replace("\\\"", "\"").replace("\\\\", "\\");
+    let argv = beacon_argv(&y);
+    let script = &argv[argv.len() - 4];
     let dir = tempfile::tempdir().unwrap();
     let stub = dir.path().join("cloud-init");
     for (rc, want) in [
@@ -105,7 +102,7 @@ fn beacon_script_writes_the_ready_line() {
         let port = dir.path().join("port");
         let out = Command::new("/bin/sh")
             .arg("-c")
-            .arg(&script)
+            .arg(script)
             .arg("nodeimg-ready")
             .arg(&s.instance_id)
             .arg(&port)
@@ -117,25 +114,68 @@ fn beacon_script_writes_the_ready_line() {
     }
 }
 
+/// The runcmd beacon entry, as cloud-init will see it after YAML parsing.
+fn beacon_argv(user_data: &str) -> Vec<String> {
+    let v: Value = serde_norway::from_str(user_data).unwrap();
+    let runcmd = v["runcmd"].as_sequence().unwrap();
+    assert_eq!(runcmd.len(), 1);
+    runcmd[0]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
 #[test]
 fn user_data_parses_as_yaml_with_the_expected_shape() {
-    // Checked structurally without a YAML crate: every line is a comment, a `key: value`, a
-    // nested mapping entry or a sequence item, and every quoted scalar is closed.
-    let y = spec().render_user_data().unwrap();
-    for line in y.lines() {
-        let t = line.trim_start();
-        assert!(
-            t.starts_with('#') || t.starts_with("- ") || t.contains(": ") || t.ends_with(':'),
-            "odd line {line:?}"
-        );
-        let unescaped_quotes = t
-            .replace("\\\\", "")
-            .replace("\\\"", "")
-            .matches('"')
-            .count();
-        if !t.starts_with('#') {
-            assert_eq!(unescaped_quotes % 2, 0, "unbalanced quotes in {line:?}");
-        }
+    let s = spec();
+    let v: Value = serde_norway::from_str(&s.render_user_data().unwrap()).unwrap();
+    let users = v["users"].as_sequence().unwrap();
+    assert_eq!(users.len(), 1);
+    let u = &users[0];
+    assert_eq!(u["name"].as_str(), Some("builder"));
+    assert_eq!(u["groups"][0].as_str(), Some("sudo"));
+    assert_eq!(u["shell"].as_str(), Some("/bin/bash"));
+    assert_eq!(u["sudo"].as_str(), Some("ALL=(ALL) NOPASSWD:ALL"));
+    assert_eq!(u["lock_passwd"].as_bool(), Some(true));
+    assert_eq!(u["ssh_authorized_keys"][0].as_str(), Some(KEY));
+    assert_eq!(v["disable_root"].as_bool(), Some(true));
+    assert_eq!(v["ssh_pwauth"].as_bool(), Some(false));
+    assert_eq!(v["locale"].as_str(), Some("C.UTF-8"));
+    assert_eq!(v["package_update"].as_bool(), Some(false));
+    let argv = beacon_argv(&s.render_user_data().unwrap());
+    assert_eq!(argv[0], "systemd-run");
+    assert!(argv.contains(&"--no-block".to_owned()));
+    assert!(argv.contains(&"--property=After=cloud-final.service".to_owned()));
+    let n = argv.len();
+    assert_eq!(argv[n - 6..n - 4], ["/bin/sh", "-c"]);
+    assert_eq!(argv[n - 3], BEACON_UNIT);
+    assert_eq!(argv[n - 2], s.instance_id);
+    assert_eq!(argv[n - 1], "/dev/virtio-ports/org.nodeimg.ready");
+
+    let m: Value = serde_norway::from_str(&s.render_meta_data().unwrap()).unwrap();
+    assert_eq!(m["instance-id"].as_str(), Some("iid-nodeimg-test-1"));
+    assert_eq!(m["local-hostname"].as_str(), Some("k8s-golden-build"));
+}
+
+#[test]
+fn yaml_quote_round_trips_through_a_yaml_parser() {
+    for raw in [
+        "plain",
+        "a\"b\\c",
+        "x\ny\r\tz\u{7}\u{1b}",
+        "héllo: # not a comment",
+        "- [not, a, list]",
+        "true",
+        "~",
+        "'single'",
+        "\u{2028}\u{feff}end",
+        "",
+    ] {
+        let doc = format!("k: {}\n", yaml_quote(raw));
+        let v: Value = serde_norway::from_str(&doc).unwrap();
+        assert_eq!(v["k"].as_str(), Some(raw), "{doc}");
     }
 }
 
