@@ -1,17 +1,20 @@
 //! QEMU for nodeimg: what the builder needs to boot a cloud image offline and talk to it.
 //! Knows nothing about distros or export formats.
 //!
-//! Work in progress (issue 3): host discovery, accelerator probe, command line, child
-//! lifecycle and QMP live in `host`, `accel`, `cmdline`, `process` and `qmp`; the NoCloud seed
-//! and build keys in `seed` and `keys`.
+//! Work in progress (issue 3): host discovery ([`host`]), the accelerator probe by behaviour
+//! ([`accel`]), the typed command line ([`cmdline`]), the never-orphaned child ([`process`]),
+//! a tolerant QMP client ([`qmp`]), the NoCloud seed ([`seed`]) and the build key ([`keys`]).
+//! Still to come: readiness wait, SSH, lifecycle (`system_powerdown` → `quit` → kill).
 
-pub mod error;
-
-pub use error::{Error, Result};
-
-// qemu-a: host discovery, accelerator probe, command line, child process, QMP
 pub mod accel;
 pub mod cmdline;
+pub mod error;
 pub mod host;
+pub mod keys;
 pub mod process;
 pub mod qmp;
+pub mod seed;
+
+pub use error::{Error, Result};
+pub use keys::BuildKey;
+pub use seed::SeedSpec;
