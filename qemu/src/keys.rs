@@ -183,6 +183,10 @@ mod tests {
     #[test]
     fn public_line_parses_with_ssh_keygen() {
         let Some(tool) = ssh_keygen() else {
+            assert!(
+                std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+                "ssh-keygen not found"
+            );
             eprintln!("SKIP public_line_parses_with_ssh_keygen: ssh-keygen not found");
             return;
         };
@@ -233,6 +237,10 @@ mod tests {
         );
 
         let Some(tool) = ssh_keygen() else {
+            assert!(
+                std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+                "ssh-keygen not found"
+            );
             eprintln!(
                 "SKIP private_file_is_0600_and_derives_the_same_public_key: ssh-keygen not found"
             );

@@ -22,6 +22,10 @@ fn run(test: &str, tool: &str, args: &[&std::ffi::OsStr]) -> Option<Output> {
     {
         Ok(out) => Some(out),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            assert!(
+                std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+                "{test}: {tool} not found"
+            );
             eprintln!("SKIP {test}: {tool} not found");
             None
         }

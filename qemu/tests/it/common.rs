@@ -10,6 +10,11 @@ pub fn qemu_or_skip(test: &str) -> Option<PathBuf> {
     ) {
         Ok(q) => Some(q),
         Err(e) => {
+            // CI sets this so missing QEMU or firmware fails instead of skipping silently.
+            assert!(
+                std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+                "{test}: {e}"
+            );
             println!("SKIP: {test}: {e}");
             None
         }
@@ -21,6 +26,11 @@ pub fn host_or_skip(test: &str) -> Option<qemu::host::Host> {
     match qemu::host::Host::discover() {
         Ok(h) => Some(h),
         Err(e) => {
+            // CI sets this so missing QEMU or firmware fails instead of skipping silently.
+            assert!(
+                std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+                "{test}: {e}"
+            );
             println!("SKIP: {test}: {e}");
             None
         }
