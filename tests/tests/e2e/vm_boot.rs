@@ -47,7 +47,10 @@ fn wait_ready(
             Ok(s) => break s,
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
                 if let Some(s) = child.try_wait().map_err(|e| e.to_string())? {
-                    return Err(format!("QEMU exited with {s} before serving {}", sock.display()));
+                    return Err(format!(
+                        "QEMU exited with {s} before serving {}",
+                        sock.display()
+                    ));
                 }
                 if Instant::now() >= deadline {
                     return Err(format!("{} never appeared", sock.display()));
@@ -125,10 +128,7 @@ fn the_debian_cloud_fixture_boots_to_the_readiness_beacon() {
     );
     let image_sha = fixtures::cloud_image::file_sha256(&image).unwrap();
 
-    let dir = tempfile::Builder::new()
-        .prefix("vmboot")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::Builder::new().prefix("vmboot").tempdir().unwrap();
     let overlay = dir.path().join("overlay.qcow2");
     let out = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
@@ -206,7 +206,10 @@ fn the_debian_cloud_fixture_boots_to_the_readiness_beacon() {
         std::thread::sleep(Duration::from_millis(100));
     };
     match status {
-        Some(s) => println!("QEMU exited with {s} {:.1?} after system_powerdown", t.elapsed()),
+        Some(s) => println!(
+            "QEMU exited with {s} {:.1?} after system_powerdown",
+            t.elapsed()
+        ),
         None => {
             let quit = qmp.quit();
             let s = child.wait_timeout(Duration::from_secs(10));
