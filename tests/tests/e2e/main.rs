@@ -2,6 +2,9 @@
 //! `nodeimg` binary, then read back by every independent reader there is on the machine
 //! (qemu-img, GNU tar, gzip, sfdisk) and by `nodeimg verify` and `nodeimg inspect`.
 
+#[cfg(feature = "vm-tests")]
+mod vm_boot;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
