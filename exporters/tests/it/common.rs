@@ -1,43 +1,12 @@
 //! Shared helpers: test disks, running tools, skipping when a tool is missing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use exporters::{ExportOptions, Format, NoProgress};
 use fixtures::layout::{Piece, write_sparse};
 
-/// True when `tool` runs; otherwise prints why the caller skips.
-pub fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok();
-    if !ok {
-        // CI sets this so a missing reader fails instead of skipping silently.
-        assert!(
-            std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
-            "{tool} not found but NODEIMG_REQUIRE_TOOLS is set"
-        );
-        println!("SKIP: {tool} not found");
-    }
-    ok
-}
-
-/// Runs a command, returning its output (panics with the command line when it cannot start).
-pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
-}
-
-/// Runs a command and asserts it exits 0, showing its output otherwise.
-pub fn run_ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+pub use fixtures::tools::{have, run_ok};
 
 /// A small GPT disk of `size` bytes with patterned data, zero blocks and holes.
 pub fn gpt_disk(dir: &Path, size: u64) -> PathBuf {

@@ -8,6 +8,8 @@ mod vm_boot;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use fixtures::tools::{have, run_ok};
+
 /// The `nodeimg` binary built next to this test (target/<profile>/nodeimg).
 fn nodeimg() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
@@ -22,33 +24,6 @@ fn nodeimg() -> PathBuf {
         bin.display()
     );
     bin
-}
-
-fn have(tool: &str) -> bool {
-    let ok = Command::new(tool).arg("--version").output().is_ok();
-    if !ok {
-        // CI sets this so a missing reader fails instead of skipping silently.
-        assert!(
-            std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
-            "{tool} not found but NODEIMG_REQUIRE_TOOLS is set"
-        );
-        println!("SKIP: {tool} not found");
-    }
-    ok
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
