@@ -26,6 +26,45 @@ pub enum Command {
     Verify(VerifyArgs),
     /// Show a disk image's format, sizes and GPT partitions.
     Inspect(InspectArgs),
+    /// Boot a qcow2 or raw cloud image (never modified: the guest writes to an overlay) with a
+    /// fresh NoCloud seed and no outbound network, wait until it is ready, run commands over
+    /// SSH, power it off.
+    Boot(BootArgs),
+}
+
+/// `nodeimg boot`.
+#[derive(Debug, Args)]
+pub struct BootArgs {
+    /// A qcow2 or raw cloud image (cloud-init with the NoCloud datasource, UEFI-bootable).
+    pub image: PathBuf,
+    /// A shell command to run in the guest as the build user (repeatable, in order; stops at
+    /// the first non-zero exit). Without any, the guest stays up until Ctrl-C.
+    #[arg(long = "exec", value_name = "CMD")]
+    pub exec: Vec<String>,
+    /// After the commands, keep the guest running (and print how to reach it) until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
+    #[arg(long, default_value = "auto")]
+    pub accel: qemu::accel::AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Seconds from QEMU's start until the guest must report ready (cloud-init done).
+    #[arg(long, default_value_t = 600)]
+    pub ready_timeout: u64,
+    /// Where the VM directory (overlay, seed, key, logs, sockets) is created [default: $TMPDIR or /tmp].
+    #[arg(long)]
+    pub work_dir: Option<PathBuf>,
+    /// The build user created by cloud-init.
+    #[arg(long, default_value = "builder")]
+    pub user: String,
+    /// The guest's hostname.
+    #[arg(long, default_value = "nodeimg-boot")]
+    pub hostname: String,
 }
 
 /// `nodeimg export`.
@@ -93,6 +132,7 @@ pub fn main() -> ExitCode {
         Command::Export(args) => commands::export(&args),
         Command::Verify(args) => commands::verify(&args),
         Command::Inspect(args) => commands::inspect(&args),
+        Command::Boot(args) => crate::boot::boot(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,7 +38,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         properties,
     };
     let progress = CliProgress::new(args.json, "export");
-    crate::interrupt::clean_up_on_interrupt(&args.out);
+    let out = args.out.clone();
+    crate::interrupt::on_interrupt(move || crate::interrupt::remove_partials(&out));
     let report = exporters::export(&args.disk, &args.out, &options, &progress)
         .with_context(|| format!("exporting {}", args.disk.display()))?;
     if args.json {

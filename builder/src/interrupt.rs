@@ -1,42 +1,76 @@
-//! SIGINT/SIGTERM during an export: remove the export's `.nodeimg-partial.*` temporaries, say
-//! so, and exit 130 — an interrupted export leaves nothing behind, not even partial files.
+//! SIGINT/SIGTERM: kill every QEMU this process started, run the command's clean-up (remove an
+//! export's `.nodeimg-partial.*` files, a VM directory), say so, and exit 130 — an interrupted
+//! command leaves nothing behind.
+//!
+//! A command that *waits* for Ctrl-C (`nodeimg boot` keeping a guest up) turns on
+//! [`set_polite`]: the first signal only raises [`interrupted`], so the command can power its
+//! guest off in order; a second signal is handled the hard way.
 
-use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{SigSet, Signal};
 
-/// Blocks SIGINT and SIGTERM in this thread (and so in every thread spawned after it) and
-/// starts a thread that waits for them and cleans `out_dir` before exiting.
-pub fn clean_up_on_interrupt(out_dir: &Path) {
+static POLITE: AtomicBool = AtomicBool::new(false);
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Blocks SIGINT and SIGTERM in this thread (and so in every thread spawned after it: call it
+/// before starting any) and starts a thread that waits for them. `clean_up` runs after the
+/// QEMU children are killed and returns what it did, for the message.
+pub fn on_interrupt(clean_up: impl Fn() -> String + Send + 'static) {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
     set.add(Signal::SIGTERM);
     if set.thread_block().is_err() {
-        return; // Without the mask the default action applies; temporaries stay hidden names.
+        return; // Without the mask the default action applies: we die, and so do the children
+        // (parent-death signal); only the clean-up is lost.
     }
-    let dir: PathBuf = out_dir.to_path_buf();
     std::thread::spawn(move || {
-        let Ok(signal) = set.wait() else { return };
-        let removed = remove_partials(&dir);
-        eprintln!(
-            "error: interrupted by {signal}; removed {removed} partial file(s) from {}",
-            dir.display()
-        );
-        std::process::exit(130);
+        loop {
+            let Ok(signal) = set.wait() else { return };
+            if POLITE.load(Ordering::SeqCst) && !INTERRUPTED.swap(true, Ordering::SeqCst) {
+                tracing::info!(%signal, "interrupted; stopping");
+                continue;
+            }
+            let killed = qemu::process::kill_all();
+            let done = clean_up();
+            let vms = if killed > 0 {
+                format!("killed {killed} QEMU process(es); ")
+            } else {
+                String::new()
+            };
+            eprintln!("error: interrupted by {signal}; {vms}{done}");
+            std::process::exit(130);
+        }
     });
 }
 
-fn remove_partials(dir: &Path) -> usize {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| {
-            e.file_name()
-                .to_string_lossy()
-                .starts_with(exporters::artifact::TEMP_PREFIX)
+/// While on, the first SIGINT/SIGTERM only sets [`interrupted`].
+pub fn set_polite(on: bool) {
+    POLITE.store(on, Ordering::SeqCst);
+}
+
+/// Whether a signal arrived while [`set_polite`] was on.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Removes the export temporaries from `dir`; returns the message for [`on_interrupt`].
+pub fn remove_partials(dir: &std::path::Path) -> String {
+    let removed = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(exporters::artifact::TEMP_PREFIX)
+                })
+                .filter(|e| std::fs::remove_file(e.path()).is_ok())
+                .count()
         })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+        .unwrap_or(0);
+    format!(
+        "removed {removed} partial file(s) from {}",
+        dir.display()
+    )
 }

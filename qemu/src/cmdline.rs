@@ -25,7 +25,8 @@ pub enum DiskFormat {
 }
 
 impl DiskFormat {
-    fn as_str(self) -> &'static str {
+    /// QEMU's name for it.
+    pub fn as_str(self) -> &'static str {
         match self {
             DiskFormat::Raw => "raw",
             DiskFormat::Qcow2 => "qcow2",

@@ -30,6 +30,14 @@ pub enum Error {
         /// The places searched, in order.
         searched: String,
     },
+    /// `qemu-img` is not installed anywhere we looked.
+    #[error(
+        "qemu-img not found (searched {searched}); install it: apt-get install qemu-utils (Debian/Ubuntu) or dnf install qemu-img (Fedora)"
+    )]
+    QemuImgNotFound {
+        /// The places searched, in order.
+        searched: String,
+    },
     /// `qemu-system-x86_64 --version` did not give a version.
     #[error("{path} --version: {reason}")]
     QemuVersion {
@@ -151,6 +159,42 @@ pub enum Error {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// An SSH operation on a guest failed.
+    #[error("SSH {target}: {op}: {reason}")]
+    Ssh {
+        /// `user@127.0.0.1:port`.
+        target: String,
+        /// What was being done.
+        op: &'static str,
+        /// What happened.
+        reason: String,
+    },
+    /// Something went wrong with a running VM (no readiness in time, SSH refused, a command
+    /// failed, QEMU exited). Carries the end of the serial console and of QEMU's own output,
+    /// which is where the reason usually is.
+    #[error(
+        "{what}\n--- last lines of the serial console ({serial_log}) ---\n{serial_tail}\n--- last lines of QEMU's output ({qemu_log}) ---\n{qemu_tail}"
+    )]
+    Vm {
+        /// What failed, with its cause.
+        what: String,
+        /// The serial console log.
+        serial_log: PathBuf,
+        /// Its last lines.
+        serial_tail: String,
+        /// QEMU's stdout/stderr log.
+        qemu_log: PathBuf,
+        /// Its last lines.
+        qemu_tail: String,
+    },
+    /// A disk image given to the VM cannot be used.
+    #[error("{path}: {reason}")]
+    Image {
+        /// The image.
+        path: PathBuf,
+        /// Why.
+        reason: String,
     },
 }
 

@@ -106,6 +106,30 @@ fn is_executable_file(p: &Path) -> bool {
 
 /// Finds [`QEMU_BINARY`] in the directories of `path_var`, then in `fallback`.
 pub fn find_qemu(path_var: Option<&OsStr>, fallback: &[&str]) -> Result<PathBuf> {
+    find_program(QEMU_BINARY, path_var, fallback)
+        .map_err(|searched| Error::QemuNotFound { searched })
+}
+
+/// Finds `qemu-img` (to make copy-on-write overlays) on `$PATH`, then in [`FALLBACK_DIRS`].
+pub fn find_qemu_img() -> Result<PathBuf> {
+    find_program(
+        QEMU_IMG_BINARY,
+        std::env::var_os("PATH").as_deref(),
+        FALLBACK_DIRS,
+    )
+    .map_err(|searched| Error::QemuImgNotFound { searched })
+}
+
+/// The `qemu-img` binary's file name.
+pub const QEMU_IMG_BINARY: &str = "qemu-img";
+
+/// Finds the executable `name` in the directories of `path_var`, then in `fallback`; the error
+/// is the list of directories searched.
+fn find_program(
+    name: &str,
+    path_var: Option<&OsStr>,
+    fallback: &[&str],
+) -> std::result::Result<PathBuf, String> {
     let mut searched: Vec<String> = Vec::new();
     let dirs = path_var
         .map(|p| std::env::split_paths(p).collect::<Vec<_>>())
@@ -115,7 +139,7 @@ pub fn find_qemu(path_var: Option<&OsStr>, fallback: &[&str]) -> Result<PathBuf>
         .filter(|d| !d.as_os_str().is_empty())
         .chain(fallback.iter().map(PathBuf::from));
     for dir in dirs {
-        let cand = dir.join(QEMU_BINARY);
+        let cand = dir.join(name);
         if is_executable_file(&cand) {
             return Ok(cand);
         }
@@ -124,12 +148,10 @@ pub fn find_qemu(path_var: Option<&OsStr>, fallback: &[&str]) -> Result<PathBuf>
             searched.push(shown);
         }
     }
-    Err(Error::QemuNotFound {
-        searched: if searched.is_empty() {
-            "no directories".to_owned()
-        } else {
-            searched.join(", ")
-        },
+    Err(if searched.is_empty() {
+        "no directories".to_owned()
+    } else {
+        searched.join(", ")
     })
 }
 

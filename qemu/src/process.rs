@@ -13,6 +13,7 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -22,6 +23,31 @@ pub const TAIL_LINES: usize = 40;
 
 /// At most this many bytes from the end of the log are read for the tail.
 const TAIL_BYTES: u64 = 16 * 1024;
+
+/// Pids of the children spawned here that have not been reaped yet. A pid stays valid (running
+/// or zombie) until it is reaped, so [`kill_all`] can never hit a recycled pid.
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// SIGKILLs every child spawned through [`spawn`] that is still running (for a signal handler
+/// that is about to exit the process). Returns how many were signalled.
+pub fn kill_all() -> usize {
+    let pids = live().clone();
+    pids.iter()
+        .filter(|&&pid| {
+            i32::try_from(pid).is_ok_and(|pid| {
+                nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                )
+                .is_ok()
+            })
+        })
+        .count()
+}
 
 /// A running child process, killed and reaped on drop.
 #[derive(Debug)]
@@ -55,6 +81,7 @@ pub fn spawn(program: &Path, args: &[OsString], log: &Path, what: &str) -> Resul
         source,
     })?;
     tracing::debug!(what, pid = child.id(), "spawned");
+    live().push(child.id());
     Ok(Child {
         child,
         what: what.to_owned(),
@@ -63,16 +90,26 @@ pub fn spawn(program: &Path, args: &[OsString], log: &Path, what: &str) -> Resul
     })
 }
 
-/// Makes the kernel SIGKILL the child when the spawning thread dies.
+/// Makes the kernel SIGKILL the child when the spawning thread dies, puts the child in its own
+/// process group (a Ctrl-C on our terminal reaches us, and we stop the child our way) and
+/// unblocks SIGINT/SIGTERM in it (we may have blocked them to wait for them in a thread; the
+/// mask would otherwise be inherited).
 #[allow(unsafe_code)]
 fn bind_to_parent(cmd: &mut Command) {
     let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes two system calls,
-    // prctl(PR_SET_PDEATHSIG) and getppid(), both async-signal-safe; it allocates nothing
-    // (nix's wrappers are thin and `io::Error::from_raw_os_error` does not allocate) and
-    // touches no locks.
+    let mut termination = nix::sys::signal::SigSet::empty();
+    termination.add(nix::sys::signal::Signal::SIGINT);
+    termination.add(nix::sys::signal::Signal::SIGTERM);
+    cmd.process_group(0);
+    // SAFETY: the closure runs between fork and exec and only makes three system calls,
+    // sigprocmask, prctl(PR_SET_PDEATHSIG) and getppid(), all async-signal-safe; it allocates
+    // nothing (the signal set was built before the fork, nix's wrappers are thin and
+    // `io::Error::from_raw_os_error` does not allocate) and touches no locks.
     unsafe {
         cmd.pre_exec(move || {
+            termination
+                .thread_unblock()
+                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
             nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
                 .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
             // The parent may have died between fork and prctl: then nobody would kill us.
@@ -106,7 +143,7 @@ impl Child {
             .map_err(|e| Error::io("waiting for child of", &self.log, e))?;
         if let Some(s) = s {
             tracing::debug!(what = %self.what, pid = self.id(), status = %s, "exited");
-            self.status = Some(s);
+            self.reaped(s);
         }
         Ok(s)
     }
@@ -171,8 +208,14 @@ impl Child {
             .child
             .wait()
             .map_err(|e| Error::io("reaping child of", &self.log, e))?;
-        self.status = Some(s);
+        self.reaped(s);
         Ok(s)
+    }
+
+    fn reaped(&mut self, status: ExitStatus) {
+        self.status = Some(status);
+        let pid = self.id();
+        live().retain(|&p| p != pid);
     }
 
     /// The last [`TAIL_LINES`] lines of the child's log (empty if unreadable).

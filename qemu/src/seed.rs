@@ -152,8 +152,10 @@ impl SeedSpec {
     /// ```
     ///
     /// `After=cloud-final.service` holds the unit until cloud-final has exited, and the script
-    /// still runs `cloud-init status --wait` first (belt and braces), then writes
-    /// `READY <instance-id>` (exit 0) or `FAILED <instance-id> <rc>` to the port. Why this shape:
+    /// still runs `cloud-init status --wait` first (belt and braces), then writes the guest's
+    /// ed25519 SSH host key as `HOSTKEY <openssh public key>` (so the host can pin it instead of
+    /// trusting whatever answers on the forwarded port) followed by `READY <instance-id>`
+    /// (exit 0) or `FAILED <instance-id> <rc>` to the port. Why this shape:
     /// * a transient unit leaves nothing behind in `/etc` of the golden image (a `write_files`
     ///   unit would have to be enabled and later removed by the seal step);
     /// * `runcmd` is given as an argument list, so cloud-init runs it without a shell and the
@@ -165,9 +167,11 @@ impl SeedSpec {
     pub fn render_user_data(&self) -> Result<String> {
         self.validate()?;
         let script = concat!(
-            "cloud-init status --wait >/dev/null 2>&1; rc=$?; ",
+            "cloud-init status --wait >/dev/null 2>&1; rc=$?; { ",
+            "k=/etc/ssh/ssh_host_ed25519_key.pub; ",
+            "if [ -r \"$k\" ]; then printf 'HOSTKEY %s\\n' \"$(cat \"$k\")\"; fi; ",
             "if [ \"$rc\" -eq 0 ]; then printf 'READY %s\\n' \"$1\"; ",
-            "else printf 'FAILED %s %s\\n' \"$1\" \"$rc\"; fi > \"$2\"",
+            "else printf 'FAILED %s %s\\n' \"$1\" \"$rc\"; fi; } > \"$2\"",
         );
         let beacon_argv = [
             "systemd-run",

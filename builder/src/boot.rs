@@ -1,0 +1,158 @@
+//! `nodeimg boot IMAGE`: boot any qcow2 or raw cloud image through a copy-on-write overlay with
+//! a fresh NoCloud seed, wait until cloud-init is done, run commands over SSH, power off.
+//!
+//! The image is never written: the guest writes to an overlay inside the VM directory. The VM
+//! directory is removed when the command ends well or is interrupted, and kept (its path is
+//! printed) when the guest fails, for its serial log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use qemu::accel;
+use qemu::host::{self, Host};
+use qemu::ssh::Stream;
+use qemu::vm::{StopHow, Vm, VmConfig};
+
+use crate::cli::BootArgs;
+use crate::interrupt;
+use crate::phases::Phases;
+
+/// How long the guest may take to power off after the ACPI power button.
+const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long SSH may take to accept the key once the guest reported ready.
+const SSH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// `nodeimg boot`.
+pub fn boot(args: &BootArgs) -> Result<()> {
+    if args.cpus == 0 {
+        bail!("--cpus must be at least 1");
+    }
+    let image = args.image.as_path();
+    let work_dir = match &args.work_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir(),
+    };
+    if !work_dir.is_dir() {
+        bail!(
+            "--work-dir {}: not a directory (VM directories are created there)",
+            work_dir.display()
+        );
+    }
+    // The VM directory's name is fixed before anything runs, so an interrupt at any point
+    // knows what to remove.
+    let vm_dir = tempfile::Builder::new()
+        .prefix("nodeimg-vm-")
+        .tempdir_in(&work_dir)
+        .with_context(|| format!("creating a VM directory in {}", work_dir.display()))?
+        .keep();
+    let cleanup_dir = vm_dir.clone();
+    interrupt::on_interrupt(move || remove_vm_dir(&cleanup_dir));
+
+    let result = boot_in(args, image, &vm_dir);
+    match &result {
+        Ok(()) => {
+            remove_vm_dir(&vm_dir);
+        }
+        Err(_) if vm_dir.join("serial.log").exists() => {
+            eprintln!("the VM directory is kept for inspection: {}", vm_dir.display());
+        }
+        Err(_) => {
+            remove_vm_dir(&vm_dir);
+        }
+    }
+    result
+}
+
+fn remove_vm_dir(dir: &Path) -> String {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => format!("removed {}", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => format!("could not remove {}: {e}", dir.display()),
+    }
+}
+
+fn boot_in(args: &BootArgs, image: &Path, vm_dir: &Path) -> Result<()> {
+    let mut phases = Phases::new();
+    let format = qemu::overlay::detect_format(image)?;
+    let (host, qemu_img) = phases.run("host check", || -> Result<(Host, PathBuf)> {
+        Ok((Host::discover()?, host::find_qemu_img()?))
+    })?;
+    let verdict = phases.run("accelerator", || -> Result<_> {
+        Ok(accel::resolve(args.accel, &host.qemu))
+    })?;
+    eprintln!("accelerator: {} ({})", verdict.accel, verdict.reason);
+
+    let overlay = vm_dir.join("overlay.qcow2");
+    phases.run("overlay", || {
+        qemu::overlay::create_overlay(&qemu_img, image, format, &overlay)
+    })?;
+    let instance_id = format!("iid-nodeimg-boot-{}", std::process::id());
+    let config = VmConfig {
+        dir: vm_dir.to_path_buf(),
+        qemu: host.qemu.clone(),
+        firmware: host.firmware.clone(),
+        accel: verdict.accel,
+        cpus: args.cpus,
+        memory_mib: args.memory,
+        root_disk: overlay,
+        root_format: qemu::cmdline::DiskFormat::Qcow2,
+        extra_disks: Vec::new(),
+        instance_id,
+        hostname: args.hostname.clone(),
+        user: args.user.clone(),
+    };
+    let mut vm = phases.run("start QEMU", || Vm::start(&config))?;
+    let ready_timeout = Duration::from_secs(args.ready_timeout);
+    phases.run("boot until ready", || vm.wait_ready(ready_timeout))?;
+    let ssh = phases.run("ssh login", || vm.ssh(SSH_TIMEOUT))?;
+
+    for (i, command) in args.exec.iter().enumerate() {
+        let step = format!("exec {}/{}", i + 1, args.exec.len());
+        eprintln!("$ {command}");
+        let exit = phases.run(&step, || {
+            ssh.exec(command, None, &mut |stream, data| {
+                // Output goes straight through; a closed stdout is not the guest's fault.
+                let _ = match stream {
+                    Stream::Stdout => std::io::stdout().write_all(data),
+                    Stream::Stderr => std::io::stderr().write_all(data),
+                };
+            })
+        })?;
+        let _ = std::io::stdout().flush();
+        if !exit.success() {
+            return Err(vm
+                .failure(format!(
+                    "command {} of {} failed with {exit}: {command}",
+                    i + 1,
+                    args.exec.len()
+                ))
+                .into());
+        }
+    }
+
+    if args.exec.is_empty() || args.keep {
+        println!("the guest is up; reach it with:");
+        println!("  {}", vm.ssh_command());
+        println!("press Ctrl-C to power it off");
+        let _ = std::io::stdout().flush();
+        interrupt::set_polite(true);
+        while !interrupt::interrupted() && vm.is_running() {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if !vm.is_running() {
+            bail!(vm.failure("QEMU exited while the guest was being kept up"));
+        }
+    }
+    ssh.close();
+    let stopped = phases.run("power off", || vm.stop(POWERDOWN_TIMEOUT))?;
+    if stopped.how != StopHow::PoweredOff {
+        eprintln!(
+            "warning: the guest did not power off on its own within {POWERDOWN_TIMEOUT:?} ({:?})",
+            stopped.how
+        );
+    }
+    eprintln!("phases: {}", phases.summary());
+    Ok(())
+}
