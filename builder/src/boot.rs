@@ -56,7 +56,10 @@ pub fn boot(args: &BootArgs) -> Result<()> {
             remove_vm_dir(&vm_dir);
         }
         Err(_) if vm_dir.join("serial.log").exists() => {
-            eprintln!("the VM directory is kept for inspection: {}", vm_dir.display());
+            eprintln!(
+                "the VM directory is kept for inspection: {}",
+                vm_dir.display()
+            );
         }
         Err(_) => {
             remove_vm_dir(&vm_dir);

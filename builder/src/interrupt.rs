@@ -69,8 +69,5 @@ pub fn remove_partials(dir: &std::path::Path) -> String {
                 .count()
         })
         .unwrap_or(0);
-    format!(
-        "removed {removed} partial file(s) from {}",
-        dir.display()
-    )
+    format!("removed {removed} partial file(s) from {}", dir.display())
 }

@@ -23,11 +23,7 @@ impl Phases {
     }
 
     /// Runs `f` as the phase `name`, showing it while it runs and its duration when it ends.
-    pub fn run<T, E>(
-        &mut self,
-        name: &str,
-        f: impl FnOnce() -> Result<T, E>,
-    ) -> Result<T, E> {
+    pub fn run<T, E>(&mut self, name: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
         let t = Instant::now();
         let bar = if self.spinner {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());

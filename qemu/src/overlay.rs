@@ -19,7 +19,10 @@ const OTHER_MAGICS: &[(&[u8], &str)] = &[
     (b"# Disk DescriptorFile", "a VMDK descriptor"),
     (b"vhdxfile", "a VHDX"),
     (b"conectix", "a dynamic VHD"),
-    (b"\x1f\x8b", "gzip-compressed (a GCE disk.raw tar.gz?); unpack it first"),
+    (
+        b"\x1f\x8b",
+        "gzip-compressed (a GCE disk.raw tar.gz?); unpack it first",
+    ),
 ];
 
 /// Tells qcow2 from raw by the first bytes; refuses the other formats it recognises and files
@@ -65,7 +68,15 @@ pub fn create_overlay(
 ) -> Result<()> {
     let base = std::fs::canonicalize(base).map_err(|e| Error::io("resolving", base, e))?;
     let out = Command::new(qemu_img)
-        .args(["create", "-q", "-f", "qcow2", "-F", base_format.as_str(), "-b"])
+        .args([
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-F",
+            base_format.as_str(),
+            "-b",
+        ])
         .arg(&base)
         .arg(overlay)
         .output()
@@ -96,7 +107,8 @@ mod tests {
         let f = File::create(&p).unwrap();
         f.set_len(len).unwrap();
         std::fs::write(&p, head).unwrap();
-        f.set_len(len.max(u64::try_from(head.len()).unwrap())).unwrap();
+        f.set_len(len.max(u64::try_from(head.len()).unwrap()))
+            .unwrap();
         p
     }
 
@@ -113,7 +125,9 @@ mod tests {
         let small = write(d.path(), "tiny.raw", b"x", 10);
         let e = detect_format(&small).unwrap_err().to_string();
         assert!(e.contains("tiny.raw") && e.contains("too small"), "{e}");
-        let e = detect_format(&d.path().join("missing")).unwrap_err().to_string();
+        let e = detect_format(&d.path().join("missing"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("missing"), "{e}");
     }
 }

@@ -29,7 +29,8 @@ const TAIL_BYTES: u64 = 16 * 1024;
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 fn live() -> std::sync::MutexGuard<'static, Vec<u32>> {
-    LIVE.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    LIVE.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// SIGKILLs every child spawned through [`spawn`] that is still running (for a signal handler

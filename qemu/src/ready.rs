@@ -44,7 +44,10 @@ impl std::fmt::Display for NotReady {
             ),
             NotReady::QemuExited(s) => write!(f, "QEMU exited ({s}) before the guest was ready"),
             NotReady::CloudInitFailed(line) => {
-                write!(f, "cloud-init finished with errors: the guest reported {line:?}")
+                write!(
+                    f,
+                    "cloud-init finished with errors: the guest reported {line:?}"
+                )
             }
             NotReady::Port(why) => write!(f, "readiness port: {why}"),
         }
@@ -108,7 +111,12 @@ pub fn wait_for_beacon(
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
-            Err(e) => return Err(NotReady::Port(format!("connecting to {}: {e}", sock.display()))),
+            Err(e) => {
+                return Err(NotReady::Port(format!(
+                    "connecting to {}: {e}",
+                    sock.display()
+                )));
+            }
         }
     };
     stream

@@ -283,11 +283,13 @@ impl Ssh {
                     attrs,
                 )
                 .await
-                .map_err(|e| ssh_err(label, "creating the remote file", format!("{remote}: {e}")))?;
+                .map_err(|e| {
+                    ssh_err(label, "creating the remote file", format!("{remote}: {e}"))
+                })?;
             for chunk in data.chunks(UPLOAD_CHUNK) {
-                file.write_all(chunk)
-                    .await
-                    .map_err(|e| ssh_err(label, "writing the remote file", format!("{remote}: {e}")))?;
+                file.write_all(chunk).await.map_err(|e| {
+                    ssh_err(label, "writing the remote file", format!("{remote}: {e}"))
+                })?;
             }
             file.shutdown()
                 .await

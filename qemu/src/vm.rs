@@ -239,7 +239,10 @@ impl Vm {
                             took: t.elapsed(),
                         });
                     }
-                    tracing::warn!(?powerdown_timeout, "the guest did not power off; quitting QEMU");
+                    tracing::warn!(
+                        ?powerdown_timeout,
+                        "the guest did not power off; quitting QEMU"
+                    );
                 }
                 Err(e) => tracing::warn!(error = %e, "system_powerdown failed; quitting QEMU"),
             }

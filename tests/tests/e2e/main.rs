@@ -4,6 +4,10 @@
 
 #[cfg(feature = "vm-tests")]
 mod vm_boot;
+#[cfg(feature = "vm-tests")]
+mod vm_cli;
+#[cfg(feature = "vm-tests")]
+mod vm_common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,0 +1,71 @@
+//! What the VM suites share: QEMU and the fixture cloud image (or a SKIP line saying why not),
+//! and a look at the process table.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Prints `SKIP: why`, or fails when `NODEIMG_REQUIRE_TOOLS` is set (CI), so a VM test never
+/// passes by skipping there.
+pub fn skip(test: &str, why: &str) {
+    assert!(
+        std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
+        "{test}: {why} (NODEIMG_REQUIRE_TOOLS is set)"
+    );
+    println!("SKIP: {test}: {why}");
+}
+
+/// QEMU, OVMF and qemu-img, or `None` after saying why.
+pub fn host_or_skip(test: &str) -> Option<(qemu::host::Host, PathBuf)> {
+    match qemu::host::Host::discover().and_then(|h| Ok((h, qemu::host::find_qemu_img()?))) {
+        Ok(found) => Some(found),
+        Err(e) => {
+            skip(test, &e.to_string());
+            None
+        }
+    }
+}
+
+/// The Debian 12 cloud-image fixture (built and cached on first use), or `None` after saying
+/// why it cannot be built here.
+pub fn fixture_or_skip(test: &str) -> Option<PathBuf> {
+    let path = fixtures::cloud_image::debian12_cloud_path();
+    if !path.is_file()
+        && let Err(e) = fixtures::cloud_image::prerequisites()
+    {
+        skip(test, &format!("{e:#}"));
+        return None;
+    }
+    let t = Instant::now();
+    let image = fixtures::cloud_image::debian12_cloud_qcow2().expect("the Debian 12 cloud image");
+    println!("fixture {} ready in {:.1?}", image.display(), t.elapsed());
+    Some(image)
+}
+
+/// The processes whose command line mentions `needle` (e.g. a VM directory), as `pgrep -af`
+/// prints them; empty when there are none.
+pub fn processes_mentioning(needle: &Path) -> String {
+    let out = Command::new("pgrep")
+        .arg("-af")
+        .arg(needle)
+        .output()
+        .expect("pgrep (procps)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits up to `within` for no process to mention `needle`; returns what is left.
+pub fn wait_no_processes(needle: &Path, within: Duration) -> String {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = processes_mentioning(needle);
+        if left.is_empty() || Instant::now() >= deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The sha256 of a file.
+pub fn sha256(path: &Path) -> String {
+    fixtures::cloud_image::file_sha256(path).expect("sha256 of the image")
+}
