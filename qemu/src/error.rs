@@ -173,21 +173,8 @@ pub enum Error {
     /// Something went wrong with a running VM (no readiness in time, SSH refused, a command
     /// failed, QEMU exited). Carries the end of the serial console and of QEMU's own output,
     /// which is where the reason usually is.
-    #[error(
-        "{what}\n--- last lines of the serial console ({serial_log}) ---\n{serial_tail}\n--- last lines of QEMU's output ({qemu_log}) ---\n{qemu_tail}"
-    )]
-    Vm {
-        /// What failed, with its cause.
-        what: String,
-        /// The serial console log.
-        serial_log: PathBuf,
-        /// Its last lines.
-        serial_tail: String,
-        /// QEMU's stdout/stderr log.
-        qemu_log: PathBuf,
-        /// Its last lines.
-        qemu_tail: String,
-    },
+    #[error("{0}")]
+    Vm(Box<VmFailure>),
     /// A disk image given to the VM cannot be used.
     #[error("{path}: {reason}")]
     Image {
@@ -196,6 +183,35 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+}
+
+/// The details of [`Error::Vm`].
+#[derive(Debug)]
+pub struct VmFailure {
+    /// What failed, with its cause.
+    pub what: String,
+    /// The serial console log.
+    pub serial_log: PathBuf,
+    /// Its last lines.
+    pub serial_tail: String,
+    /// QEMU's stdout/stderr log.
+    pub qemu_log: PathBuf,
+    /// Its last lines.
+    pub qemu_tail: String,
+}
+
+impl std::fmt::Display for VmFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}\n--- last lines of the serial console ({}) ---\n{}\n--- last lines of QEMU's output ({}) ---\n{}",
+            self.what,
+            self.serial_log.display(),
+            self.serial_tail,
+            self.qemu_log.display(),
+            self.qemu_tail
+        )
+    }
 }
 
 impl Error {

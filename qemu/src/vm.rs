@@ -13,7 +13,7 @@ use russh::keys::PublicKey;
 
 use crate::accel::Accel;
 use crate::cmdline::{DiskFormat, ExtraDisk, VmPaths, VmSpec, pick_free_port};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, VmFailure};
 use crate::host::Firmware;
 use crate::keys::BuildKey;
 use crate::process::{self, Child, TAIL_LINES, tail_lines};
@@ -204,13 +204,13 @@ impl Vm {
 
     /// An [`Error::Vm`] saying `what`, with the tails of the serial console and QEMU's log.
     pub fn failure(&self, what: impl Into<String>) -> Error {
-        Error::Vm {
+        Error::Vm(Box::new(VmFailure {
             what: what.into(),
             serial_log: self.paths.serial_log.clone(),
             serial_tail: tail_or_note(&self.paths.serial_log),
             qemu_log: self.paths.qemu_log.clone(),
             qemu_tail: tail_or_note(&self.paths.qemu_log),
-        }
+        }))
     }
 
     /// Stops the guest: ACPI power button, up to `powerdown_timeout` for it to power off, then
@@ -337,7 +337,47 @@ impl Vm {
 fn tail_or_note(path: &Path) -> String {
     match tail_lines(path, TAIL_LINES) {
         Ok(t) if t.trim().is_empty() => "(empty)".to_owned(),
-        Ok(t) => t,
+        Ok(t) => printable(&t),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
+    }
+}
+
+/// `text` without terminal escape sequences (firmware and systemd colour and move the cursor)
+/// and other control characters except newlines and tabs, so an error reads cleanly anywhere.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                // CSI: ESC [ parameters... final byte in @..~ ; other escapes: ESC + one char.
+                if chars.next_if_eq(&'[').is_some() {
+                    while let Some(p) = chars.next() {
+                        if ('@'..='~').contains(&p) {
+                            break;
+                        }
+                    }
+                } else {
+                    chars.next();
+                }
+            }
+            '\n' | '\t' => out.push(c),
+            '\r' => {}
+            c if c.is_control() => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn escape_sequences_are_dropped() {
+        let raw = "\u{1b}[2J\u{1b}[01;01H\u{1b}[=3hBdsDxe: x\r\n\u{1b}[1m\u{1b}[33m\u{1b}[40mShell> \u{1b}[0m\u{7}end\tok";
+        assert_eq!(printable(raw), "BdsDxe: x\nShell> end\tok");
+        assert_eq!(printable("plain\nlines"), "plain\nlines");
     }
 }
