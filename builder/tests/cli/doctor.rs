@@ -1,4 +1,4 @@
-//! `nodeimg doctor`: the real host's report, a host without QEMU or qemu-img, a bad --work-dir.
+//! `nodeimg doctor`: the real host's report, a host without QEMU, a bad --work-dir.
 
 use std::path::{Path, PathBuf};
 
@@ -129,8 +129,16 @@ fn doctor_prints_one_aligned_line_per_check_and_a_verdict() {
     );
 }
 
+/// Whether `nodeimg` finds qemu-img with an empty `$PATH`: it falls back to /usr/bin and
+/// /usr/libexec, as `nodeimg boot` does.
+fn qemu_img_in_fallback_dirs() -> bool {
+    ["/usr/bin/qemu-img", "/usr/libexec/qemu-img"]
+        .iter()
+        .any(|p| Path::new(p).is_file())
+}
+
 #[test]
-fn doctor_without_qemu_or_qemu_img_exits_1_and_says_what_to_install() {
+fn doctor_without_qemu_exits_1_and_says_what_to_install() {
     let empty = tempfile::tempdir().unwrap();
     let absent = empty.path().join("absent").join("qemu-system-x86_64");
     let run = |json: bool| {
@@ -143,27 +151,46 @@ fn doctor_without_qemu_or_qemu_img_exits_1_and_says_what_to_install() {
         }
         cmd.output().unwrap()
     };
+    let qemu_img_found = qemu_img_in_fallback_dirs();
 
     let o = run(false);
     let (stdout, stderr) = out_str(&o);
     assert_eq!(o.status.code(), Some(1), "{stdout}\n{stderr}");
     let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6, "{stdout}");
     assert!(lines[0].starts_with("qemu         FAIL  "), "{stdout}");
     assert!(
-        lines[0].contains(&format!("NODEIMG_QEMU={}", absent.display())),
+        lines[0].contains(&format!(
+            "NODEIMG_QEMU={}: not an executable file",
+            absent.display()
+        )),
         "{stdout}"
     );
-    assert!(lines[3].starts_with("qemu-img     FAIL  "), "{stdout}");
-    let verdict = lines.last().unwrap();
     assert!(
-        verdict.starts_with("verdict: NOT READY — failed: qemu, ") && verdict.ends_with("qemu-img"),
-        "{verdict}"
+        lines[2].starts_with("accelerator  warn  not probed"),
+        "{stdout}"
+    );
+    let qemu_img_status = if qemu_img_found { "ok  " } else { "FAIL" };
+    assert!(
+        lines[3].starts_with(&format!("qemu-img     {qemu_img_status}  ")),
+        "{stdout}"
+    );
+    assert!(
+        lines[5].starts_with("verdict: NOT READY — failed: qemu"),
+        "{stdout}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: nodeimg build cannot run here; to fix: "));
     assert!(
-        stderr.contains("apt-get install qemu-system-x86 ovmf")
-            && stderr.contains("apt-get install qemu-utils"),
+        stderr.starts_with("error: nodeimg build cannot run here; to fix: point NODEIMG_QEMU at"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("apt-get install qemu-system-x86 ovmf"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.contains("apt-get install qemu-utils"),
+        !qemu_img_found,
         "{stderr}"
     );
 
@@ -175,6 +202,7 @@ fn doctor_without_qemu_or_qemu_img_exits_1_and_says_what_to_install() {
     assert_eq!(j["qemu"]["status"], "fail");
     assert_eq!(j["qemu"]["source"], "NODEIMG_QEMU");
     assert_eq!(j["qemu"]["path"], Value::Null);
+    assert_eq!(j["qemu"]["version"], Value::Null);
     assert!(
         j["qemu"]["fix"]
             .as_str()
@@ -185,12 +213,19 @@ fn doctor_without_qemu_or_qemu_img_exits_1_and_says_what_to_install() {
     assert_eq!(j["accelerator"]["status"], "warn");
     assert_eq!(j["accelerator"]["accel"], Value::Null);
     assert_eq!(j["accelerator"]["probed"], false);
-    assert_eq!(j["qemu_img"]["status"], "fail");
-    assert_eq!(
-        j["qemu_img"]["fix"],
-        "apt-get install qemu-utils (Debian/Ubuntu) or dnf install qemu-img (Fedora)"
+    if qemu_img_found {
+        assert_eq!(j["qemu_img"]["status"], "ok", "{stdout}");
+    } else {
+        assert_eq!(j["qemu_img"]["status"], "fail", "{stdout}");
+        assert_eq!(
+            j["qemu_img"]["fix"],
+            "apt-get install qemu-utils (Debian/Ubuntu) or dnf install qemu-img (Fedora)"
+        );
+    }
+    assert!(
+        stderr.contains("apt-get install qemu-system-x86 ovmf"),
+        "{stderr}"
     );
-    assert!(stderr.contains("apt-get install qemu-utils"), "{stderr}");
 }
 
 #[test]
