@@ -30,6 +30,9 @@ pub enum Command {
     /// fresh NoCloud seed and no outbound network, wait until it is ready, run commands over
     /// SSH, power it off.
     Boot(BootArgs),
+    /// Check that this host can build and boot images: QEMU, UEFI firmware, accelerator,
+    /// qemu-img, free disk space.
+    Doctor(DoctorArgs),
 }
 
 /// `nodeimg boot`.
@@ -123,6 +126,30 @@ pub struct InspectArgs {
     pub json: bool,
 }
 
+/// `nodeimg doctor`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Environment:\n  NODEIMG_QEMU=PATH  check this qemu-system-x86_64 instead of searching $PATH, /usr/bin and \
+                        /usr/libexec (read by doctor only for now)\n\nExit status: 0 when a build can run here (TCG only is fine), 1 when \
+                        something required is missing (the error line says what to install)."
+)]
+pub struct DoctorArgs {
+    /// Print one JSON document (every check and an overall `ok`) and nothing else on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Directory whose free space to check [default: the system temporary directory, where
+    /// VM directories go].
+    #[arg(long, value_name = "DIR")]
+    pub work_dir: Option<PathBuf>,
+    /// Accelerator: auto probes KVM by running a tiny guest (up to 3 s) and falls back to TCG.
+    #[arg(
+        long,
+        default_value = "auto",
+        value_parser = crate::doctor::accel_choice_parser()
+    )]
+    pub accel: qemu::accel::AccelChoice,
+}
+
 /// Parses the command line, runs it, and turns the outcome into an exit code: 0 success,
 /// 1 failure (bad input, mismatch), 2 usage error.
 pub fn main() -> ExitCode {
@@ -133,6 +160,7 @@ pub fn main() -> ExitCode {
         Command::Verify(args) => commands::verify(&args),
         Command::Inspect(args) => commands::inspect(&args),
         Command::Boot(args) => crate::boot::boot(&args),
+        Command::Doctor(args) => crate::doctor::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

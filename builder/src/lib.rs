@@ -4,6 +4,7 @@
 mod boot;
 pub mod cli;
 mod commands;
+mod doctor;
 mod interrupt;
 mod phases;
 mod progress;

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod doctor;
+
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
     cmd.env_remove("SOURCE_DATE_EPOCH")
