@@ -209,11 +209,13 @@ impl SeedSpec {
         let _ = writeln!(y, "locale: {}", yaml_quote("C.UTF-8"));
         let _ = writeln!(
             y,
-            "ssh_genkeytypes: [{}, {}, {}]",
-            yaml_quote("rsa"),
-            yaml_quote("ecdsa"),
-            yaml_quote("ed25519")
+            "# One host key: the beacon reports it and the host pins it (no DSA, and no RSA,"
         );
+        let _ = writeln!(
+            y,
+            "# whose generation costs seconds under TCG; sealing removes host keys anyway)."
+        );
+        let _ = writeln!(y, "ssh_genkeytypes: [{}]", yaml_quote("ed25519"));
         let _ = writeln!(y, "# The guest network is restricted: never touch apt.");
         let _ = writeln!(y, "package_update: false");
         let _ = writeln!(y, "package_upgrade: false");

@@ -63,7 +63,7 @@ fn user_data_has_the_user_the_key_the_fixes_and_the_beacon() {
         "disable_root: true\n",
         "ssh_pwauth: false\n",
         "locale: \"C.UTF-8\"\n",
-        "ssh_genkeytypes: [\"rsa\", \"ecdsa\", \"ed25519\"]\n",
+        "ssh_genkeytypes: [\"ed25519\"]\n",
         "package_update: false\n",
         "runcmd:\n",
         "\"--property=After=cloud-final.service\"",
