@@ -129,8 +129,8 @@ pub struct InspectArgs {
 /// `nodeimg doctor`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Environment:\n  NODEIMG_QEMU=PATH  check this qemu-system-x86_64 instead of searching $PATH, /usr/bin and \
-                        /usr/libexec (read by doctor only for now)\n\nExit status: 0 when a build can run here (TCG only is fine), 1 when \
+    after_help = "Environment:\n  NODEIMG_QEMU=PATH  use this qemu-system-x86_64 instead of searching $PATH, /usr/bin and \
+                        /usr/libexec (doctor and boot)\n\nExit status: 0 when a build can run here (TCG only is fine), 1 when \
                         something required is missing (the error line says what to install)."
 )]
 pub struct DoctorArgs {

@@ -3,7 +3,6 @@
 //! free space of the work directory.
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -23,7 +22,7 @@ pub const MIN_FREE_BYTES: u64 = 4 << 30;
 pub const LOW_FREE_BYTES: u64 = 2 * MIN_FREE_BYTES;
 
 /// Environment variable naming the QEMU binary to use instead of searching for it.
-pub const QEMU_ENV: &str = "NODEIMG_QEMU";
+pub use qemu::host::QEMU_ENV;
 
 const GIB: u64 = 1 << 30;
 
@@ -308,27 +307,12 @@ fn install_hint(message: &str) -> Option<String> {
         .map(|(_, hint)| hint.trim().to_owned())
 }
 
-fn is_executable_file(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
 /// The QEMU binary: `override_path` (the value of `NODEIMG_QEMU`) when set and non-empty,
 /// else found via `$PATH` and [`host::FALLBACK_DIRS`]. Returns where it came from; the error
 /// says what is wrong.
 pub fn locate_qemu(override_path: Option<&OsStr>) -> (Result<PathBuf, String>, &'static str) {
-    match override_path.filter(|p| !p.is_empty()) {
-        Some(p) => {
-            let p = PathBuf::from(p);
-            let found = if is_executable_file(&p) {
-                Ok(p)
-            } else {
-                Err(format!(
-                    "{QEMU_ENV}={}: not an executable file",
-                    p.display()
-                ))
-            };
-            (found, QEMU_ENV)
-        }
+    match host::qemu_override(override_path) {
+        Some(found) => (found.map_err(|e| e.to_string()), QEMU_ENV),
         None => (
             host::find_qemu(std::env::var_os("PATH").as_deref(), host::FALLBACK_DIRS)
                 .map_err(|e| e.to_string()),

@@ -30,6 +30,14 @@ pub enum Error {
         /// The places searched, in order.
         searched: String,
     },
+    /// `NODEIMG_QEMU` names something that is not an executable file.
+    #[error(
+        "NODEIMG_QEMU={path}: not an executable file; point it at a qemu-system-x86_64 binary or unset it"
+    )]
+    QemuOverride {
+        /// The value.
+        path: PathBuf,
+    },
     /// `qemu-img` is not installed anywhere we looked.
     #[error(
         "qemu-img not found (searched {searched}); install it: apt-get install qemu-utils (Debian/Ubuntu) or dnf install qemu-img (Fedora)"

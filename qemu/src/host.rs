@@ -86,7 +86,7 @@ pub struct Host {
 impl Host {
     /// Finds QEMU (via `$PATH`, then [`FALLBACK_DIRS`]), asks its version and finds OVMF.
     pub fn discover() -> Result<Host> {
-        let qemu = find_qemu(std::env::var_os("PATH").as_deref(), FALLBACK_DIRS)?;
+        let qemu = locate_qemu()?;
         let (qemu_version, qemu_version_line) = qemu_version(&qemu)?;
         let firmware = find_firmware(FIRMWARE_CANDIDATES)?;
         let host = Host {
@@ -102,6 +102,28 @@ impl Host {
 
 fn is_executable_file(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The environment variable naming the QEMU binary to use instead of searching for one.
+pub const QEMU_ENV: &str = "NODEIMG_QEMU";
+
+/// The QEMU binary named by `value` (the value of [`QEMU_ENV`]), when set and non-empty; it
+/// must be an executable file.
+pub fn qemu_override(value: Option<&OsStr>) -> Option<Result<PathBuf>> {
+    let value = value.filter(|v| !v.is_empty())?;
+    let path = PathBuf::from(value);
+    Some(if is_executable_file(&path) {
+        Ok(path)
+    } else {
+        Err(Error::QemuOverride { path })
+    })
+}
+
+/// The QEMU binary: `$NODEIMG_QEMU` when set, else [`QEMU_BINARY`] on `$PATH`, then in
+/// [`FALLBACK_DIRS`].
+pub fn locate_qemu() -> Result<PathBuf> {
+    qemu_override(std::env::var_os(QEMU_ENV).as_deref())
+        .unwrap_or_else(|| find_qemu(std::env::var_os("PATH").as_deref(), FALLBACK_DIRS))
 }
 
 /// Finds [`QEMU_BINARY`] in the directories of `path_var`, then in `fallback`.

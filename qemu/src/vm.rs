@@ -352,7 +352,7 @@ pub fn printable(text: &str) -> String {
             '\u{1b}' => {
                 // CSI: ESC [ parameters... final byte in @..~ ; other escapes: ESC + one char.
                 if chars.next_if_eq(&'[').is_some() {
-                    while let Some(p) = chars.next() {
+                    for p in chars.by_ref() {
                         if ('@'..='~').contains(&p) {
                             break;
                         }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod boot;
 mod doctor;
 
 fn nodeimg() -> Command {

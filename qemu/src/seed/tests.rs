@@ -69,7 +69,7 @@ fn user_data_has_the_user_the_key_the_fixes_and_the_beacon() {
         "\"--property=After=cloud-final.service\"",
         "\"/dev/virtio-ports/org.nodeimg.ready\"",
         "\"iid-nodeimg-test-1\"",
-        "cloud-init status --wait",
+        "\"/run/cloud-init/result.json\"",
         "READY %s\\\\n",
     ] {
         assert!(y.contains(want), "missing {want:?} in\n{y}");
@@ -87,22 +87,32 @@ fn user_data_has_the_user_the_key_the_fixes_and_the_beacon() {
 }
 
 /// The beacon script, run by a real shell with the same positional parameters the runcmd entry
-/// gives it, writes exactly the ready line (with a stub `cloud-init` on PATH).
+/// gives it (the result file pointed at a temporary one), writes exactly the ready line when
+/// cloud-init's result has no errors and the FAILED line otherwise.
 #[test]
 fn beacon_script_writes_the_ready_line() {
     let s = spec();
     let y = s.render_user_data().unwrap();
     let argv = beacon_argv(&y);
-    let script = &argv[argv.len() - 4];
+    assert_eq!(argv[argv.len() - 1], "/run/cloud-init/result.json");
+    let script = &argv[argv.len() - 5];
     let dir = tempfile::tempdir().unwrap();
-    let stub = dir.path().join("cloud-init");
-    for (rc, want) in [
-        (0, s.ready_line()),
-        (1, "FAILED iid-nodeimg-test-1 1\n".to_owned()),
+    let result = dir.path().join("result.json");
+    for (errors, want) in [
+        ("[]", s.ready_line()),
+        (
+            "[\n   \"('scripts_user', RuntimeError('...'))\"\n  ]",
+            "FAILED iid-nodeimg-test-1 1\n".to_owned(),
+        ),
     ] {
-        std::fs::write(&stub, format!("#!/bin/sh\nexit {rc}\n")).unwrap();
-        std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        // The shape cloud-init 22.4 writes (json.dumps, indent=1, sorted keys).
+        std::fs::write(
+            &result,
+            format!(
+                "{{\n \"v1\": {{\n  \"datasource\": \"DataSourceNoCloud [seed=/dev/vdb]\",\n  \"errors\": {errors}\n }}\n}}\n"
+            ),
+        )
+        .unwrap();
         let port = dir.path().join("port");
         let out = Command::new("/bin/sh")
             .arg("-c")
@@ -110,7 +120,7 @@ fn beacon_script_writes_the_ready_line() {
             .arg("nodeimg-ready")
             .arg(&s.instance_id)
             .arg(&port)
-            .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+            .arg(&result)
             .output()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
@@ -160,10 +170,11 @@ fn user_data_parses_as_yaml_with_the_expected_shape() {
     assert!(argv.contains(&"--no-block".to_owned()));
     assert!(argv.contains(&"--property=After=cloud-final.service".to_owned()));
     let n = argv.len();
-    assert_eq!(argv[n - 6..n - 4], ["/bin/sh", "-c"]);
-    assert_eq!(argv[n - 3], BEACON_UNIT);
-    assert_eq!(argv[n - 2], s.instance_id);
-    assert_eq!(argv[n - 1], "/dev/virtio-ports/org.nodeimg.ready");
+    assert_eq!(argv[n - 7..n - 5], ["/bin/sh", "-c"]);
+    assert_eq!(argv[n - 4], BEACON_UNIT);
+    assert_eq!(argv[n - 3], s.instance_id);
+    assert_eq!(argv[n - 2], "/dev/virtio-ports/org.nodeimg.ready");
+    assert_eq!(argv[n - 1], CLOUD_INIT_RESULT);
 
     let m: Value = serde_norway::from_str(&s.render_meta_data().unwrap()).unwrap();
     assert_eq!(m["instance-id"].as_str(), Some("iid-nodeimg-test-1"));
