@@ -31,9 +31,7 @@ pub enum Error {
         searched: String,
     },
     /// `NODEIMG_QEMU` names something that is not an executable file.
-    #[error(
-        "NODEIMG_QEMU={path}: not an executable file; point it at a qemu-system-x86_64 binary or unset it"
-    )]
+    #[error("NODEIMG_QEMU={path}: not an executable file")]
     QemuOverride {
         /// The value.
         path: PathBuf,
