@@ -1,10 +1,13 @@
-//! A small, blocking, tolerant QMP client over QEMU's unix socket.
+//! A small, blocking, tolerant QMP client over QEMU's unix socket, speaking `qapi`'s types.
 //!
-//! Messages are JSON lines read into [`serde_json::Value`]. Anything carrying `"event"` is kept
-//! as raw JSON (bounded queue), whatever its name, so an event from a newer QEMU never breaks
-//! the connection; responses are matched to commands by `"id"` and stray lines are logged and
-//! skipped. Typed views are deliberately small (e.g. [`StatusInfo::status`] is a `String`, so a
-//! new run state is not an error). Tested against QEMU 7.2.
+//! Commands are `qapi::qmp` structs ([`Qmp::run`]: name and arguments from the type, the
+//! `"return"` deserialized into its `Ok` type). Messages are JSON lines read into
+//! [`serde_json::Value`]. Anything carrying `"event"` is kept as raw JSON (bounded queue),
+//! whatever its name, so an event from a newer QEMU never breaks the connection;
+//! [`typed_event`] gives the `qapi::qmp::Event` view of the ones this schema knows. Responses
+//! are matched to commands by `"id"` and stray lines are logged and skipped. Where a newer QEMU
+//! may add enum values, the view is our own (e.g. [`StatusInfo::status`] is a `String`, so a new
+//! run state is not an error). Tested against QEMU 7.2; `qapi` 0.15 carries the QEMU 9.1 schema.
 //!
 //! After a read times out the connection is marked broken (a partial line may be buffered) and
 //! every later call fails; reconnect if needed.
@@ -18,7 +21,15 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use qapi::qmp;
+
 use crate::error::{Error, Result};
+
+/// The `qapi` view of a raw event, when the schema knows it; `None` for events newer than the
+/// schema (or malformed ones), which stay available as raw JSON.
+pub fn typed_event(raw: &Value) -> Option<qmp::Event> {
+    serde_json::from_value(raw.clone()).ok()
+}
 
 /// Default time a command may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -150,26 +161,42 @@ impl Qmp {
         }
     }
 
-    /// `query-status`.
-    pub fn query_status(&mut self) -> Result<StatusInfo> {
-        let v = self.execute("query-status", None)?;
+    /// Runs the typed command `command` and deserializes its `"return"`.
+    pub fn run<C: qapi::Command>(&mut self, command: C) -> Result<C::Ok> {
+        let arguments = serde_json::to_value(&command)
+            .map_err(|e| Error::qmp(&self.path, format!("encoding {}: {e}", C::NAME)))?;
+        let arguments = match arguments {
+            Value::Object(ref m) if m.is_empty() => None,
+            Value::Null => None,
+            other => Some(other),
+        };
+        let v = self.execute(C::NAME, arguments)?;
         serde_json::from_value(v.clone())
-            .map_err(|e| Error::qmp(&self.path, format!("query-status returned {v}: {e}")))
+            .map_err(|e| Error::qmp(&self.path, format!("{} returned {v}: {e}", C::NAME)))
+    }
+
+    /// `query-status`, read into our tolerant [`StatusInfo`] (a run state newer than the
+    /// `qapi` schema is not an error).
+    pub fn query_status(&mut self) -> Result<StatusInfo> {
+        let name = <qmp::query_status as qapi::Command>::NAME;
+        let v = self.execute(name, None)?;
+        serde_json::from_value(v.clone())
+            .map_err(|e| Error::qmp(&self.path, format!("{name} returned {v}: {e}")))
     }
 
     /// `cont`: start or resume the vCPUs.
     pub fn cont(&mut self) -> Result<()> {
-        self.execute("cont", None).map(drop)
+        self.run(qmp::cont {}).map(drop)
     }
 
     /// `system_powerdown`: ACPI power button (the guest decides).
     pub fn system_powerdown(&mut self) -> Result<()> {
-        self.execute("system_powerdown", None).map(drop)
+        self.run(qmp::system_powerdown {}).map(drop)
     }
 
     /// `quit`: QEMU exits at once. QEMU closing the socket before replying counts as success.
     pub fn quit(&mut self) -> Result<()> {
-        match self.execute("quit", None) {
+        match self.run(qmp::quit {}) {
             Ok(_) => Ok(()),
             Err(Error::Qmp { reason, .. }) if reason.starts_with(CLOSED) => Ok(()),
             Err(e) => Err(e),
@@ -350,6 +377,47 @@ mod tests {
         assert!(matches!(e, Error::QmpCommand { .. }), "{e}");
         assert!(e.to_string().contains("bad driver"), "{e}");
         q.quit().unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn typed_commands_and_events() {
+        let (client, h) = fake_server(|r, w| {
+            let c = read_cmd(r);
+            writeln!(w, "{}", json!({"return": {}, "id": c["id"]})).unwrap();
+            let c = read_cmd(r);
+            assert_eq!(c["execute"], "system_powerdown");
+            assert!(c.get("arguments").is_none(), "{c}");
+            let ts = json!({"seconds": 1_700_000_000u64, "microseconds": 5});
+            writeln!(w, "{}", json!({"event": "POWERDOWN", "timestamp": ts})).unwrap();
+            writeln!(w, "{}", json!({"return": {}, "id": c["id"]})).unwrap();
+            let c = read_cmd(r);
+            assert_eq!(c["execute"], "query-kvm");
+            let kvm = json!({"enabled": false, "present": true});
+            writeln!(w, "{}", json!({"return": kvm, "id": c["id"]})).unwrap();
+            let ts = json!({"seconds": 1_700_000_001u64, "microseconds": 0});
+            writeln!(
+                w,
+                "{}",
+                json!({"event": "NOT_IN_ANY_SCHEMA", "timestamp": ts})
+            )
+            .unwrap();
+            let c = read_cmd(r);
+            assert_eq!(c["execute"], "quit");
+        });
+        let mut q = Qmp::negotiate(Path::new("fake.sock"), client).unwrap();
+        q.system_powerdown().unwrap();
+        let kvm = q.run(qmp::query_kvm {}).unwrap();
+        assert!(!kvm.enabled && kvm.present);
+        q.quit().unwrap();
+        let ev = q.take_events();
+        assert_eq!(ev.len(), 2, "{ev:?}");
+        assert!(matches!(
+            typed_event(&ev[0]),
+            Some(qmp::Event::POWERDOWN { .. })
+        ));
+        assert_eq!(ev[1]["event"], "NOT_IN_ANY_SCHEMA");
+        assert!(typed_event(&ev[1]).is_none());
         h.join().unwrap();
     }
 

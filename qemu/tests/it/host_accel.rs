@@ -35,7 +35,16 @@ fn probe_verdict() {
     let Some(q) = qemu_or_skip("probe_verdict") else {
         return;
     };
+    let t = std::time::Instant::now();
     let v = accel::resolve(AccelChoice::Auto, &q);
+    let took = t.elapsed();
+    // The probe's deadline is behaviour, not speed: a KVM guest that never runs is killed at
+    // KVM_DEADLINE, so the verdict comes shortly after it, never minutes later.
+    assert!(
+        took < accel::KVM_DEADLINE + std::time::Duration::from_secs(10),
+        "the probe took {took:?}, its deadline is {:?}",
+        accel::KVM_DEADLINE
+    );
     // cached: the same answer again
     assert_eq!(accel::resolve(AccelChoice::Auto, &q), v);
     if std::env::var_os("NODEIMG_EXPECT_KVM").is_some() {

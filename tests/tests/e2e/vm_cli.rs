@@ -1,8 +1,9 @@
 //! `nodeimg boot` as a user runs it: commands and their output on an image that stays
-//! untouched, the first failing command failing the run, a guest that never becomes ready
+//! untouched, `--keep` until Ctrl-C, the first failing command failing the run, a guest that never becomes ready
 //! failing within its deadline with the serial console in the error, and SIGTERM mid-boot
 //! leaving no QEMU and no VM directory.
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -42,9 +43,12 @@ fn entries(dir: &Path) -> Vec<String> {
     v
 }
 
+/// Commands with their output, then `--keep`: the guest stays up with an `ssh` line printed
+/// until Ctrl-C (SIGINT), which powers it off in order (exit 0), removes the VM directory, and
+/// leaves the image as it was.
 #[test]
-fn vm_boot_runs_commands_and_powers_off_leaving_the_image_untouched() {
-    let test = "vm_boot_runs_commands_and_powers_off_leaving_the_image_untouched";
+fn vm_boot_runs_commands_keeps_the_guest_until_ctrl_c_and_leaves_the_image_untouched() {
+    let test = "vm_boot_runs_commands_keeps_the_guest_until_ctrl_c_and_leaves_the_image_untouched";
     if host_or_skip(test).is_none() {
         return;
     }
@@ -53,7 +57,9 @@ fn vm_boot_runs_commands_and_powers_off_leaving_the_image_untouched() {
     };
     let before = sha256(&image);
     let work = tempfile::Builder::new().prefix("bootok").tempdir().unwrap();
-    let o = boot(
+    let logs = tempfile::tempdir().unwrap();
+    let stderr_path = logs.path().join("stderr");
+    let mut child = boot(
         work.path(),
         &image,
         &[
@@ -63,18 +69,46 @@ fn vm_boot_runs_commands_and_powers_off_leaving_the_image_untouched() {
             "sudo -n cat /etc/machine-id | wc -c; echo to-stderr >&2",
             "--hostname",
             "boot-cli",
+            "--keep",
         ],
     )
-    .output()
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&stderr_path).unwrap())
+    .spawn()
     .unwrap();
-    let (stdout, stderr) = texts(&o);
-    println!("{stderr}");
-    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let mut stdout = String::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        stdout.push_str(&line);
+        stdout.push('\n');
+        if line.contains("press Ctrl-C") {
+            break;
+        }
+    }
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert!(stdout.contains("press Ctrl-C"), "{stdout}\n{}", stderr());
     assert!(stdout.contains("hello-from-boot-cli\n"), "{stdout}");
     assert!(
         stdout.contains("33\n"),
         "machine-id (32 hex + newline): {stdout}"
     );
+    assert!(stdout.contains("ssh -i "), "no ssh line: {stdout}");
+    // Still up: QEMU runs while nodeimg waits.
+    assert!(processes_mentioning(work.path()).contains("qemu-system-x86_64"));
+    kill(
+        Pid::from_raw(i32::try_from(child.id()).unwrap()),
+        Signal::SIGINT,
+    )
+    .unwrap();
+    for line in lines {
+        stdout.push_str(&line.unwrap());
+        stdout.push('\n');
+    }
+    let status = child.wait().unwrap();
+    let stderr = stderr();
+    println!("{stderr}");
+    assert!(status.success(), "{status}\n{stdout}\n{stderr}");
     assert!(stderr.contains("to-stderr"), "{stderr}");
     for phase in [
         "boot until ready: done in",
