@@ -51,6 +51,9 @@ pub fn boot(args: &BootArgs) -> Result<()> {
     interrupt::on_interrupt(move || remove_vm_dir(&cleanup_dir));
 
     let result = boot_in(args, image, &vm_dir);
+    if result.is_err() {
+        interrupt::yield_to_handler();
+    }
     match &result {
         Ok(()) => {
             remove_vm_dir(&vm_dir);

@@ -165,6 +165,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            crate::interrupt::yield_to_handler();
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

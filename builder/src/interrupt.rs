@@ -12,6 +12,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 static POLITE: AtomicBool = AtomicBool::new(false);
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread spawned after it: call it
 /// before starting any) and starts a thread that waits for them. `clean_up` runs after the
@@ -31,6 +32,7 @@ pub fn on_interrupt(clean_up: impl Fn() -> String + Send + 'static) {
                 tracing::info!(%signal, "interrupted; stopping");
                 continue;
             }
+            STOPPING.store(true, Ordering::SeqCst);
             let killed = qemu::process::kill_all();
             let done = clean_up();
             let vms = if killed > 0 {
@@ -42,6 +44,17 @@ pub fn on_interrupt(clean_up: impl Fn() -> String + Send + 'static) {
             std::process::exit(130);
         }
     });
+}
+
+/// If a signal is being handled (QEMU killed, clean-up running, exit 130 next), waits for the
+/// handler to end the process: the command's own error (e.g. "QEMU exited") is a consequence
+/// of the interruption and must not win the race with exit status 130.
+pub fn yield_to_handler() {
+    if STOPPING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
 }
 
 /// While on, the first SIGINT/SIGTERM only sets [`interrupted`].

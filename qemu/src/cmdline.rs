@@ -12,8 +12,8 @@ use crate::host::Firmware;
 /// Longest path a unix socket address can hold (`sun_path` is 108 bytes, NUL included).
 const MAX_SOCKET_PATH: usize = 107;
 
-/// The virtio-serial port name the guest writes to when it is ready.
-pub const READY_PORT: &str = "org.nodeimg.ready";
+/// The virtio-serial port name the guest writes to when it is ready (the seed's beacon port).
+pub use crate::seed::BEACON_PORT as READY_PORT;
 
 /// A disk image's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
