@@ -8,3 +8,4 @@ mod doctor;
 mod interrupt;
 mod phases;
 mod progress;
+pub mod spec;

@@ -1,0 +1,531 @@
+//! The build spec: one TOML file describing an image. Parsing is strict: an unknown key, a
+//! wrong type, a missing field or a value that breaks a rule is one error naming the file, the
+//! line and the column (`spec.toml:7:10: base.sha256: …`).
+//!
+//! ```toml
+//! [image]
+//! name = "debian12-k8s"
+//! distro = "debian-12"
+//! firmware = "uefi"          # or "bios"
+//! disk_gib = 8               # whole GiB, so Azure's MiB and GCE's GiB rules hold
+//!
+//! [base]                     # the distro cloud image, pinned
+//! path = "debian-12-genericcloud-amd64.qcow2"   # or url = "https://…"
+//! sha256 = "…64 hex digits…"
+//! format = "qcow2"           # or "raw"
+//!
+//! [kubernetes]
+//! version = "v1.20.2"
+//!
+//! [components]
+//! containerd = "1.6.20"
+//! runc = "1.1.5"
+//! crictl = "1.20.0"
+//! cni_plugins = "1.1.1"
+//! pause = "3.2"
+//!
+//! [export]
+//! formats = ["raw", "qcow2", "vhd", "ova", "gce", "aws"]
+//!
+//! [[files]]                  # copied into the guest after the built-in role
+//! source = "files/motd"      # relative to the spec's directory
+//! dest = "/etc/motd"
+//! mode = "0644"
+//!
+//! [[commands]]               # run as root after the files, in order
+//! name = "motd-perms"
+//! run = "chmod 0644 /etc/motd"
+//!
+//! [[checks]]                 # run during validation; exit 0 passes
+//! name = "motd-present"
+//! run = "test -s /etc/motd"
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use exporters::{Firmware, Format};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+/// A spec that does not parse or breaks a rule: `file:line:column: what`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", path.display())]
+pub struct SpecError {
+    /// The spec file.
+    pub path: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A parsed and checked build spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes (recorded in the manifest and the BOM).
+    pub sha256: String,
+    /// `[image]`.
+    pub image: ImageSection,
+    /// `[base]`.
+    pub base: BaseImage,
+    /// `[kubernetes] version`, e.g. `v1.20.2`.
+    pub kubernetes_version: String,
+    /// `[components]`.
+    pub components: Components,
+    /// `[export] formats`, sorted, without duplicates.
+    pub formats: Vec<Format>,
+    /// `[[files]]`.
+    pub files: Vec<ExtraFile>,
+    /// `[[commands]]`.
+    pub commands: Vec<NamedScript>,
+    /// `[[checks]]`.
+    pub checks: Vec<NamedScript>,
+}
+
+/// `[image]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSection {
+    /// Artifact base name: 1–64 characters of `[a-z0-9._-]`, starting with a letter or digit.
+    pub name: String,
+    /// Distro id (`debian-12`, `ubuntu-24.04`, …).
+    pub distro: String,
+    /// Boot firmware.
+    pub firmware: Firmware,
+    /// Disk size in GiB.
+    pub disk_gib: u64,
+}
+
+/// Where the base image comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BaseSource {
+    /// A local file (relative paths are resolved against the spec's directory).
+    Path(PathBuf),
+    /// A URL `nodeimg fetch` downloads.
+    Url(String),
+}
+
+/// `[base]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseImage {
+    /// Path or URL.
+    pub source: BaseSource,
+    /// Lower-case hex SHA-256 of the image file.
+    pub sha256: String,
+    /// `qcow2` or `raw`.
+    pub format: BaseFormat,
+}
+
+/// The base image's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaseFormat {
+    /// qcow2 (the distros' cloud images).
+    Qcow2,
+    /// Raw.
+    Raw,
+}
+
+/// `[components]`: the pinned versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Components {
+    /// containerd.
+    pub containerd: String,
+    /// runc.
+    pub runc: String,
+    /// crictl (cri-tools).
+    pub crictl: String,
+    /// CNI plugins.
+    pub cni_plugins: String,
+    /// The pause (sandbox) image tag.
+    pub pause: String,
+}
+
+/// A user file copied into the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExtraFile {
+    /// On the host (resolved against the spec's directory).
+    pub source: PathBuf,
+    /// Absolute path in the guest.
+    pub dest: String,
+    /// Permission bits.
+    pub mode: u32,
+}
+
+/// A user command or check: a name and a shell script run as root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedScript {
+    /// Unique within its list: 1–64 characters of `[A-Za-z0-9._-]`.
+    pub name: String,
+    /// The script (`sh -c`).
+    pub run: String,
+}
+
+// ---- the TOML shape (strict) ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSpec {
+    image: RawImage,
+    base: RawBase,
+    kubernetes: RawKubernetes,
+    components: RawComponents,
+    export: RawExport,
+    #[serde(default)]
+    files: Vec<RawFile>,
+    #[serde(default)]
+    commands: Vec<RawScript>,
+    #[serde(default)]
+    checks: Vec<RawScript>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    name: Spanned<String>,
+    distro: Spanned<String>,
+    firmware: Spanned<String>,
+    disk_gib: Spanned<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBase {
+    path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    sha256: Spanned<String>,
+    format: BaseFormat,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKubernetes {
+    version: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawComponents {
+    containerd: Spanned<String>,
+    runc: Spanned<String>,
+    crictl: Spanned<String>,
+    cni_plugins: Spanned<String>,
+    pause: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    formats: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    source: Spanned<String>,
+    dest: Spanned<String>,
+    mode: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScript {
+    name: Spanned<String>,
+    run: Spanned<String>,
+}
+
+/// Turns byte offsets into `file:line:column` errors.
+struct Locator<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> SpecError {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        SpecError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    fn bad<T>(&self, value: &Spanned<T>, key: &str, why: impl std::fmt::Display) -> SpecError {
+        self.at(value.span().start, format!("{key}: {why}"))
+    }
+}
+
+/// Reads and checks the spec at `path`.
+pub fn load(path: &Path) -> Result<Spec, SpecError> {
+    let bytes = std::fs::read(path).map_err(|e| SpecError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid).into_owned();
+        let loc = Locator { path, text: &text };
+        loc.at(text.len(), "not UTF-8 text")
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and checks spec `text` read from `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
+    let loc = Locator { path, text };
+    let raw: RawSpec = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        loc.at(offset, e.message().trim_end().to_owned())
+    })?;
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    check(&loc, raw, sha256)
+}
+
+fn is_name_char(c: char, extra: &str) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c)
+}
+
+fn check_name(
+    loc: &Locator<'_>,
+    v: &Spanned<String>,
+    key: &str,
+    upper: bool,
+) -> Result<String, SpecError> {
+    let s = v.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| is_name_char(c, "._-") || (upper && c.is_ascii_uppercase()));
+    if !ok {
+        let set = if upper { "A-Za-z0-9._-" } else { "a-z0-9._-" };
+        return Err(loc.bad(
+            v,
+            key,
+            format!("{s:?} must be 1-64 characters of [{set}], starting with a letter or digit"),
+        ));
+    }
+    Ok(s.clone())
+}
+
+fn check_version(loc: &Locator<'_>, v: &Spanned<String>, key: &str) -> Result<String, SpecError> {
+    let s = v.get_ref();
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".+-~_:".contains(c));
+    if !ok {
+        return Err(loc.bad(
+            v,
+            key,
+            format!("{s:?} is not a version (letters, digits and . + - ~ _ :)"),
+        ));
+    }
+    Ok(s.clone())
+}
+
+fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecError> {
+    let name = check_name(loc, &raw.image.name, "image.name", false)?;
+    let distro = check_name(loc, &raw.image.distro, "image.distro", false)?;
+    let firmware = match raw.image.firmware.get_ref().as_str() {
+        "uefi" => Firmware::Uefi,
+        "bios" => Firmware::Bios,
+        other => {
+            return Err(loc.bad(
+                &raw.image.firmware,
+                "image.firmware",
+                format!("{other:?}: expected \"uefi\" or \"bios\""),
+            ));
+        }
+    };
+    let disk_gib = *raw.image.disk_gib.get_ref();
+    if !(1..=2048).contains(&disk_gib) {
+        return Err(loc.bad(
+            &raw.image.disk_gib,
+            "image.disk_gib",
+            format!("{disk_gib}: expected 1 to 2048"),
+        ));
+    }
+
+    let source = match (&raw.base.path, &raw.base.url) {
+        (Some(p), None) if !p.get_ref().is_empty() => {
+            let p = PathBuf::from(p.get_ref());
+            BaseSource::Path(if p.is_absolute() {
+                p
+            } else {
+                loc.path.parent().unwrap_or(Path::new(".")).join(p)
+            })
+        }
+        (None, Some(u))
+            if u.get_ref().starts_with("https://") || u.get_ref().starts_with("http://") =>
+        {
+            BaseSource::Url(u.get_ref().clone())
+        }
+        (None, Some(u)) => {
+            return Err(loc.bad(u, "base.url", "must start with https:// or http://"));
+        }
+        (Some(p), None) => return Err(loc.bad(p, "base.path", "is empty")),
+        (Some(_), Some(u)) => return Err(loc.bad(u, "base", "give either path or url, not both")),
+        (None, None) => return Err(loc.bad(&raw.base.sha256, "base", "needs a path or a url")),
+    };
+    let sum = raw.base.sha256.get_ref();
+    if sum.len() != 64
+        || !sum
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(loc.bad(
+            &raw.base.sha256,
+            "base.sha256",
+            "expected 64 lower-case hex digits",
+        ));
+    }
+
+    let kv = &raw.kubernetes.version;
+    let k = kv.get_ref();
+    let parts: Vec<&str> = k.strip_prefix('v').unwrap_or("").split('.').collect();
+    if parts.len() != 3
+        || parts
+            .iter()
+            .any(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(loc.bad(
+            kv,
+            "kubernetes.version",
+            format!("{k:?}: expected vMAJOR.MINOR.PATCH, e.g. \"v1.30.2\""),
+        ));
+    }
+
+    let c = &raw.components;
+    let components = Components {
+        containerd: check_version(loc, &c.containerd, "components.containerd")?,
+        runc: check_version(loc, &c.runc, "components.runc")?,
+        crictl: check_version(loc, &c.crictl, "components.crictl")?,
+        cni_plugins: check_version(loc, &c.cni_plugins, "components.cni_plugins")?,
+        pause: check_version(loc, &c.pause, "components.pause")?,
+    };
+
+    let mut formats = Vec::new();
+    for f in raw.export.formats.get_ref() {
+        let parsed: Format = f
+            .get_ref()
+            .parse()
+            .map_err(|e: String| loc.bad(f, "export.formats", e))?;
+        formats.push(parsed);
+    }
+    if formats.is_empty() {
+        return Err(loc.bad(
+            &raw.export.formats,
+            "export.formats",
+            "is empty; name at least one format",
+        ));
+    }
+    formats.sort();
+    formats.dedup();
+
+    let mut files = Vec::new();
+    for f in &raw.files {
+        let dest = f.dest.get_ref();
+        if !dest.starts_with('/')
+            || dest.contains("/../")
+            || dest.ends_with("/..")
+            || dest.contains('\0')
+        {
+            return Err(loc.bad(
+                &f.dest,
+                "files.dest",
+                format!("{dest:?} must be an absolute path without .."),
+            ));
+        }
+        let mode_text = f.mode.get_ref();
+        let mode = u32::from_str_radix(mode_text, 8)
+            .ok()
+            .filter(|m| *m <= 0o7777 && !mode_text.is_empty())
+            .ok_or_else(|| {
+                loc.bad(
+                    &f.mode,
+                    "files.mode",
+                    format!("{mode_text:?}: expected octal permission bits like \"0644\""),
+                )
+            })?;
+        if f.source.get_ref().is_empty() {
+            return Err(loc.bad(&f.source, "files.source", "is empty"));
+        }
+        let source = PathBuf::from(f.source.get_ref());
+        let source = if source.is_absolute() {
+            source
+        } else {
+            loc.path.parent().unwrap_or(Path::new(".")).join(source)
+        };
+        files.push(ExtraFile {
+            source,
+            dest: dest.clone(),
+            mode,
+        });
+    }
+
+    let commands = scripts(loc, &raw.commands, "commands")?;
+    let checks = scripts(loc, &raw.checks, "checks")?;
+
+    Ok(Spec {
+        path: loc.path.to_path_buf(),
+        sha256,
+        image: ImageSection {
+            name,
+            distro,
+            firmware,
+            disk_gib,
+        },
+        base: BaseImage {
+            source,
+            sha256: sum.clone(),
+            format: raw.base.format,
+        },
+        kubernetes_version: k.clone(),
+        components,
+        formats,
+        files,
+        commands,
+        checks,
+    })
+}
+
+fn scripts(
+    loc: &Locator<'_>,
+    raw: &[RawScript],
+    list: &str,
+) -> Result<Vec<NamedScript>, SpecError> {
+    let mut out: Vec<NamedScript> = Vec::new();
+    for s in raw {
+        let name = check_name(loc, &s.name, &format!("{list}.name"), true)?;
+        if out.iter().any(|o| o.name == name) {
+            return Err(loc.bad(
+                &s.name,
+                &format!("{list}.name"),
+                format!("{name:?} is used twice"),
+            ));
+        }
+        if s.run.get_ref().trim().is_empty() {
+            return Err(loc.bad(&s.run, &format!("{list}.run"), "is empty"));
+        }
+        out.push(NamedScript {
+            name,
+            run: s.run.get_ref().clone(),
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,205 @@
+use super::*;
+
+const GOOD: &str = r#"# fixture spec
+[image]
+name = "debian12-k8s"
+distro = "debian-12"
+firmware = "uefi"
+disk_gib = 8
+
+[base]
+path = "base.qcow2"
+sha256 = "0000000000000000000000000000000000000000000000000000000000000abc"
+format = "qcow2"
+
+[kubernetes]
+version = "v1.20.2"
+
+[components]
+containerd = "1.6.20~ds1-1"
+runc = "1.1.5+ds1-1"
+crictl = "1.20.0-nodeimg-standin"
+cni_plugins = "1.1.1+ds1-3"
+pause = "3.2"
+
+[export]
+formats = ["vhd", "raw", "qcow2", "raw"]
+
+[[files]]
+source = "files/motd"
+dest = "/etc/motd"
+mode = "0644"
+
+[[commands]]
+name = "motd"
+run = "chmod 0644 /etc/motd"
+
+[[checks]]
+name = "motd-present"
+run = "test -s /etc/motd"
+"#;
+
+fn parse_at(text: &str) -> Result<Spec, SpecError> {
+    parse(Path::new("/specs/node.toml"), text)
+}
+
+/// The error for `text`, as `line:column: message` (the path is checked once below).
+fn err(text: &str) -> (usize, usize, String) {
+    let e = parse_at(text).expect_err("must be refused");
+    assert!(e.to_string().starts_with("/specs/node.toml:"), "{e}");
+    (e.line, e.column, e.message)
+}
+
+#[test]
+fn the_good_spec_parses_with_everything_resolved() {
+    let s = parse_at(GOOD).unwrap();
+    assert_eq!(s.image.name, "debian12-k8s");
+    assert_eq!(s.image.distro, "debian-12");
+    assert_eq!(s.image.firmware, Firmware::Uefi);
+    assert_eq!(s.image.disk_gib, 8);
+    assert_eq!(s.base.source, BaseSource::Path("/specs/base.qcow2".into()));
+    assert_eq!(s.base.format, BaseFormat::Qcow2);
+    assert_eq!(s.kubernetes_version, "v1.20.2");
+    assert_eq!(s.components.crictl, "1.20.0-nodeimg-standin");
+    assert_eq!(s.formats, [Format::Raw, Format::Qcow2, Format::Vhd]);
+    assert_eq!(s.files[0].source, PathBuf::from("/specs/files/motd"));
+    assert_eq!(s.files[0].mode, 0o644);
+    assert_eq!(s.commands[0].name, "motd");
+    assert_eq!(s.checks[0].run, "test -s /etc/motd");
+    assert_eq!(s.sha256, hex::encode(Sha256::digest(GOOD.as_bytes())));
+}
+
+#[test]
+fn unknown_key_names_line_and_column() {
+    let text = GOOD.replace("disk_gib = 8\n", "disk_gib = 8\ndisk_size = 9\n");
+    let (line, col, msg) = err(&text);
+    assert_eq!((line, col), (7, 1), "{msg}");
+    assert!(msg.contains("unknown field `disk_size`"), "{msg}");
+}
+
+#[test]
+fn unknown_table_is_refused() {
+    let text = format!("{GOOD}\n[network]\nmode = \"open\"\n");
+    let (line, _, msg) = err(&text);
+    assert_eq!(line, GOOD.lines().count() + 2, "{msg}");
+    assert!(msg.contains("unknown field `network`"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_the_value() {
+    let text = GOOD.replace("disk_gib = 8", "disk_gib = \"8\"");
+    let (line, col, msg) = err(&text);
+    assert_eq!((line, col), (6, 12), "{msg}");
+    assert!(msg.contains("invalid type"), "{msg}");
+}
+
+#[test]
+fn missing_field_is_refused() {
+    let text = GOOD.replace("runc = \"1.1.5+ds1-1\"\n", "");
+    let (line, _, msg) = err(&text);
+    assert!(msg.contains("missing field `runc`"), "{msg}");
+    assert_eq!(line, 16, "the [components] table: {msg}");
+}
+
+/// Each broken rule is reported at the value that breaks it (line of `from` in GOOD, `col`).
+#[test]
+fn rule_violations_point_at_the_value() {
+    for (from, to, col, want) in [
+        ("sha256 = \"0000", "sha256 = \"X000", 10, "base.sha256"),
+        (
+            "firmware = \"uefi\"",
+            "firmware = \"efi\"",
+            12,
+            "image.firmware",
+        ),
+        ("disk_gib = 8", "disk_gib = 0", 12, "image.disk_gib"),
+        (
+            "name = \"debian12-k8s\"",
+            "name = \"Debian 12\"",
+            8,
+            "image.name",
+        ),
+        (
+            "version = \"v1.20.2\"",
+            "version = \"1.20\"",
+            11,
+            "kubernetes.version",
+        ),
+        (
+            "\"vhd\", \"raw\"",
+            "\"vhdx\", \"raw\"",
+            12,
+            "unknown format \"vhdx\"",
+        ),
+        (
+            "dest = \"/etc/motd\"",
+            "dest = \"etc/motd\"",
+            8,
+            "files.dest",
+        ),
+        ("mode = \"0644\"", "mode = \"0999\"", 8, "files.mode"),
+        (
+            "run = \"test -s /etc/motd\"",
+            "run = \"  \"",
+            7,
+            "checks.run",
+        ),
+    ] {
+        let at = GOOD[..GOOD.find(from).expect(from)].matches('\n').count() + 1;
+        let (line, column, msg) = err(&GOOD.replacen(from, to, 1));
+        assert!(msg.contains(want), "{from} → {msg}");
+        assert_eq!((line, column), (at, col), "{from} → {msg}");
+    }
+}
+
+#[test]
+fn base_needs_exactly_one_source() {
+    let both = GOOD.replace(
+        "format = \"qcow2\"",
+        "format = \"qcow2\"\nurl = \"https://example.org/x.qcow2\"",
+    );
+    assert!(err(&both).2.contains("either path or url"));
+    let none = GOOD.replace("path = \"base.qcow2\"\n", "");
+    assert!(err(&none).2.contains("needs a path or a url"));
+    let ftp = none.replace(
+        "format = \"qcow2\"",
+        "format = \"qcow2\"\nurl = \"ftp://x\"",
+    );
+    assert!(err(&ftp).2.contains("https://"));
+    let url = none.replace(
+        "format = \"qcow2\"",
+        "format = \"qcow2\"\nurl = \"https://cloud.debian.org/x.qcow2\"",
+    );
+    assert_eq!(
+        parse_at(&url).unwrap().base.source,
+        BaseSource::Url("https://cloud.debian.org/x.qcow2".into())
+    );
+}
+
+#[test]
+fn duplicate_check_names_are_refused() {
+    let text = format!("{GOOD}\n[[checks]]\nname = \"motd-present\"\nrun = \"true\"\n");
+    let (line, col, msg) = err(&text);
+    assert!(msg.contains("used twice"), "{msg}");
+    assert_eq!((line, col), (GOOD.lines().count() + 3, 8));
+}
+
+#[test]
+fn broken_toml_and_non_utf8_are_errors_not_panics() {
+    let (line, _, msg) = err("[image\nname = 1");
+    assert_eq!(line, 1, "{msg}");
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("bad.toml");
+    std::fs::write(&p, b"[image]\nname = \"\xff\"\n").unwrap();
+    let e = load(&p).unwrap_err();
+    assert_eq!((e.line, e.column), (2, 9), "{e}");
+    assert!(
+        e.to_string().contains("bad.toml") && e.message.contains("UTF-8"),
+        "{e}"
+    );
+    let e = load(&dir.path().join("missing.toml")).unwrap_err();
+    assert!(
+        e.to_string().contains("missing.toml") && e.message.contains("cannot read"),
+        "{e}"
+    );
+}
