@@ -126,7 +126,7 @@ fn detach(distro: &Distro, user: &str) -> Step {
 ///
 /// It never contains `${`: systemd expands `${NAME}` inside `ExecStart=` arguments, also for
 /// transient units (before `--expand-environment=no`, systemd 254), so the script uses `$name`
-/// only. It ends with `echo SEAL-DONE > /dev/console`; any earlier failure writes
+/// only (and no `%`, to stay clear of unit specifiers). It ends with `echo SEAL-DONE > /dev/console`; any earlier failure writes
 /// `SEAL-FAILED rc=<status>` there instead.
 pub fn seal_detached_script(_distro: &Distro, build_user: &str) -> String {
     let mut s = String::new();
@@ -210,6 +210,7 @@ mod tests {
     fn part_b_has_no_systemd_expansion_and_ends_with_marker() {
         let b = seal_detached_script(&DEBIAN_12, "builder");
         assert!(!b.contains("${"), "systemd would expand ${{…}}");
+        assert!(!b.contains('%'), "keep systemd specifiers out of ExecStart");
         assert_eq!(b.lines().last(), Some("echo SEAL-DONE > /dev/console"));
         assert!(b.contains("user='builder'\n"));
         assert!(b.contains("userdel -r -- \"$user\"\n"));
