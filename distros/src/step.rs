@@ -1,0 +1,66 @@
+//! A guest step: a named POSIX sh script run as root in the guest over SSH.
+
+use std::time::Duration;
+
+use crate::shell::quote;
+
+/// One step run in the guest.
+///
+/// The script starts with `set -eu` and `exec </dev/null`, so no command in it can read (and
+/// swallow) input (guest-recipe pitfall 8). It must therefore be passed as an argument
+/// ([`Step::remote_command`]) or uploaded, never piped into `sh -s`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// Short kebab-case name for logs and errors, e.g. `kernel-modules`.
+    pub name: &'static str,
+    /// The whole script, `#!/bin/sh` first.
+    pub script: String,
+    /// How long the host lets it run.
+    pub timeout: Duration,
+}
+
+impl Step {
+    /// Builds a step: the header (`#!/bin/sh`, `set -eu`, stdin from `/dev/null`) then `body`.
+    pub(crate) fn new(name: &'static str, timeout: Duration, body: &str) -> Step {
+        let mut script = format!("#!/bin/sh\n# nodeimg step: {name}\nset -eu\nexec </dev/null\n");
+        script.push_str(body);
+        if !script.ends_with('\n') {
+            script.push('\n');
+        }
+        Step {
+            name,
+            script,
+            timeout,
+        }
+    }
+
+    /// The command line that runs the step as root from the build user's SSH session:
+    /// `sudo -n /bin/sh -c '<script>' nodeimg-<name>` (the last word becomes `$0`).
+    pub fn remote_command(&self) -> String {
+        format!(
+            "sudo -n /bin/sh -c {} {}",
+            quote(&self.script),
+            quote(&format!("nodeimg-{}", self.name))
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_and_remote_command() {
+        let s = Step::new("demo", Duration::from_secs(5), "echo 'hi'");
+        assert_eq!(
+            s.script,
+            "#!/bin/sh\n# nodeimg step: demo\nset -eu\nexec </dev/null\necho 'hi'\n"
+        );
+        assert!(
+            s.remote_command()
+                .starts_with("sudo -n /bin/sh -c '#!/bin/sh\n")
+        );
+        assert!(s.remote_command().contains(r"echo '\''hi'\''"));
+        assert!(s.remote_command().ends_with(" 'nodeimg-demo'"));
+    }
+}
