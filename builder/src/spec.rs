@@ -92,7 +92,7 @@ pub struct Spec {
 pub struct ImageSection {
     /// Artifact base name: 1–64 characters of `[a-z0-9._-]`, starting with a letter or digit.
     pub name: String,
-    /// Distro id (`debian-12`, `ubuntu-24.04`, …).
+    /// Distro id, one of `distros::known_ids()` (`debian-12`, `ubuntu-24.04`, …).
     pub distro: String,
     /// Boot firmware.
     pub firmware: Firmware,
@@ -338,6 +338,7 @@ fn check_version(loc: &Locator<'_>, v: &Spanned<String>, key: &str) -> Result<St
 fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecError> {
     let name = check_name(loc, &raw.image.name, "image.name", false)?;
     let distro = check_name(loc, &raw.image.distro, "image.distro", false)?;
+    distros::find(&distro).map_err(|e| loc.bad(&raw.image.distro, "image.distro", e))?;
     let firmware = match raw.image.firmware.get_ref().as_str() {
         "uefi" => Firmware::Uefi,
         "bios" => Firmware::Bios,

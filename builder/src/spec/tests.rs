@@ -114,6 +114,12 @@ fn rule_violations_point_at_the_value() {
         ),
         ("disk_gib = 8", "disk_gib = 0", 12, "image.disk_gib"),
         (
+            "distro = \"debian-12\"",
+            "distro = \"fedora-40\"",
+            10,
+            "unknown distro \"fedora-40\"; known: debian-12, debian-13, ubuntu-22.04, ubuntu-24.04",
+        ),
+        (
             "name = \"debian12-k8s\"",
             "name = \"Debian 12\"",
             8,
@@ -202,4 +208,28 @@ fn broken_toml_and_non_utf8_are_errors_not_panics() {
         e.to_string().contains("missing.toml") && e.message.contains("cannot read"),
         "{e}"
     );
+}
+
+/// The specs shipped under `examples/` stay valid, and the files they copy exist.
+#[test]
+fn shipped_examples_parse() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let spec = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            for f in &spec.files {
+                assert!(
+                    f.source.is_file(),
+                    "{}: {} missing",
+                    path.display(),
+                    f.source.display()
+                );
+            }
+            seen.push(spec.image.distro);
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, ["debian-12", "ubuntu-22.04", "ubuntu-24.04"]);
 }
