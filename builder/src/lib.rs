@@ -2,6 +2,7 @@
 //! The binary is a thin wrapper over [`cli::main`].
 
 mod boot;
+pub mod build;
 pub mod cli;
 mod commands;
 mod doctor;

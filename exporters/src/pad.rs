@@ -96,6 +96,40 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     })
 }
 
+/// Grows the raw disk file at `path` to `new_size` bytes **in place** (the builder's working
+/// copy, never an input): the tail stays a hole, and a GPT gets its backup header and entries
+/// moved to the new end (the old ones zeroed), as [`pad_disk`] does for an exported copy.
+/// A smaller `new_size` than the file is refused. The file is fsynced.
+pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome> {
+    let mut source = DiskSource::open(path)?;
+    let size = source.virtual_size();
+    if new_size < size || new_size % SECTOR != 0 {
+        return Err(Error::BadInput {
+            path: path.to_path_buf(),
+            reason: format!(
+                "cannot grow a {size}-byte disk to {new_size} bytes (must be larger and whole sectors)"
+            ),
+        });
+    }
+    let outcome = pad_disk(&mut source, new_size)?;
+    let io_err = |e: io::Error| Error::Io {
+        op: "growing",
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(io_err)?;
+    file.set_len(new_size).map_err(io_err)?;
+    for (lba, sector) in source.patched_sectors() {
+        file.seek(SeekFrom::Start(lba * SECTOR)).map_err(io_err)?;
+        file.write_all(sector).map_err(io_err)?;
+    }
+    file.sync_all().map_err(io_err)?;
+    Ok(outcome)
+}
+
 /// The source as a read/write device for the `gpt` crate; writes land in the overlay.
 #[derive(Debug)]
 struct OverlayDevice<'a> {

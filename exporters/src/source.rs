@@ -87,6 +87,11 @@ impl DiskSource {
         self.overlay.insert(lba, Box::new(bytes));
     }
 
+    /// The patched sectors, by LBA (what [`crate::pad::grow_in_place`] writes back).
+    pub(crate) fn patched_sectors(&self) -> impl Iterator<Item = (u64, &[u8; 512])> {
+        self.overlay.iter().map(|(lba, s)| (*lba, &**s))
+    }
+
     /// Reads `buf.len()` bytes of the exported view at `offset`.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);

@@ -108,3 +108,37 @@ fn pad_refuses_a_malformed_gpt_without_panicking() {
     // inspect treats it as a disk without a readable GPT, no panic either.
     assert!(exporters::inspect::inspect(&disk).unwrap().gpt.is_none());
 }
+
+#[test]
+fn grow_in_place_moves_the_backup_gpt_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 40 << 20;
+    let disk = gpt_disk(dir.path(), size);
+    let before = std::fs::read(&disk).unwrap();
+    let outcome = exporters::pad::grow_in_place(&disk, 3 << 30).unwrap();
+    assert!(outcome.gpt_relocated);
+    assert_eq!(std::fs::metadata(&disk).unwrap().len(), 3 << 30);
+    let found = exporters::inspect::inspect(&disk).unwrap();
+    let gpt = found.gpt.expect("gpt");
+    assert_eq!(gpt.backup_lba, (3u64 << 30) / 512 - 1);
+    assert_eq!(gpt.partitions.len(), 2);
+    // The grown tail is a hole: allocation barely changes.
+    assert!(found.allocated_bytes < u64::try_from(before.len()).unwrap() + (1 << 20));
+    // The partitions' bytes are untouched (everything between the primary array and the old
+    // backup array).
+    let after = std::fs::read(&disk).unwrap();
+    let old_array = usize::try_from(size).unwrap() - 33 * 512;
+    assert_eq!(after[34 * 512..old_array], before[34 * 512..old_array]);
+    if have("sfdisk") {
+        let verify = run_ok(Command::new("sfdisk").arg("--verify").arg(&disk));
+        assert!(verify.contains("No errors detected"), "{verify}");
+    }
+    // Shrinking is refused, naming the file.
+    let err = exporters::pad::grow_in_place(&disk, 1 << 30)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("golden.raw") && err.contains("cannot grow"),
+        "{err}"
+    );
+}

@@ -1,0 +1,3 @@
+//! `nodeimg build` (issue 4, in progress): the pipeline's phases, one module each.
+
+pub mod workdisk;
