@@ -103,7 +103,7 @@ pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
 pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome> {
     let mut source = DiskSource::open(path)?;
     let size = source.virtual_size();
-    if new_size < size || new_size % SECTOR != 0 {
+    if new_size < size || !new_size.is_multiple_of(SECTOR) {
         return Err(Error::BadInput {
             path: path.to_path_buf(),
             reason: format!(
