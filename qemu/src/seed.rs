@@ -219,11 +219,11 @@ impl SeedSpec {
         let _ = writeln!(y, "locale: {}", yaml_quote("C.UTF-8"));
         let _ = writeln!(
             y,
-            "# One host key: the beacon reports it and the host pins it (no DSA, and no RSA,"
+            "# ed25519 is the host key the beacon reports and the host pins (no DSA; an image's"
         );
         let _ = writeln!(
             y,
-            "# whose generation costs seconds under TCG; sealing removes host keys anyway)."
+            "# own cloud.cfg.d may still add more; sealing removes host keys anyway)."
         );
         let _ = writeln!(y, "ssh_genkeytypes: [{}]", yaml_quote("ed25519"));
         let _ = writeln!(y, "# The guest network is restricted: never touch apt.");

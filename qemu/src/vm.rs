@@ -178,8 +178,9 @@ impl Vm {
                 Ok(t)
             }
             Err(NotReady::Timeout(t)) => {
-                let login = std::fs::read_to_string(&self.paths.serial_log)
-                    .is_ok_and(|s| s.contains("login:"));
+                // Lossy: firmware writes bytes that are not UTF-8.
+                let login = std::fs::read(&self.paths.serial_log)
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("login:"));
                 let hint = if login {
                     "; the serial console reached a login prompt, so the guest booted but cloud-init did not report (is cloud-init installed and the seed read?)"
                 } else {

@@ -8,6 +8,8 @@ mod vm_boot;
 mod vm_cli;
 #[cfg(feature = "vm-tests")]
 mod vm_common;
+#[cfg(feature = "vm-tests")]
+mod vm_seal;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
