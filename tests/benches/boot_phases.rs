@@ -40,7 +40,7 @@ fn main() {
         return; // `cargo test --benches` asks for a list; this bench runs only under `cargo bench`.
     }
     for tool in ["ssh", "mkfs.vfat", "mcopy", "qemu-img"] {
-        if which(tool).is_none() {
+        if fixtures::cloud_image::find_tool(tool).is_none() {
             println!("SKIP: {tool} not found (openssh-client, dosfstools, mtools, qemu-utils)");
             return;
         }
@@ -158,13 +158,7 @@ fn nodeimg_boot(
     let o = ssh.output("true", None).expect("first command");
     assert!(o.exit.success());
     let first_command = vm.started().elapsed();
-    let milestones = watcher.stop();
-    for (name, at) in &milestones {
-        println!(
-            "  {name:<42} {}",
-            at.map_or("not seen".into(), |t| format!("+{:.1}s", t.as_secs_f64()))
-        );
-    }
+    watcher.stop_and_print();
     println!(
         "  {:<42} +{:.1}s",
         "readiness beacon (cloud-init done)",
@@ -329,12 +323,7 @@ fn hand_boot(
     let first_command = started.elapsed();
     assert!(ssh("cloud-init status --wait >/dev/null"));
     let ready = started.elapsed();
-    for (name, at) in &watcher.stop() {
-        println!(
-            "  {name:<42} {}",
-            at.map_or("not seen".into(), |t| format!("+{:.1}s", t.as_secs_f64()))
-        );
-    }
+    watcher.stop_and_print();
     println!(
         "  {:<42} +{:.1}s",
         "SSH `true` succeeds",
@@ -396,17 +385,17 @@ impl SerialWatcher {
         SerialWatcher { stop, thread }
     }
 
-    fn stop(self) -> Vec<(String, Option<Duration>)> {
+    /// Stops watching and prints when each marker appeared.
+    fn stop_and_print(self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().unwrap_or_default()
+        let milestones = self.thread.join().unwrap_or_default();
+        for (name, at) in &milestones {
+            println!(
+                "  {name:<42} {}",
+                at.map_or("not seen".into(), |t| format!("+{:.1}s", t.as_secs_f64()))
+            );
+        }
     }
-}
-
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .chain(["/usr/sbin", "/sbin"].map(PathBuf::from))
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
 }
 
 fn run(cmd: &mut Command) {

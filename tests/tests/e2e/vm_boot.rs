@@ -9,12 +9,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qemu::accel::{self, AccelChoice};
 use qemu::cmdline::DiskFormat;
 use qemu::ssh::{Exit, Ssh, SshTarget};
-use qemu::vm::{StopHow, Vm, VmConfig};
+use qemu::vm::{StopHow, Vm};
 
-use crate::vm_common::{fixture_or_skip, host_or_skip, processes_mentioning, sha256};
+use crate::vm_common::{
+    fixture_or_skip, host_or_skip, overlay_vm_config, processes_mentioning, sha256,
+};
 
 /// From QEMU's start to the beacon (TCG on a loaded 2-core machine: 100–160 s seen).
 const READY_TIMEOUT: Duration = Duration::from_secs(600);
@@ -41,27 +42,11 @@ fn vm_lifecycle_on_the_debian_cloud_fixture() {
     let image_sha = sha256(&image);
 
     let dir = tempfile::Builder::new().prefix("vmlib").tempdir().unwrap();
-    let overlay = dir.path().join("overlay.qcow2");
-    let format = qemu::overlay::detect_format(&image).unwrap();
-    assert_eq!(format, DiskFormat::Qcow2);
-    qemu::overlay::create_overlay(&qemu_img, &image, format, &overlay).unwrap();
-
-    let verdict = accel::resolve(AccelChoice::Auto, &host.qemu);
-    println!("accelerator: {} ({})", verdict.accel, verdict.reason);
-    let config = VmConfig {
-        dir: dir.path().join("vm"),
-        qemu: host.qemu.clone(),
-        firmware: host.firmware.clone(),
-        accel: verdict.accel,
-        cpus: 2,
-        memory_mib: 2048,
-        root_disk: overlay,
-        root_format: DiskFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id: format!("iid-vmlib-{}", std::process::id()),
-        hostname: "vm-lib-test".into(),
-        user: "builder".into(),
-    };
+    assert_eq!(
+        qemu::overlay::detect_format(&image).unwrap(),
+        DiskFormat::Qcow2
+    );
+    let config = overlay_vm_config(&host, &qemu_img, &image, dir.path(), "vm-lib-test");
     let mut vm = Vm::start(&config).unwrap();
     let pid = vm.pid();
     let ready = vm

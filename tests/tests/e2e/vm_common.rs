@@ -5,14 +5,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// Prints `SKIP: why`, or fails when `NODEIMG_REQUIRE_TOOLS` is set (CI), so a VM test never
-/// passes by skipping there.
+use qemu::accel::{self, AccelChoice};
+use qemu::cmdline::DiskFormat;
+use qemu::vm::VmConfig;
+
+/// Prints `SKIP: test: why` ([`fixtures::tools::skip`]: fails instead in CI).
 pub fn skip(test: &str, why: &str) {
-    assert!(
-        std::env::var_os("NODEIMG_REQUIRE_TOOLS").is_none(),
-        "{test}: {why} (NODEIMG_REQUIRE_TOOLS is set)"
-    );
-    println!("SKIP: {test}: {why}");
+    fixtures::tools::skip(&format!("{test}: {why}"));
 }
 
 /// QEMU, OVMF and qemu-img, or `None` after saying why.
@@ -40,6 +39,37 @@ pub fn fixture_or_skip(test: &str) -> Option<PathBuf> {
     let image = fixtures::cloud_image::debian12_cloud_qcow2().expect("the Debian 12 cloud image");
     println!("fixture {} ready in {:.1?}", image.display(), t.elapsed());
     Some(image)
+}
+
+/// A guest booting `image` through a fresh qcow2 overlay `dir/overlay.qcow2`, its VM directory
+/// `dir/vm`, under the accelerator the probe picks (printed), 2 vCPUs, 2 GiB, build user
+/// `builder`, hostname `name` and an instance id made from `name` and the pid.
+pub fn overlay_vm_config(
+    host: &qemu::host::Host,
+    qemu_img: &Path,
+    image: &Path,
+    dir: &Path,
+    name: &str,
+) -> VmConfig {
+    let overlay = dir.join("overlay.qcow2");
+    let format = qemu::overlay::detect_format(image).expect("the image's format");
+    qemu::overlay::create_overlay(qemu_img, image, format, &overlay).expect("overlay");
+    let verdict = accel::resolve(AccelChoice::Auto, &host.qemu);
+    println!("accelerator: {} ({})", verdict.accel, verdict.reason);
+    VmConfig {
+        dir: dir.join("vm"),
+        qemu: host.qemu.clone(),
+        firmware: host.firmware.clone(),
+        accel: verdict.accel,
+        cpus: 2,
+        memory_mib: 2048,
+        root_disk: overlay,
+        root_format: DiskFormat::Qcow2,
+        extra_disks: Vec::new(),
+        instance_id: format!("iid-{name}-{}", std::process::id()),
+        hostname: name.to_owned(),
+        user: "builder".into(),
+    }
 }
 
 /// The processes whose command line mentions `needle` (e.g. a VM directory), as `pgrep -af`

@@ -7,11 +7,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qemu::accel::{self, AccelChoice};
-use qemu::cmdline::DiskFormat;
-use qemu::vm::{StopHow, Vm, VmConfig};
+use qemu::vm::{StopHow, Vm};
 
-use crate::vm_common::{fixture_or_skip, host_or_skip};
+use crate::vm_common::{fixture_or_skip, host_or_skip, overlay_vm_config};
 
 fn debugfs(image: &Path, offset: u64, request: &str) -> String {
     let out = Command::new("debugfs")
@@ -37,23 +35,8 @@ fn vm_seal_leaves_no_identity_on_the_disk() {
     };
     let distro = distros::find("debian-12").unwrap();
     let dir = tempfile::Builder::new().prefix("vmseal").tempdir().unwrap();
-    let overlay = dir.path().join("overlay.qcow2");
-    qemu::overlay::create_overlay(&qemu_img, &image, DiskFormat::Qcow2, &overlay).unwrap();
-    let verdict = accel::resolve(AccelChoice::Auto, &host.qemu);
-    let config = VmConfig {
-        dir: dir.path().join("vm"),
-        qemu: host.qemu.clone(),
-        firmware: host.firmware.clone(),
-        accel: verdict.accel,
-        cpus: 2,
-        memory_mib: 2048,
-        root_disk: overlay.clone(),
-        root_format: DiskFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id: format!("iid-vmseal-{}", std::process::id()),
-        hostname: "vm-seal-test".into(),
-        user: "builder".into(),
-    };
+    let config = overlay_vm_config(&host, &qemu_img, &image, dir.path(), "vm-seal-test");
+    let overlay = config.root_disk.clone();
     let mut vm = Vm::start(&config).unwrap();
     vm.wait_ready(Duration::from_secs(600))
         .unwrap_or_else(|e| panic!("{e}"));
