@@ -3,10 +3,13 @@
 
 mod boot;
 pub mod build;
+pub mod cache;
 pub mod cli;
 mod commands;
 mod doctor;
 mod interrupt;
+pub mod located;
+pub mod lock;
 mod phases;
 mod progress;
 pub mod spec;

@@ -48,19 +48,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
+use crate::located::{LocatedError, Locator};
+
 /// A spec that does not parse or breaks a rule: `file:line:column: what`.
-#[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", path.display())]
-pub struct SpecError {
-    /// The spec file.
-    pub path: PathBuf,
-    /// 1-based line.
-    pub line: usize,
-    /// 1-based column.
-    pub column: usize,
-    /// What is wrong.
-    pub message: String,
-}
+pub type SpecError = LocatedError;
 
 /// A parsed and checked build spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,64 +229,40 @@ struct RawScript {
     run: Spanned<String>,
 }
 
-/// Turns byte offsets into `file:line:column` errors.
-struct Locator<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
-
-impl Locator<'_> {
-    fn at(&self, offset: usize, message: impl Into<String>) -> SpecError {
-        let before = &self.text[..offset.min(self.text.len())];
-        let line = before.matches('\n').count() + 1;
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        let column = before[line_start..].chars().count() + 1;
-        SpecError {
-            path: self.path.to_path_buf(),
-            line,
-            column,
-            message: message.into(),
-        }
-    }
-
-    fn bad<T>(&self, value: &Spanned<T>, key: &str, why: impl std::fmt::Display) -> SpecError {
-        self.at(value.span().start, format!("{key}: {why}"))
-    }
-}
-
 /// Reads and checks the spec at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let bytes = std::fs::read(path).map_err(|e| SpecError {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read: {e}"),
-    })?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let text = String::from_utf8_lossy(valid).into_owned();
-        let loc = Locator { path, text: &text };
-        loc.at(text.len(), "not UTF-8 text")
-    })?;
+    let text = crate::located::read_text(path)?;
     parse(path, &text)
 }
 
 /// Parses and checks spec `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     let loc = Locator { path, text };
-    let raw: RawSpec = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        loc.at(offset, e.message().trim_end().to_owned())
-    })?;
+    let raw: RawSpec = toml::from_str(text).map_err(|e| loc.toml(&e))?;
     let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     check(&loc, raw, sha256)
+}
+
+/// An absolute guest path without `..` components or NUL bytes.
+pub(crate) fn is_guest_path(dest: &str) -> bool {
+    dest.starts_with('/')
+        && !dest.contains("/../")
+        && !dest.ends_with("/..")
+        && !dest.contains('\0')
+}
+
+/// Octal permission bits such as `"0644"` (at most `0o7777`).
+pub(crate) fn parse_mode(text: &str) -> Option<u32> {
+    u32::from_str_radix(text, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777 && !text.is_empty())
 }
 
 fn is_name_char(c: char, extra: &str) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c)
 }
 
-fn check_name(
+pub(crate) fn check_name(
     loc: &Locator<'_>,
     v: &Spanned<String>,
     key: &str,
@@ -318,7 +285,11 @@ fn check_name(
     Ok(s.clone())
 }
 
-fn check_version(loc: &Locator<'_>, v: &Spanned<String>, key: &str) -> Result<String, SpecError> {
+pub(crate) fn check_version(
+    loc: &Locator<'_>,
+    v: &Spanned<String>,
+    key: &str,
+) -> Result<String, SpecError> {
     let s = v.get_ref();
     let ok = !s.is_empty()
         && s.len() <= 64
@@ -438,11 +409,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
     let mut files = Vec::new();
     for f in &raw.files {
         let dest = f.dest.get_ref();
-        if !dest.starts_with('/')
-            || dest.contains("/../")
-            || dest.ends_with("/..")
-            || dest.contains('\0')
-        {
+        if !is_guest_path(dest) {
             return Err(loc.bad(
                 &f.dest,
                 "files.dest",
@@ -450,16 +417,13 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
             ));
         }
         let mode_text = f.mode.get_ref();
-        let mode = u32::from_str_radix(mode_text, 8)
-            .ok()
-            .filter(|m| *m <= 0o7777 && !mode_text.is_empty())
-            .ok_or_else(|| {
-                loc.bad(
-                    &f.mode,
-                    "files.mode",
-                    format!("{mode_text:?}: expected octal permission bits like \"0644\""),
-                )
-            })?;
+        let mode = parse_mode(mode_text).ok_or_else(|| {
+            loc.bad(
+                &f.mode,
+                "files.mode",
+                format!("{mode_text:?}: expected octal permission bits like \"0644\""),
+            )
+        })?;
         if f.source.get_ref().is_empty() {
             return Err(loc.bad(&f.source, "files.source", "is empty"));
         }

@@ -1,0 +1,71 @@
+//! Errors that point into a text file: `file:line:column: what` (the spec and the lock).
+
+use std::path::{Path, PathBuf};
+
+use toml::Spanned;
+
+/// A file that does not parse or breaks a rule: `file:line:column: what`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}:{line}:{column}: {message}", path.display())]
+pub struct LocatedError {
+    /// The file.
+    pub path: PathBuf,
+    /// 1-based line (0 when the file could not be read at all).
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Turns byte offsets of a TOML text into [`LocatedError`]s.
+pub(crate) struct Locator<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) text: &'a str,
+}
+
+impl Locator<'_> {
+    pub(crate) fn at(&self, offset: usize, message: impl Into<String>) -> LocatedError {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        LocatedError {
+            path: self.path.to_path_buf(),
+            line,
+            column,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn bad<T>(
+        &self,
+        value: &Spanned<T>,
+        key: &str,
+        why: impl std::fmt::Display,
+    ) -> LocatedError {
+        self.at(value.span().start, format!("{key}: {why}"))
+    }
+
+    /// A TOML syntax or shape error from `toml::from_str`.
+    pub(crate) fn toml(&self, e: &toml::de::Error) -> LocatedError {
+        let offset = e.span().map_or(0, |s| s.start);
+        self.at(offset, e.message().trim_end().to_owned())
+    }
+}
+
+/// Reads `path` as UTF-8 text; an unreadable file or invalid UTF-8 is a [`LocatedError`].
+pub(crate) fn read_text(path: &Path) -> Result<String, LocatedError> {
+    let bytes = std::fs::read(path).map_err(|e| LocatedError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read: {e}"),
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(valid).into_owned();
+        let loc = Locator { path, text: &text };
+        loc.at(text.len(), "not UTF-8 text")
+    })
+}

@@ -1,0 +1,195 @@
+//! The lock's rules: per-artifact fields, and agreement with the spec.
+
+use super::{Artifact, COMPONENTS, Kind, Lock, RawArtifact};
+use crate::located::{LocatedError, Locator};
+use crate::spec::{self, Spec};
+
+fn is_sha256(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+fn dest(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
+    let needs = matches!(kind, Kind::Binary | Kind::File | Kind::Archive);
+    match (&a.dest, needs) {
+        (Some(d), true) if !spec::is_guest_path(d.get_ref()) => Err(loc.bad(
+            d,
+            "artifact.dest",
+            format!("{:?} must be an absolute path without ..", d.get_ref()),
+        )),
+        (Some(d), true) => Ok(Some(d.get_ref().clone())),
+        (None, true) => Err(loc.bad(
+            &a.name,
+            "artifact.dest",
+            format!("a {} artifact needs dest", kind.as_str()),
+        )),
+        (Some(d), false) => Err(loc.bad(
+            d,
+            "artifact.dest",
+            format!("a {} artifact has no dest", kind.as_str()),
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+fn mode(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
+    let needs = matches!(kind, Kind::Binary | Kind::File);
+    match (&a.mode, needs) {
+        (Some(m), true) => {
+            spec::parse_mode(m.get_ref()).ok_or_else(|| {
+                loc.bad(
+                    m,
+                    "artifact.mode",
+                    format!(
+                        "{:?}: expected octal permission bits like \"0755\"",
+                        m.get_ref()
+                    ),
+                )
+            })?;
+            Ok(Some(m.get_ref().clone()))
+        }
+        (None, true) => Err(loc.bad(
+            &a.name,
+            "artifact.mode",
+            format!("a {} artifact needs mode", kind.as_str()),
+        )),
+        (Some(m), false) => Err(loc.bad(
+            m,
+            "artifact.mode",
+            format!("a {} artifact has no mode", kind.as_str()),
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+fn image(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
+    match (&a.image, kind == Kind::Image) {
+        (Some(i), true) => {
+            distros::shell::check_image_ref("artifact.image", i.get_ref())
+                .map_err(|e| loc.bad(i, "artifact.image", e))?;
+            Ok(Some(i.get_ref().clone()))
+        }
+        (None, true) => Err(loc.bad(
+            &a.name,
+            "artifact.image",
+            "an image artifact needs the reference it is imported as",
+        )),
+        (Some(i), false) => Err(loc.bad(
+            i,
+            "artifact.image",
+            format!("a {} artifact has no image reference", kind.as_str()),
+        )),
+        (None, false) => Ok(None),
+    }
+}
+
+pub(super) fn artifact(
+    loc: &Locator<'_>,
+    a: RawArtifact,
+    before: &[Artifact],
+) -> Result<Artifact, LocatedError> {
+    let name = spec::check_name(loc, &a.name, "artifact.name", false)?;
+    if before.iter().any(|b| b.name == name) {
+        return Err(loc.bad(&a.name, "artifact.name", format!("{name:?} is given twice")));
+    }
+    let kind = *a.kind.get_ref();
+    let component = match &a.component {
+        Some(c) if !COMPONENTS.contains(&c.get_ref().as_str()) => {
+            return Err(loc.bad(
+                c,
+                "artifact.component",
+                format!("{:?} is not one of {}", c.get_ref(), COMPONENTS.join(", ")),
+            ));
+        }
+        Some(c) => Some(c.get_ref().clone()),
+        None => None,
+    };
+    let version = match (&a.version, &component) {
+        (Some(v), Some(_)) => Some(spec::check_version(loc, v, "artifact.version")?),
+        (Some(v), None) => {
+            return Err(loc.bad(v, "artifact.version", "is given without a component"));
+        }
+        (None, Some(_)) => {
+            return Err(loc.bad(
+                &a.name,
+                "artifact.version",
+                "a component is named but no version",
+            ));
+        }
+        (None, None) => None,
+    };
+    if a.source.get_ref().trim().is_empty() {
+        return Err(loc.bad(&a.source, "artifact.source", "is empty"));
+    }
+    let sha256 = a.sha256.get_ref();
+    if !is_sha256(sha256) {
+        return Err(loc.bad(
+            &a.sha256,
+            "artifact.sha256",
+            format!("{sha256:?} is not 64 lower-case hex digits"),
+        ));
+    }
+    Ok(Artifact {
+        dest: dest(loc, &a, kind)?,
+        mode: mode(loc, &a, kind)?,
+        image: image(loc, &a, kind)?,
+        name,
+        kind,
+        component,
+        version,
+        source: a.source.get_ref().clone(),
+        size: *a.size.get_ref(),
+        sha256: sha256.clone(),
+        note: a.note.map(|n| n.into_inner()),
+    })
+}
+
+pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
+    let refresh = format!("run `nodeimg fetch {}`", spec.path.display());
+    let lock_path = lock.path.display();
+    let base = lock.base();
+    if base.sha256 != spec.base.sha256 {
+        return Err(format!(
+            "{lock_path}: base image {} has sha256 {} but the spec pins {}; {refresh}",
+            base.name, base.sha256, spec.base.sha256
+        ));
+    }
+    let k8s = spec.kubernetes_version.as_str();
+    let c = &spec.components;
+    let pins: [(&str, &str); 8] = [
+        ("kubeadm", k8s),
+        ("kubelet", k8s),
+        ("kubectl", k8s),
+        ("containerd", &c.containerd),
+        ("runc", &c.runc),
+        ("crictl", &c.crictl),
+        ("cni_plugins", &c.cni_plugins),
+        ("pause", &c.pause),
+    ];
+    for (component, pinned) in pins {
+        let mut found = lock.component(component).peekable();
+        if found.peek().is_none() {
+            return Err(format!(
+                "{lock_path}: no artifact provides {component} (the spec pins {pinned}); {refresh}"
+            ));
+        }
+        for a in found {
+            let version = a.version.as_deref().unwrap_or("");
+            if version != pinned {
+                return Err(format!(
+                    "{lock_path}: artifact {} provides {component} {version} but the spec pins {pinned}; {refresh}",
+                    a.name
+                ));
+            }
+        }
+    }
+    if let Some(a) = lock.component("pause").find(|a| a.kind != Kind::Image) {
+        return Err(format!(
+            "{lock_path}: artifact {} provides pause but is a {}, not an image",
+            a.name,
+            a.kind.as_str()
+        ));
+    }
+    Ok(())
+}
