@@ -15,6 +15,7 @@ pub mod debian13;
 pub mod distro;
 pub mod error;
 pub mod node_role;
+pub mod payload;
 pub mod seal;
 pub mod shell;
 pub mod step;
