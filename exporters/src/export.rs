@@ -79,6 +79,7 @@ pub fn export(
                 sha256: hex_digest(&p.sha256),
             })
             .collect(),
+        build: None,
     };
     // Every artifact is complete and synced: rename them into place, then the sums, then the
     // manifest, so a manifest exists only when everything it lists does.

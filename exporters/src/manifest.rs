@@ -36,6 +36,33 @@ pub struct Manifest {
     pub source_date_epoch: u64,
     /// Every file, in a fixed order.
     pub artifacts: Vec<ManifestArtifact>,
+    /// What `nodeimg build` adds: its own files (golden disk, reports, logs) and a record of
+    /// how the disk was made. Absent for a plain `nodeimg export`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildSection>,
+}
+
+/// The build's part of a manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// Files of the build next to the artifacts; `nodeimg verify` checks their sizes and
+    /// digests too, and `SHA256SUMS` lists them after the artifacts.
+    pub files: Vec<BuildFile>,
+    /// How the disk was made (spec and lock hashes, versions, phase timings); opaque here.
+    pub record: serde_json::Value,
+}
+
+/// One file of the build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildFile {
+    /// File name inside the output directory.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// SHA-256 (hex).
+    pub sha256: String,
 }
 
 /// One file of the export.
@@ -80,9 +107,12 @@ impl Manifest {
 
     /// `SHA256SUMS` in `sha256sum -c` format.
     pub fn sums(&self) -> String {
+        let build = self.build.iter().flat_map(|b| b.files.iter());
         self.artifacts
             .iter()
-            .map(|a| format!("{}  {}\n", a.sha256, a.file))
+            .map(|a| (&a.sha256, &a.file))
+            .chain(build.map(|f| (&f.sha256, &f.file)))
+            .map(|(sha256, file)| format!("{sha256}  {file}\n"))
             .collect()
     }
 

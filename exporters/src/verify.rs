@@ -18,7 +18,7 @@ use crate::format::Format;
 use crate::formats::{gce, ova, qcow2::Qcow2Image, vmdk::VmdkImage};
 use crate::ids::hex_digest;
 use crate::image::{DiskImage, RawImage, VhdImage, content_digest};
-use crate::manifest::{Manifest, ManifestArtifact, SUMS_FILE};
+use crate::manifest::{BuildFile, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pipeline::Role;
 use crate::progress::Progress;
 
@@ -65,6 +65,9 @@ pub fn verify(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
     let mut artifacts = Vec::new();
     for (artifact, known) in manifest.artifacts.iter().zip(known) {
         artifacts.push(check_content(dir, &manifest, artifact, known, progress)?);
+    }
+    for file in manifest.build.iter().flat_map(|b| b.files.iter()) {
+        check_build_file(dir, file, progress)?;
     }
     Ok(VerifyReport {
         name: manifest.name.clone(),
@@ -130,6 +133,33 @@ fn check_file(
         ));
     }
     Ok(content)
+}
+
+/// Size and SHA-256 of one of the build's own files.
+fn check_build_file(dir: &Path, file: &BuildFile, progress: &dyn Progress) -> Result<()> {
+    let path = artifact_path(dir, &file.file)?;
+    let size = std::fs::metadata(&path)
+        .at("reading metadata of", &path)?
+        .len();
+    if size != file.size {
+        return Err(Error::mismatch(
+            &path,
+            format!("size is {size} bytes, the manifest says {}", file.size),
+        ));
+    }
+    let task = format!("{} sha256", file.file);
+    progress.started(&task, size);
+    let reader =
+        std::io::BufReader::with_capacity(1 << 20, File::open(&path).at("opening", &path)?);
+    let sha = hex_digest(&crate::artifact::sha256_reader(reader).at("reading", &path)?);
+    progress.finished(&task);
+    if sha != file.sha256 {
+        return Err(Error::mismatch(
+            &path,
+            format!("sha256 is {sha}, the manifest says {}", file.sha256),
+        ));
+    }
+    Ok(())
 }
 
 fn check_content(

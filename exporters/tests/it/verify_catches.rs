@@ -97,3 +97,41 @@ fn a_flipped_byte_in_any_artifact_fails_verify() {
     let err = exporters::verify::verify(&out, &NoProgress).unwrap_err();
     assert!(err.to_string().contains("checksum"), "{err}");
 }
+
+/// A build's own files listed in the manifest are checked too, and listed in SHA256SUMS.
+#[test]
+fn build_files_in_the_manifest_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = gpt_disk(dir.path(), 64 << 20);
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Qcow2];
+    let out = dir.path().join("out");
+    exporters::export(&disk, &out, &options, &NoProgress).unwrap();
+    let log = b"build log\n";
+    std::fs::write(out.join("build.log"), log).unwrap();
+    let mut manifest = Manifest::load(&out).unwrap();
+    manifest.build = Some(exporters::manifest::BuildSection {
+        files: vec![exporters::manifest::BuildFile {
+            file: "build.log".into(),
+            size: log.len() as u64,
+            sha256: hex::encode(Sha256::digest(log)),
+        }],
+        record: serde_json::json!({"spec_sha256": "x"}),
+    });
+    std::fs::write(out.join("manifest.json"), manifest.to_json()).unwrap();
+    std::fs::write(out.join("SHA256SUMS"), manifest.sums()).unwrap();
+    assert!(manifest.sums().ends_with("  build.log\n"));
+    assert_eq!(Manifest::load(&out).unwrap(), manifest);
+    exporters::verify::verify(&out, &NoProgress).expect("verifies with build files");
+
+    std::fs::write(out.join("build.log"), b"build lOg\n").unwrap();
+    let e = exporters::verify::verify(&out, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("build.log") && e.contains("sha256"), "{e}");
+    std::fs::remove_file(out.join("build.log")).unwrap();
+    let e = exporters::verify::verify(&out, &NoProgress)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("build.log"), "{e}");
+}
