@@ -10,6 +10,8 @@
 //!
 //! No QEMU, no async, no I/O: the builder runs the steps.
 
+pub mod checks;
+pub mod console;
 pub mod debian12;
 pub mod debian13;
 pub mod distro;
@@ -22,6 +24,10 @@ pub mod step;
 pub mod ubuntu2204;
 pub mod ubuntu2404;
 
+pub use checks::{
+    Check, CheckKind, Expectations, FirstBoot, first_boot_checks, node_checks, user_check,
+};
+pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
     ContainerdConfigSchema, Distro, Family, ImageFormat, Package, PackageManager, Partitions,

@@ -206,6 +206,89 @@ pub fn check_provenance_value(field: &'static str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A pinned version as written in a spec or lock, e.g. `v1.20.2`, `1.6.20`,
+/// `1.20.0-nodeimg-standin`: letters, digits and `. + ~ _ -`, starting with a letter or digit,
+/// at most 64 bytes.
+pub fn check_version(field: &'static str, version: &str) -> Result<()> {
+    if version.is_empty() || version.len() > 64 {
+        return Err(Error::invalid(field, version, "must be 1 to 64 characters"));
+    }
+    if !version.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(
+            field,
+            version,
+            "must start with a letter or digit",
+        ));
+    }
+    if !version
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_' | '-'))
+    {
+        return Err(Error::invalid(
+            field,
+            version,
+            "only letters, digits and . + ~ _ - are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A check or unit name: `[A-Za-z0-9]` first, then letters, digits and `. _ - @ :`, at most
+/// 128 bytes (`sysctl-net.ipv4.ip_forward`, `kubelet.service`, `getty@ttyS0.service`).
+pub fn check_name(field: &'static str, name: &str) -> Result<()> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(Error::invalid(field, name, "must be 1 to 128 characters"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(
+            field,
+            name,
+            "must start with a letter or digit",
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':'))
+    {
+        return Err(Error::invalid(
+            field,
+            name,
+            "only letters, digits and . _ - @ : are allowed",
+        ));
+    }
+    Ok(())
+}
+
+/// A machine id as in `/etc/machine-id`: 32 lower-case hex digits.
+pub fn check_machine_id(field: &'static str, id: &str) -> Result<()> {
+    if id.len() != 32 || !id.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')) {
+        return Err(Error::invalid(
+            field,
+            id,
+            "must be 32 lower-case hex digits",
+        ));
+    }
+    Ok(())
+}
+
+/// An SSH key fingerprint as `ssh-keygen -l` prints it: `SHA256:` then 43 base64 characters.
+pub fn check_ssh_fingerprint(field: &'static str, fp: &str) -> Result<()> {
+    let ok = fp.strip_prefix("SHA256:").is_some_and(|b64| {
+        b64.len() == 43
+            && b64
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+' || c == '/')
+    });
+    if !ok {
+        return Err(Error::invalid(
+            field,
+            fp,
+            "must be SHA256: followed by 43 base64 characters",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

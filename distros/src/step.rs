@@ -37,12 +37,14 @@ impl Step {
     /// The command line that runs the step as root from the build user's SSH session:
     /// `sudo -n /bin/sh -c '<script>' nodeimg-<name>` (the last word becomes `$0`).
     pub fn remote_command(&self) -> String {
-        format!(
-            "sudo -n /bin/sh -c {} {}",
-            quote(&self.script),
-            quote(&format!("nodeimg-{}", self.name))
-        )
+        sudo_sh(&self.script, &format!("nodeimg-{}", self.name))
     }
+}
+
+/// `sudo -n /bin/sh -c '<script>' '<zeroth>'`: runs `script` as root from the build user's SSH
+/// session, with `zeroth` as `$0` (shared by steps and checks).
+pub(crate) fn sudo_sh(script: &str, zeroth: &str) -> String {
+    format!("sudo -n /bin/sh -c {} {}", quote(script), quote(zeroth))
 }
 
 #[cfg(test)]

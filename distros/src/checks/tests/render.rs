@@ -1,0 +1,204 @@
+//! Rendering: headers, validation, user checks, `sh -n` and shellcheck on every script.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use super::sandbox::{Sandbox, require_tools};
+use super::{expectations, node_checks};
+use crate::checks::{Check, CheckKind, FirstBoot, first_boot_checks, user_check};
+use crate::debian12::DEBIAN_12;
+use crate::error::Error;
+
+/// Every rendered check of every distro, and a user check.
+fn every_check() -> Vec<Check> {
+    let mut out = Vec::new();
+    let boot = FirstBoot {
+        build_user: "builder".into(),
+        old_machine_id: Some("0123456789abcdef0123456789abcdef".into()),
+        old_host_key_fingerprints: vec![format!("SHA256:{}", "A".repeat(43))],
+        ignorable_failed_units: vec!["x.service".into()],
+    };
+    for d in crate::all() {
+        out.extend(crate::checks::node_checks(d, &expectations()).unwrap());
+        out.extend(first_boot_checks(d, &boot).unwrap());
+    }
+    out.push(user_check("etc-hosts", "grep -q localhost /etc/hosts\n").unwrap());
+    out
+}
+
+#[test]
+fn header_prelude_and_remote_command() {
+    for c in every_check() {
+        let header = format!("#!/bin/sh\n# nodeimg check: {}\n", c.name);
+        assert!(c.script.starts_with(&header), "{}", c.name);
+        assert!(c.script.contains("exec </dev/null\n"), "{}", c.name);
+        assert!(c.script.ends_with('\n'));
+        assert!(!c.timeout.is_zero());
+        let rc = c.remote_command();
+        assert!(
+            rc.starts_with("sudo -n /bin/sh -c '#!/bin/sh\n"),
+            "{}",
+            c.name
+        );
+        assert!(rc.ends_with(&format!(" 'nodeimg-check-{}'", c.name)));
+        if c.kind != CheckKind::User {
+            assert!(
+                c.script
+                    .contains("set -eu\nexec </dev/null\n# fail MESSAGE")
+            );
+            assert_eq!(
+                c.script.contains("R=${NODEIMG_CHECK_ROOT:-}\n"),
+                c.script.contains("\"$R"),
+                "{}",
+                c.name
+            );
+        }
+    }
+}
+
+#[test]
+fn rendering_is_deterministic_and_names_are_unique() {
+    assert_eq!(node_checks(), node_checks());
+    for d in crate::all() {
+        let checks = crate::checks::node_checks(d, &expectations()).unwrap();
+        for (i, c) in checks.iter().enumerate() {
+            assert!(checks[..i].iter().all(|p| p.name != c.name), "{}", c.name);
+        }
+        // each distro's own auto-upgrade units
+        for u in d.auto_upgrade_units {
+            assert!(checks.iter().any(|c| c.name == format!("service-off-{u}")));
+        }
+    }
+}
+
+#[test]
+fn bad_expectations_name_their_field() {
+    type Mutation = fn(&mut crate::checks::Expectations);
+    let cases: [(Mutation, &str); 9] = [
+        (
+            |e| e.kubernetes = "v1.20.2; reboot".into(),
+            "kubernetes version",
+        ),
+        (|e| e.containerd = String::new(), "containerd version"),
+        (|e| e.runc = "1.1.5'".into(), "runc version"),
+        (|e| e.cni_plugins = "$(id)".into(), "CNI plugins version"),
+        (|e| e.crictl = "-1".into(), "crictl version"),
+        (
+            |e| e.pause_image = "k8s.gcr.io/pause:3.1".into(),
+            "pause image",
+        ),
+        (|e| e.images.push("sha256:abcd".into()), "image"),
+        (
+            |e| e.sysctls.push(("kernel.panic".into(), "5".into())),
+            "sysctl key",
+        ),
+        (|e| e.held_packages.push("kubelet".into()), "held package"),
+    ];
+    for (mutate, want) in cases {
+        let mut e = expectations();
+        mutate(&mut e);
+        match crate::checks::node_checks(&DEBIAN_12, &e) {
+            Err(Error::InvalidInput { field, .. }) => assert_eq!(field, want),
+            other => panic!("{want}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn user_checks_pass_fail_and_validate() {
+    let sb = Sandbox::bare();
+    sb.file("/etc/hosts", "127.0.0.1 localhost\n");
+    let ok = user_check(
+        "hosts",
+        "grep -q localhost \"$NODEIMG_CHECK_ROOT/etc/hosts\"",
+    )
+    .unwrap();
+    assert_eq!(ok.name, "user-hosts");
+    assert_eq!(ok.kind, CheckKind::User);
+    sb.pass(&ok);
+    let bad = user_check(
+        "hosts-k8s",
+        "#!/bin/sh\nif ! grep -q k8s-cp \"$NODEIMG_CHECK_ROOT/etc/hosts\"; then\n  echo 'no k8s-cp in /etc/hosts, expected one'\n  exit 1\nfi\n",
+    )
+    .unwrap();
+    assert_eq!(bad.script.matches("#!/bin/sh").count(), 1);
+    sb.fail(&bad, &["no k8s-cp in /etc/hosts, expected one"]);
+    for (name, script) in [
+        ("", "true"),
+        ("-x", "true"),
+        ("a b", "true"),
+        ("a'b", "true"),
+        ("ok", ""),
+        ("ok", "  \n"),
+        ("ok", "true\0"),
+    ] {
+        assert!(
+            matches!(user_check(name, script), Err(Error::InvalidInput { .. })),
+            "{name:?} {script:?}"
+        );
+    }
+}
+
+fn feed(cmd: &mut Command, script: &str) -> (bool, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn every_script_parses_with_sh_n() {
+    let (ok, _) = feed(Command::new("/bin/sh").arg("-n"), "if true; then\n");
+    assert!(!ok, "sh -n must be able to fail");
+    for c in every_check() {
+        let (ok, err) = feed(Command::new("/bin/sh").arg("-n"), &c.script);
+        assert!(ok, "{}: {err}\n{}", c.name, c.script);
+        let (ok, err) = feed(Command::new("/bin/sh").arg("-n"), &c.remote_command());
+        assert!(ok, "{} remote command: {err}", c.name);
+    }
+}
+
+#[test]
+fn every_script_passes_shellcheck() {
+    if Command::new("shellcheck")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            !require_tools(),
+            "shellcheck missing and NODEIMG_REQUIRE_TOOLS=1"
+        );
+        println!("SKIP: shellcheck not found (apt-get install shellcheck)");
+        return;
+    }
+    let (ok, _) = feed(
+        Command::new("shellcheck").args(["--shell=sh", "--severity=warning", "-"]),
+        "#!/bin/sh\nx=$(ls)\nif [ $x = 1 ]; then echo \"$undefined_var\"; fi\nfor f in $(ls *.txt); do :; done\n",
+    );
+    assert!(!ok, "shellcheck must be able to fail");
+    for c in every_check() {
+        let (ok, out) = feed(
+            Command::new("shellcheck").args(["--shell=sh", "--severity=warning", "-"]),
+            &c.script,
+        );
+        assert!(ok, "{}: shellcheck:\n{out}\n{}", c.name, c.script);
+    }
+}
