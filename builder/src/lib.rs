@@ -8,6 +8,7 @@ pub mod cli;
 mod commands;
 mod doctor;
 mod interrupt;
+pub mod junit;
 pub mod located;
 pub mod lock;
 mod phases;

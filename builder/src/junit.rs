@@ -1,0 +1,159 @@
+//! JUnit XML reports of check results, for CI systems.
+//!
+//! One `<testsuites>` holding one `<testsuite>`; each case is a `<testcase>` with a
+//! `<failure message="…">output</failure>` or a `<skipped message="…"/>` when it did not
+//! pass. The output is deterministic: no timestamp or host name, times in seconds with three
+//! decimals. Text is escaped for XML 1.0, and characters XML 1.0 does not allow (C0 controls
+//! other than tab, newline and carriage return, U+FFFE, U+FFFF) are written as `\xNN` or
+//! `\u{FFFE}` text, so an ANSI escape sequence or a NUL in a tool's output cannot break the
+//! report.
+
+use std::fmt::Write as _;
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::time::Duration;
+
+/// The result of one case (one check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseResult {
+    /// The case's name, e.g. `version-containerd`.
+    pub name: String,
+    /// The group it belongs to, e.g. `nodeimg.node.debian-12`.
+    pub classname: String,
+    /// How long it ran.
+    pub duration: Duration,
+    /// What happened.
+    pub outcome: Outcome,
+}
+
+/// What happened to a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed.
+    Passed,
+    /// It failed: `message` is the one-line reason, `output` what it printed.
+    Failed {
+        /// One line: what was found and what was expected.
+        message: String,
+        /// Everything the case printed (may be long and multi-line).
+        output: String,
+    },
+    /// It was not run.
+    Skipped {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Seconds with three decimals (`1.250`).
+fn seconds(d: Duration) -> String {
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+/// Escapes `s` for XML 1.0 text or a double-quoted attribute value. In attributes, tab,
+/// newline and carriage return are written as character references so parsers keep them; in
+/// text only the carriage return is (parsers turn a bare CR into LF).
+fn escape(s: &str, attribute: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            '\n' if attribute => out.push_str("&#10;"),
+            '\t' if attribute => out.push_str("&#9;"),
+            '\n' | '\t' => out.push(c),
+            '\u{FFFE}' | '\u{FFFF}' => {
+                let _ = write!(out, "\\u{{{:X}}}", u32::from(c));
+            }
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The JUnit XML document for `cases` as the suite `suite`.
+pub fn render(suite: &str, cases: &[CaseResult]) -> String {
+    let failures = cases
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Failed { .. }))
+        .count();
+    let skipped = cases
+        .iter()
+        .filter(|c| matches!(c.outcome, Outcome::Skipped { .. }))
+        .count();
+    let total: Duration = cases.iter().map(|c| c.duration).sum();
+    let name = escape(suite, true);
+    let counts = format!(
+        "tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{}\"",
+        cases.len(),
+        seconds(total)
+    );
+    let mut out = String::new();
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(out, "<testsuites name=\"{name}\" {counts}>");
+    let _ = writeln!(out, "  <testsuite name=\"{name}\" {counts}>");
+    for c in cases {
+        let _ = write!(
+            out,
+            "    <testcase name=\"{}\" classname=\"{}\" time=\"{}\"",
+            escape(&c.name, true),
+            escape(&c.classname, true),
+            seconds(c.duration)
+        );
+        match &c.outcome {
+            Outcome::Passed => out.push_str("/>\n"),
+            Outcome::Failed { message, output } => {
+                let _ = write!(
+                    out,
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    escape(message, true),
+                    escape(output, false)
+                );
+            }
+            Outcome::Skipped { message } => {
+                let _ = write!(
+                    out,
+                    ">\n      <skipped message=\"{}\"/>\n    </testcase>\n",
+                    escape(message, true)
+                );
+            }
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Writes [`render`]'s document to `path` atomically: a temporary file in the same directory,
+/// flushed and fsynced, renamed over `path`, then the directory fsynced. Readers see the old
+/// report or the new one, never a part. The file is mode 0644.
+pub fn write(path: &Path, suite: &str, cases: &[CaseResult]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".junit-")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(render(suite, cases).as_bytes())?;
+    tmp.flush()?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
