@@ -175,7 +175,8 @@ impl Fetcher<'_> {
             )?;
             expect_owned.push((*algorithm, hex, format!("published in {sums_from}")));
         }
-        // A SHA-256 known before the download that is already cached: nothing to fetch.
+        // A SHA-256 known before the download (every source agreeing) that is already
+        // cached: nothing to fetch.
         let known = expect_owned
             .iter()
             .filter(|(a, _, _)| *a == ChecksumAlgorithm::Sha256)
@@ -183,9 +184,6 @@ impl Fetcher<'_> {
             .collect::<Vec<_>>();
         if let [first, rest @ ..] = known.as_slice()
             && rest.iter().all(|h| h == first)
-            && !expect_owned
-                .iter()
-                .any(|(a, _, _)| *a == ChecksumAlgorithm::Sha512)
             && let Ok(meta) = std::fs::metadata(self.cache.path_of(first))
         {
             tracing::info!("{}: sha256 {first} is already in the cache", p.name);
