@@ -264,6 +264,12 @@ impl Http {
                     });
                 }
             };
+            let start = if status == 206 { have } else { 0 };
+            let total = header(&resp, "content-length")
+                .and_then(|l| l.parse::<u64>().ok())
+                .map(|l| l + start);
+            let mut at = start;
+            let mut next_tenth = 1u64;
             let mut reader = resp.body_mut().as_reader();
             let mut buf = vec![0u8; 256 << 10];
             let broke = loop {
@@ -271,7 +277,15 @@ impl Http {
                     Ok(0) => break None,
                     Ok(n) => {
                         file.write_all(&buf[..n]).map_err(io_err)?;
-                        transferred += u64::try_from(n).unwrap_or(0);
+                        let n = u64::try_from(n).unwrap_or(0);
+                        transferred += n;
+                        at += n;
+                        if let Some(total) = total.filter(|t| *t >= 16 << 20)
+                            && at * 10 >= next_tenth * total
+                        {
+                            next_tenth = at * 10 / total + 1;
+                            tracing::info!("{url}: {}% ({at} of {total} bytes)", at * 100 / total);
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => break Some(e),
