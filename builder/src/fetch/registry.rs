@@ -224,7 +224,7 @@ impl Session<'_> {
         let mut headers = self.headers(false);
         let mut got = self.http.download(&url, &headers, &part);
         if let Err(super::http::HttpError::Status { status: 401, .. }) = &got {
-            let challenge = self.http.get_small(&url, &headers, 0).ok();
+            let challenge = self.http.get_small(&url, &headers, MANIFEST_LIMIT).ok();
             self.authenticate(&url, challenge.and_then(|c| c.www_authenticate).as_deref())?;
             headers = self.headers(false);
             got = self.http.download(&url, &headers, &part);

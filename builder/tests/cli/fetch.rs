@@ -387,12 +387,25 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
     let server = Server::start(&root, Some(&reg.host));
     let base_path = format!("/{}", BASE_URL.split_once("://").unwrap().1);
     server.cut_once(&base_path);
+    server.require_token("t0ken");
     let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &base_sha);
     let cache_dir = dir.path().join("cache");
 
     let o = fetch(&spec, &server.url, &cache_dir);
     let (stdout, stderr) = out_str(&o);
     assert!(o.status.success(), "{stdout}\n{stderr}");
+
+    // The registry's bearer challenge was answered with a token for the repository's scope.
+    let tokens: Vec<String> = requests(&server, 0)
+        .into_iter()
+        .filter(|p| p.starts_with("/token?"))
+        .collect();
+    assert!(
+        tokens.contains(
+            &"/token?scope=repository%3Acoredns%2Fcoredns%3Apull&service=test-registry".to_owned()
+        ),
+        "{tokens:?}"
+    );
 
     // The cut download was resumed where it broke off.
     let base_gets: Vec<_> = server
@@ -492,7 +505,7 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
     assert_eq!(std::fs::read(&lock_path).unwrap(), lock_text);
 
     // Without the lock, published digests already in the cache are not downloaded again:
-    // only checksum files, files without one, and manifests are requested; no blob.
+    // only checksum files, files without one, tokens and manifests are requested; no blob.
     std::fs::remove_file(&lock_path).unwrap();
     let before = server.seen().len();
     let o = fetch(&spec, &server.url, &cache_dir);
@@ -505,7 +518,8 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
                 || path.ends_with("SHA512SUMS")
                 || path.ends_with(".service")
                 || path.ends_with(".conf")
-                || path.contains("/manifests/"),
+                || path.contains("/manifests/")
+                || path.starts_with("/token?"),
             "downloaded again: {path} ({again:?})"
         );
     }

@@ -23,6 +23,7 @@ struct State {
     seen: Vec<Seen>,
     cut_once: HashSet<String>,
     registry: Option<String>,
+    token: Option<String>,
 }
 
 /// The running server (threads end with the test process).
@@ -61,6 +62,12 @@ impl Server {
         self.state.lock().unwrap().cut_once.insert(path.to_owned());
     }
 
+    /// `/v2/` requests need `Authorization: Bearer <token>`: without it the answer is 401
+    /// with a bearer challenge whose realm is this server's `/token`, which hands it out.
+    pub fn require_token(&self, token: &str) {
+        self.state.lock().unwrap().token = Some(token.to_owned());
+    }
+
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
@@ -72,6 +79,7 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut range = None;
+    let mut auth = None;
     let mut forwarded = String::new();
     loop {
         let mut h = String::new();
@@ -83,21 +91,48 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
             if k == "range" {
                 range = Some(v.trim().to_owned());
             }
+            if k == "authorization" {
+                auth = Some(v.trim().to_owned());
+            }
             if k != "host" && k != "connection" {
                 forwarded.push_str(&h);
             }
         }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (cut, registry) = {
+    let (cut, registry, token) = {
         let mut s = state.lock().unwrap();
         s.seen.push(Seen {
             path: path.clone(),
             range: range.clone(),
         });
-        (s.cut_once.remove(&path), s.registry.clone())
+        (
+            s.cut_once.remove(&path),
+            s.registry.clone(),
+            s.token.clone(),
+        )
     };
     let mut conn = conn;
+    if let Some(token) = token {
+        if path.starts_with("/token?") {
+            let body = format!("{{\"token\":\"{token}\"}}");
+            return write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+        if path.starts_with("/v2/") && auth != Some(format!("Bearer {token}")) {
+            let me = conn.local_addr()?;
+            let repo = path.trim_start_matches("/v2/");
+            let repo = repo.split("/manifests/").next().unwrap_or(repo);
+            let repo = repo.split("/blobs/").next().unwrap_or(repo);
+            return write!(
+                conn,
+                "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://{me}/token\",service=\"test-registry\",scope=\"repository:{repo}:pull\"\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    }
     if let Some(reg) = registry.filter(|_| path.starts_with("/v2/")) {
         let mut upstream = TcpStream::connect(&reg)?;
         write!(
