@@ -33,6 +33,25 @@ pub enum Command {
     /// Check that this host can build and boot images: QEMU, UEFI firmware, accelerator,
     /// qemu-img, free disk space.
     Doctor(DoctorArgs),
+    /// Download the base image and every pinned artifact and image, verify their checksums,
+    /// store them in the cache and write the spec's lock (the only step that uses the network).
+    Fetch(FetchArgs),
+}
+
+/// `nodeimg fetch`.
+#[derive(Debug, Args)]
+pub struct FetchArgs {
+    /// The build spec; the lock is written next to it (`NAME.toml` → `NAME.lock`).
+    pub spec: PathBuf,
+    /// Download everything from this mirror instead: `https://HOST/PATH` is fetched as
+    /// `URL/HOST/PATH`, and images from the registry API at URL's scheme and host
+    /// [default: the spec's `[fetch] mirror`, else upstream].
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+    /// The cache directory [default: $NODEIMG_CACHE, else $XDG_CACHE_HOME/nodeimg, else
+    /// ~/.cache/nodeimg].
+    #[arg(long, value_name = "DIR")]
+    pub cache: Option<PathBuf>,
 }
 
 /// `nodeimg boot`.
@@ -161,6 +180,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect(&args),
         Command::Boot(args) => crate::boot::boot(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Fetch(args) => crate::fetch::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

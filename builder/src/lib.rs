@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 mod commands;
 mod doctor;
+pub mod fetch;
 mod interrupt;
 pub mod junit;
 pub mod located;

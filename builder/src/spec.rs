@@ -39,6 +39,9 @@
 //! [[checks]]                 # run during validation; exit 0 passes
 //! name = "motd-present"
 //! run = "test -s /etc/motd"
+//!
+//! [fetch]                    # optional; only `nodeimg fetch` reads it
+//! mirror = "http://mirror.example:8080"   # see `nodeimg fetch --mirror`
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -76,6 +79,16 @@ pub struct Spec {
     pub commands: Vec<NamedScript>,
     /// `[[checks]]`.
     pub checks: Vec<NamedScript>,
+    /// `[fetch]` (optional).
+    pub fetch: FetchSection,
+}
+
+/// `[fetch]`: how `nodeimg fetch` downloads (nothing here changes what is built).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FetchSection {
+    /// Base URL of a mirror that serves every upstream URL as `{mirror}/{host}{path}` and
+    /// registry images at `{mirror scheme and host}/v2/…` (`--mirror` overrides it).
+    pub mirror: Option<String>,
 }
 
 /// `[image]`.
@@ -172,6 +185,13 @@ struct RawSpec {
     commands: Vec<RawScript>,
     #[serde(default)]
     checks: Vec<RawScript>,
+    fetch: Option<RawFetch>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFetch {
+    mirror: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +261,26 @@ pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     let raw: RawSpec = toml::from_str(text).map_err(|e| loc.toml(&e))?;
     let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     check(&loc, raw, sha256)
+}
+
+/// Checks a mirror base URL: `http://` or `https://`, a host, no query, fragment, user
+/// information or white space. Returns it without trailing slashes.
+pub fn check_mirror(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(c) = url
+        .chars()
+        .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '@'))
+    {
+        return Err(format!("{url:?} must not contain {c:?}"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 /// An absolute guest path without `..` components or NUL bytes.
@@ -440,6 +480,11 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         });
     }
 
+    let mut fetch = FetchSection::default();
+    if let Some(m) = raw.fetch.as_ref().and_then(|f| f.mirror.as_ref()) {
+        fetch.mirror = Some(check_mirror(m.get_ref()).map_err(|e| loc.bad(m, "fetch.mirror", e))?);
+    }
+
     let commands = scripts(loc, &raw.commands, "commands")?;
     let checks = scripts(loc, &raw.checks, "checks")?;
 
@@ -463,6 +508,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         files,
         commands,
         checks,
+        fetch,
     })
 }
 

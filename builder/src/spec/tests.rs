@@ -233,3 +233,27 @@ fn shipped_examples_parse() {
     seen.sort();
     assert_eq!(seen, ["debian-12", "ubuntu-22.04", "ubuntu-24.04"]);
 }
+
+#[test]
+fn the_fetch_section_is_optional_and_strict() {
+    assert_eq!(parse_at(GOOD).unwrap().fetch, FetchSection::default());
+    let with = format!("{GOOD}\n[fetch]\nmirror = \"http://127.0.0.1:8080/m/\"\n");
+    assert_eq!(
+        parse_at(&with).unwrap().fetch.mirror.as_deref(),
+        Some("http://127.0.0.1:8080/m")
+    );
+    let line = GOOD.lines().count() + 3;
+    let bad = format!("{GOOD}\n[fetch]\nmirror = \"ftp://mirror\"\n");
+    let (l, col, msg) = err(&bad);
+    assert_eq!((l, col), (line, 10), "{msg}");
+    assert!(
+        msg.starts_with("fetch.mirror:") && msg.contains("http://"),
+        "{msg}"
+    );
+    let hostless = format!("{GOOD}\n[fetch]\nmirror = \"https:///x\"\n");
+    assert!(err(&hostless).2.contains("no host"));
+    let query = format!("{GOOD}\n[fetch]\nmirror = \"http://m/?a=b\"\n");
+    assert!(err(&query).2.contains("'?'"));
+    let unknown = format!("{GOOD}\n[fetch]\nmirrors = \"http://m\"\n");
+    assert!(err(&unknown).2.contains("unknown field `mirrors`"));
+}

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 mod boot;
 mod doctor;
+mod fetch;
 
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));

@@ -1,0 +1,63 @@
+//! What can go wrong while fetching, each naming the URL or file.
+
+use super::checksum::ChecksumError;
+use super::http::HttpError;
+use super::plan::PlanError;
+use crate::cache::CacheError;
+
+/// A fetch problem.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    /// No plan for this spec.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A download failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// A checksum file does not list the artifact.
+    #[error(transparent)]
+    Checksum(#[from] ChecksumError),
+    /// The cache could not be read or written.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    /// Downloaded (or local) bytes are not what they must be.
+    #[error(
+        "{url}: {algorithm} mismatch: expected {expected}, got {actual} ({what}); nothing was cached"
+    )]
+    Mismatch {
+        /// Where the bytes came from.
+        url: String,
+        /// `sha256` or `sha512`.
+        algorithm: &'static str,
+        /// What the checksum source says.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+        /// Which source the expected digest is from.
+        what: String,
+    },
+    /// A registry answered something nodeimg cannot use.
+    #[error("{url}: {why}")]
+    Registry {
+        /// The request.
+        url: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// A local file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Maps an I/O error on `path` into [`FetchError::Io`].
+pub fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
+    move |source| FetchError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}

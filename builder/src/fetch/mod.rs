@@ -1,0 +1,412 @@
+//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR]`: the only step that uses the network.
+//! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
+//! its published checksum (and the base image against the spec's `base.sha256`), moves it into
+//! the content-addressed [`cache`](crate::cache) and writes the lock next to the spec, last and
+//! atomically. Downloads go through `CACHE/partial/*.part` and resume with `Range`; nothing
+//! unverified enters the cache. An artifact the existing lock already pins, with the same
+//! source and a verified cache entry, is not downloaded again, nor is anything whose published
+//! SHA-256 is already in the cache.
+//!
+//! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
+//! whether or not a mirror served them, so a lock does not depend on where it was fetched.
+
+pub mod checksum;
+pub mod error;
+pub mod http;
+pub mod oci;
+pub mod plan;
+pub mod registry;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use distros::ChecksumAlgorithm;
+
+use crate::cache::Cache;
+use crate::cli::FetchArgs;
+use crate::lock::{self, Artifact, Lock};
+use error::{FetchError, io_at};
+use plan::{Checksum, Mirror, Planned, Source};
+
+/// One digest a downloaded file must have.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    algorithm: ChecksumAlgorithm,
+    hex: &'a str,
+    what: &'a str,
+}
+
+impl<'a> Expect<'a> {
+    /// A SHA-256 from `what` (e.g. "the spec's base.sha256").
+    pub fn sha256(hex: &'a str, what: &'a str) -> Self {
+        Self {
+            algorithm: ChecksumAlgorithm::Sha256,
+            hex,
+            what,
+        }
+    }
+}
+
+/// Checks `part` (fetched from `url`) against every expectation and moves it into the cache.
+/// On a mismatch the part file is deleted (so a resume cannot keep bad bytes) and the error
+/// names the URL and both digests. Returns the cached path, its SHA-256 and its length.
+pub fn store(
+    cache: &Cache,
+    part: &Path,
+    url: &str,
+    expect: &[Expect<'_>],
+) -> Result<(PathBuf, String, u64), FetchError> {
+    let want512 = expect
+        .iter()
+        .any(|e| e.algorithm == ChecksumAlgorithm::Sha512);
+    let (sha256, sha512, len) = checksum::hash(part, want512)?;
+    for e in expect {
+        let actual = match e.algorithm {
+            ChecksumAlgorithm::Sha512 => sha512.as_deref().unwrap_or(""),
+            _ => sha256.as_str(),
+        };
+        if !actual.eq_ignore_ascii_case(e.hex) {
+            let _ = std::fs::remove_file(part);
+            return Err(FetchError::Mismatch {
+                url: url.to_owned(),
+                algorithm: checksum::algorithm_name(e.algorithm),
+                expected: e.hex.to_owned(),
+                actual: actual.to_owned(),
+                what: e.what.to_owned(),
+            });
+        }
+    }
+    let (sha256, len2, path) = cache.insert(part, Some(&sha256))?;
+    std::fs::remove_file(part).map_err(io_at(part))?;
+    debug_assert_eq!(len, len2);
+    Ok((path, sha256, len))
+}
+
+struct Fetcher<'a> {
+    http: http::Http,
+    cache: &'a Cache,
+    partial: PathBuf,
+    mirror: Option<Mirror>,
+}
+
+/// What fetching one planned artifact gave.
+struct Got {
+    sha256: String,
+    size: u64,
+    source: String,
+    downloaded: u64,
+}
+
+impl Fetcher<'_> {
+    fn part(&self, name: &str) -> PathBuf {
+        self.partial.join(format!("{name}.part"))
+    }
+
+    fn fetch(&self, p: &Planned) -> Result<Got, FetchError> {
+        match &p.source {
+            Source::Local(path) => {
+                let part = self.part(&p.name);
+                std::fs::copy(path, &part).map_err(io_at(path))?;
+                let pinned = p.pinned_sha256.as_deref().unwrap_or("");
+                let shown = path.display().to_string();
+                let (_, sha256, size) = self.store_checked(
+                    &part,
+                    &shown,
+                    &[Expect::sha256(pinned, "the spec's base.sha256")],
+                )?;
+                Ok(Got {
+                    sha256,
+                    size,
+                    source: shown,
+                    downloaded: 0,
+                })
+            }
+            Source::Url { url, checksum } => self.fetch_url(p, url, checksum),
+            Source::Image(image) => {
+                let base = plan::registry_base(self.mirror.as_ref(), image);
+                tracing::info!("pulling {} from {base}", image.reference());
+                let pulled = registry::pull(&self.http, &base, image, self.cache, &self.partial)?;
+                let part = self.part(&format!("{}.oci.tar", p.name));
+                oci::write(&part, &pulled, &image.reference(), &image.tag).map_err(io_at(&part))?;
+                let (_, sha256, size) = self.store_checked(&part, &base, &[])?;
+                Ok(Got {
+                    sha256,
+                    size,
+                    source: format!("{}@sha256:{}", image.reference(), pulled.digest),
+                    downloaded: pulled.downloaded,
+                })
+            }
+        }
+    }
+
+    fn store_checked(
+        &self,
+        part: &Path,
+        url: &str,
+        expect: &[Expect<'_>],
+    ) -> Result<(PathBuf, String, u64), FetchError> {
+        store(self.cache, part, url, expect)
+    }
+
+    fn fetch_url(&self, p: &Planned, url: &str, checksum: &Checksum) -> Result<Got, FetchError> {
+        let from = plan::fetch_url(self.mirror.as_ref(), url);
+        let mut expect_owned: Vec<(ChecksumAlgorithm, String, String)> = Vec::new();
+        if let Some(pinned) = &p.pinned_sha256 {
+            expect_owned.push((
+                ChecksumAlgorithm::Sha256,
+                pinned.clone(),
+                "the spec's base.sha256".into(),
+            ));
+        }
+        if let Checksum::File {
+            url: sums,
+            algorithm,
+            file_name,
+        } = checksum
+        {
+            let sums_from = plan::fetch_url(self.mirror.as_ref(), sums);
+            let text = self.http.get_ok(&sums_from, 4 << 20)?;
+            let hex = checksum::find(
+                &String::from_utf8_lossy(&text),
+                &sums_from,
+                file_name,
+                *algorithm,
+            )?;
+            expect_owned.push((*algorithm, hex, format!("published in {sums_from}")));
+        }
+        // A SHA-256 known before the download (every source agreeing) that is already
+        // cached: nothing to fetch.
+        let known = expect_owned
+            .iter()
+            .filter(|(a, _, _)| *a == ChecksumAlgorithm::Sha256)
+            .map(|(_, h, _)| h.as_str())
+            .collect::<Vec<_>>();
+        if let [first, rest @ ..] = known.as_slice()
+            && rest.iter().all(|h| h == first)
+            && let Ok(meta) = std::fs::metadata(self.cache.path_of(first))
+        {
+            tracing::info!("{}: sha256 {first} is already in the cache", p.name);
+            return Ok(Got {
+                sha256: (*first).to_owned(),
+                size: meta.len(),
+                source: url.to_owned(),
+                downloaded: 0,
+            });
+        }
+        let part = self.part(&p.name);
+        let downloaded = self.http.download(&from, &[], &part)?;
+        let expect: Vec<Expect<'_>> = expect_owned
+            .iter()
+            .map(|(algorithm, hex, what)| Expect {
+                algorithm: *algorithm,
+                hex,
+                what,
+            })
+            .collect();
+        let (_, sha256, size) = self.store_checked(&part, &from, &expect)?;
+        Ok(Got {
+            sha256,
+            size,
+            source: url.to_owned(),
+            downloaded,
+        })
+    }
+}
+
+fn artifact(p: &Planned, got: &Got) -> Artifact {
+    Artifact {
+        name: p.name.clone(),
+        kind: p.kind,
+        component: p.component.clone(),
+        version: p.version.clone(),
+        source: got.source.clone(),
+        size: got.size,
+        sha256: got.sha256.clone(),
+        dest: p.dest.clone(),
+        mode: p.mode.clone(),
+        image: p.image.clone(),
+        note: p.note.clone(),
+    }
+}
+
+/// The old lock's entry for `p`, if it still describes it and its cached bytes verify.
+fn reusable(old: Option<&Lock>, p: &Planned, cache: &Cache) -> Option<Artifact> {
+    let a = old?.artifacts.iter().find(|a| a.name == p.name)?;
+    let same = a.kind == p.kind
+        && a.component == p.component
+        && a.version == p.version
+        && a.dest == p.dest
+        && a.mode == p.mode
+        && a.image == p.image
+        && a.note == p.note
+        && p.pinned_sha256.as_ref().is_none_or(|s| *s == a.sha256)
+        && match &p.source {
+            Source::Image(r) => a.source.starts_with(&format!("{}@sha256:", r.reference())),
+            _ => a.source == p.source_text(),
+        };
+    (same && cache.verified(a, "").is_ok()).then(|| a.clone())
+}
+
+/// Writes `text` to `path` through a temporary file in the same directory, fsynced, renamed.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".nodeimg-lock.")
+        .tempfile_in(dir)
+        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    tmp.write_all(text.as_bytes())
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("renaming into {}", path.display()))?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("{}: fsync", dir.display()))?;
+    Ok(())
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut unit = 0;
+    let mut whole = bytes;
+    let mut tenths = 0;
+    while whole >= 1024 && unit + 1 < UNITS.len() {
+        tenths = (whole % 1024) * 10 / 1024;
+        whole /= 1024;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{whole}.{tenths} {}", UNITS[unit])
+    }
+}
+
+/// `nodeimg fetch`.
+pub fn run(args: &FetchArgs) -> Result<()> {
+    let spec = crate::spec::load(&args.spec)?;
+    let mirror = match args.mirror.as_deref().or(spec.fetch.mirror.as_deref()) {
+        Some(m) => Some(Mirror::new(m).map_err(|e| anyhow::anyhow!("--mirror: {e}"))?),
+        None => None,
+    };
+    let planned = plan::plan(&spec)?;
+    let cache = Cache::new(args.cache.clone().unwrap_or_else(crate::cache::default_dir));
+    let partial = cache.root().join("partial");
+    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    let lock_path = lock::path_for_spec(&spec.path);
+    let old = if lock_path.exists() {
+        match lock::load(&lock_path) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!("ignoring the existing lock: {e}");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let fetcher = Fetcher {
+        http: http::Http::new(),
+        cache: &cache,
+        partial,
+        mirror,
+    };
+    let mut artifacts = Vec::new();
+    let mut fresh = Vec::new();
+    let mut downloaded = 0u64;
+    for p in &planned {
+        if let Some(a) = reusable(old.as_ref(), p, &cache) {
+            tracing::info!("{}: locked and cached", p.name);
+            fresh.push(false);
+            artifacts.push(a);
+            continue;
+        }
+        let got = fetcher
+            .fetch(p)
+            .with_context(|| format!("fetching {}", p.name))?;
+        tracing::info!(
+            "{}: {} sha256 {}",
+            p.name,
+            human(got.size),
+            &got.sha256[..12]
+        );
+        downloaded += got.downloaded;
+        fresh.push(got.downloaded > 0);
+        artifacts.push(artifact(p, &got));
+    }
+    artifacts.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    let text = lock::render(&artifacts);
+    let checked = lock::parse(&lock_path, &text)?;
+    checked
+        .check_matches(&spec)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    write_atomic(&lock_path, &text)?;
+
+    for a in &artifacts {
+        println!(
+            "  {:<24} {:<10} {:>11}  sha256 {}",
+            a.name,
+            a.kind.as_str(),
+            human(a.size),
+            &a.sha256[..12]
+        );
+    }
+    let new = fresh.iter().filter(|f| **f).count();
+    println!(
+        "lock: {} ({} artifacts; {} downloaded, {} of data)",
+        lock_path.display(),
+        artifacts.len(),
+        new,
+        human(downloaded)
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_shown_in_binary_units() {
+        assert_eq!(human(0), "0 B");
+        assert_eq!(human(1023), "1023 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 << 30), "5.0 GiB");
+    }
+
+    #[test]
+    fn a_mismatch_names_the_url_and_both_digests_and_caches_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let cache = Cache::new(d.path().join("c"));
+        let part = d.path().join("x.part");
+        std::fs::write(&part, b"hello").unwrap();
+        let want = "0".repeat(64);
+        let e = store(
+            &cache,
+            &part,
+            "http://m/x",
+            &[Expect::sha256(&want, "published in http://m/x.sha256")],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("http://m/x: sha256 mismatch: expected 000")
+                && e.contains("got 2cf24dba5fb0a30e")
+                && e.contains("nothing was cached"),
+            "{e}"
+        );
+        assert!(!part.exists(), "a bad part file must not be resumed");
+        assert!(!d.path().join("c/cas").exists());
+
+        std::fs::write(&part, b"hello").unwrap();
+        let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let (path, sha, len) = store(&cache, &part, "u", &[Expect::sha256(good, "w")]).unwrap();
+        assert_eq!((sha.as_str(), len), (good, 5));
+        assert_eq!(std::fs::read(path).unwrap(), b"hello");
+        assert!(!part.exists());
+    }
+}

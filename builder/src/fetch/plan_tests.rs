@@ -1,0 +1,252 @@
+use std::path::Path;
+
+use super::*;
+use crate::lock::{Artifact, COMPONENTS};
+
+fn spec_text(k8s: &str, base: &str) -> String {
+    format!(
+        r#"[image]
+name = "node"
+distro = "debian-12"
+firmware = "uefi"
+disk_gib = 8
+
+[base]
+{base}
+sha256 = "{sha}"
+format = "qcow2"
+
+[kubernetes]
+version = "{k8s}"
+
+[components]
+containerd = "1.7.18"
+runc = "1.1.13"
+crictl = "1.30.0"
+cni_plugins = "1.5.1"
+pause = "3.9"
+
+[export]
+formats = ["raw"]
+"#,
+        sha = "ab".repeat(32)
+    )
+}
+
+const DEBIAN_URL: &str = "url = \"https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2\"";
+
+fn spec(k8s: &str) -> Spec {
+    crate::spec::parse(Path::new("/s/node.toml"), &spec_text(k8s, DEBIAN_URL)).unwrap()
+}
+
+fn by_name<'a>(p: &'a [Planned], name: &str) -> &'a Planned {
+    p.iter().find(|a| a.name == name).expect(name)
+}
+
+fn url_of(p: &Planned) -> (&str, &Checksum) {
+    match &p.source {
+        Source::Url { url, checksum } => (url, checksum),
+        other => panic!("{}: {other:?}", p.name),
+    }
+}
+
+#[test]
+fn urls_follow_the_pinned_versions() {
+    let p = plan(&spec("v1.30.2")).unwrap();
+    let (url, sum) = url_of(by_name(&p, "kubeadm"));
+    assert_eq!(
+        url,
+        "https://dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubeadm"
+    );
+    assert_eq!(
+        sum,
+        &Checksum::File {
+            url: format!("{url}.sha256"),
+            algorithm: ChecksumAlgorithm::Sha256,
+            file_name: "kubeadm".into()
+        }
+    );
+    let (url, sum) = url_of(by_name(&p, "runc"));
+    assert_eq!(
+        url,
+        "https://github.com/opencontainers/runc/releases/download/v1.1.13/runc.amd64"
+    );
+    let Checksum::File {
+        url: s, file_name, ..
+    } = sum
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (s.as_str(), file_name.as_str()),
+        (
+            "https://github.com/opencontainers/runc/releases/download/v1.1.13/runc.sha256sum",
+            "runc.amd64"
+        )
+    );
+    assert_eq!(
+        url_of(by_name(&p, "containerd")).0,
+        "https://github.com/containerd/containerd/releases/download/v1.7.18/containerd-1.7.18-linux-amd64.tar.gz"
+    );
+    assert_eq!(
+        url_of(by_name(&p, "crictl")).0,
+        "https://github.com/kubernetes-sigs/cri-tools/releases/download/v1.30.0/crictl-v1.30.0-linux-amd64.tar.gz"
+    );
+    assert_eq!(
+        url_of(by_name(&p, "cni-plugins")).0,
+        "https://github.com/containernetworking/plugins/releases/download/v1.5.1/cni-plugins-linux-amd64-v1.5.1.tgz"
+    );
+    let (url, sum) = url_of(by_name(&p, "kubelet.service"));
+    assert_eq!(
+        url,
+        "https://raw.githubusercontent.com/kubernetes/release/v0.16.2/cmd/krel/templates/latest/kubelet/kubelet.service"
+    );
+    assert_eq!(sum, &Checksum::Unpublished);
+    assert!(by_name(&p, "kubelet.service").note.is_some());
+    assert_eq!(
+        url_of(by_name(&p, "containerd.service")).0,
+        "https://raw.githubusercontent.com/containerd/containerd/v1.7.18/containerd.service"
+    );
+
+    let images: Vec<String> = p.iter().filter_map(|a| a.image.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        images,
+        [
+            "registry.k8s.io/coredns/coredns:v1.11.1",
+            "registry.k8s.io/etcd:3.5.12-0",
+            "registry.k8s.io/kube-apiserver:v1.30.2",
+            "registry.k8s.io/kube-controller-manager:v1.30.2",
+            "registry.k8s.io/kube-proxy:v1.30.2",
+            "registry.k8s.io/kube-scheduler:v1.30.2",
+            "registry.k8s.io/pause:3.9",
+        ]
+    );
+    let p28 = plan(&spec("v1.28.11")).unwrap();
+    assert_eq!(
+        by_name(&p28, "etcd").image.as_deref(),
+        Some("registry.k8s.io/etcd:3.5.9-0")
+    );
+    assert_eq!(
+        url_of(by_name(&p28, "kubectl")).0,
+        "https://dl.k8s.io/release/v1.28.11/bin/linux/amd64/kubectl"
+    );
+}
+
+#[test]
+fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
+    let s = spec("v1.31.0");
+    let p = plan(&s).unwrap();
+    let order: Vec<(Kind, &str)> = p.iter().map(|a| (a.kind, a.name.as_str())).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(order[0], (Kind::BaseImage, "base-image"));
+    assert_eq!(order.last().unwrap(), &(Kind::Image, "pause"));
+    // Every planned entry, given a size and digest, is a valid lock entry for this spec.
+    let artifacts: Vec<Artifact> = p
+        .iter()
+        .map(|a| Artifact {
+            name: a.name.clone(),
+            kind: a.kind,
+            component: a.component.clone(),
+            version: a.version.clone(),
+            source: a.source_text(),
+            size: 1,
+            sha256: a.pinned_sha256.clone().unwrap_or_else(|| "cd".repeat(32)),
+            dest: a.dest.clone(),
+            mode: a.mode.clone(),
+            image: a.image.clone(),
+            note: a.note.clone(),
+        })
+        .collect();
+    for a in &artifacts {
+        if let Some(c) = &a.component {
+            assert!(COMPONENTS.contains(&c.as_str()), "{c}");
+        }
+    }
+    let lock =
+        crate::lock::parse(Path::new("/s/node.lock"), &crate::lock::render(&artifacts)).unwrap();
+    lock.check_matches(&s).unwrap();
+    assert_eq!(by_name(&p, "pause").version.as_deref(), Some("3.9"));
+    assert_eq!(
+        by_name(&p, "kubelet").dest.as_deref(),
+        Some("/usr/bin/kubelet")
+    );
+    assert_eq!(
+        by_name(&p, "cni-plugins").dest.as_deref(),
+        Some("/opt/cni/bin")
+    );
+}
+
+#[test]
+fn an_unknown_kubernetes_minor_is_an_error_naming_the_version() {
+    for v in ["v1.27.4", "v1.40.0", "v2.0.0"] {
+        let e = plan(&spec(v)).unwrap_err().to_string();
+        assert!(e.starts_with("/s/node.toml: kubernetes.version"), "{e}");
+        assert!(e.contains(v) && e.contains("1.28, 1.29, 1.30, 1.31"), "{e}");
+    }
+}
+
+#[test]
+fn the_base_image_is_checked_against_the_distros_checksum_file_on_its_host() {
+    let p = plan(&spec("v1.30.2")).unwrap();
+    let base = by_name(&p, "base-image");
+    assert_eq!(
+        base.pinned_sha256.as_deref(),
+        Some("ab".repeat(32).as_str())
+    );
+    assert_eq!(
+        url_of(base).1,
+        &Checksum::File {
+            url: "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/SHA512SUMS".into(),
+            algorithm: ChecksumAlgorithm::Sha512,
+            file_name: "debian-12-genericcloud-amd64-20240717-1811.qcow2".into(),
+        }
+    );
+    let ubuntu = distros::find("ubuntu-24.04").unwrap();
+    assert_eq!(
+        base_checksum(
+            ubuntu,
+            "https://cloud-images.ubuntu.com/noble/20240701/noble-server-cloudimg-amd64.img"
+        ),
+        Checksum::File {
+            url: "https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS".into(),
+            algorithm: ChecksumAlgorithm::Sha256,
+            file_name: "noble-server-cloudimg-amd64.img".into(),
+        }
+    );
+    // Elsewhere only the spec's pin applies.
+    let other = spec_text("v1.30.2", "url = \"https://example.org/img/base.qcow2\"");
+    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &other).unwrap()).unwrap();
+    assert_eq!(url_of(by_name(&p, "base-image")).1, &Checksum::Unpublished);
+    let local = spec_text("v1.30.2", "path = \"base.qcow2\"");
+    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &local).unwrap()).unwrap();
+    assert_eq!(
+        by_name(&p, "base-image").source,
+        Source::Local("/s/base.qcow2".into())
+    );
+}
+
+#[test]
+fn a_mirror_keeps_host_and_path_and_serves_the_registry() {
+    let m = Mirror::new("http://127.0.0.1:8080/").unwrap();
+    assert_eq!(
+        m.url("https://dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubeadm"),
+        "http://127.0.0.1:8080/dl.k8s.io/release/v1.30.2/bin/linux/amd64/kubeadm"
+    );
+    assert_eq!(m.registry(), "http://127.0.0.1:8080");
+    let m = Mirror::new("https://mirror.example/nodeimg").unwrap();
+    assert_eq!(
+        fetch_url(Some(&m), "https://github.com/a/b"),
+        "https://mirror.example/nodeimg/github.com/a/b"
+    );
+    let img = ImageRef {
+        registry: "registry.k8s.io".into(),
+        repository: "pause".into(),
+        tag: "3.9".into(),
+    };
+    assert_eq!(registry_base(Some(&m), &img), "https://mirror.example");
+    assert_eq!(registry_base(None, &img), "https://registry.k8s.io");
+    assert_eq!(fetch_url(None, "https://x/y"), "https://x/y");
+    assert!(Mirror::new("mirror.example").is_err());
+}
