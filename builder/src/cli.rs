@@ -20,6 +20,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build a node image from a spec and its lock, offline: provision, validate, seal, boot
+    /// test (with an offline `kubeadm init`), export to every format.
+    Build(BuildArgs),
     /// Export a golden raw disk to raw, qcow2, VHD, OVA, GCE and AWS artifacts in one pass.
     Export(ExportArgs),
     /// Re-read every artifact of an export and check it against its manifest.
@@ -87,6 +90,45 @@ pub struct BootArgs {
     /// The guest's hostname.
     #[arg(long, default_value = "nodeimg-boot")]
     pub hostname: String,
+}
+
+/// `nodeimg build`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads SPEC, its lock (SPEC with the extension .lock, written by `nodeimg fetch`) and the \
+                  cache; never the network. Writes OUT/NAME/: golden.raw, the exported artifacts, \
+                  validation.junit.xml, build.log, serial.log, boot-test-serial.log, SHA256SUMS and \
+                  manifest.json (last). A failed build leaves OUT/.NAME.partial/ (no manifest) for \
+                  inspection.\n\nEnvironment: NODEIMG_CACHE (the cache), SOURCE_DATE_EPOCH (timestamps \
+                  in the exports), NODEIMG_QEMU."
+)]
+pub struct BuildArgs {
+    /// The build spec (TOML).
+    pub spec: PathBuf,
+    /// Where the output directory OUT/NAME is created.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The artifact cache [default: $NODEIMG_CACHE, else ~/.cache/nodeimg].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
+    #[arg(long, default_value = "auto")]
+    pub accel: qemu::accel::AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Run every check even after one failed (the build still fails).
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Skip the offline `kubeadm init` in the boot test.
+    #[arg(long)]
+    pub no_kubeadm_test: bool,
+    /// Print JSON event lines on stdout instead of drawing progress.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `nodeimg export`.
@@ -175,6 +217,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
     let result = match cli.command {
+        Command::Build(args) => crate::build::command::build(&args),
         Command::Export(args) => commands::export(&args),
         Command::Verify(args) => commands::verify(&args),
         Command::Inspect(args) => commands::inspect(&args),

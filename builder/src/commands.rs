@@ -144,7 +144,7 @@ fn default_name(disk: &Path) -> Result<String> {
 }
 
 /// `SOURCE_DATE_EPOCH` from the environment, or the fixed default.
-fn source_date_epoch() -> Result<u64> {
+pub(crate) fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(v) => v.trim().parse::<u64>().with_context(|| {
             format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970-01-01")

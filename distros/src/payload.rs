@@ -20,8 +20,12 @@ pub const PAYLOAD_SUMS: &str = "SHA256SUMS";
 /// How one payload file is installed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Install {
-    /// A distro package (`.deb`), installed together with the others.
-    Package,
+    /// A distro package (`.deb`), installed together with the others; `hold` keeps the
+    /// package manager from upgrading it (`apt-mark hold`).
+    Package {
+        /// Hold it at this version.
+        hold: bool,
+    },
     /// An executable or plain file copied to `dest` with `mode`.
     Copy {
         /// Absolute guest path.
@@ -103,7 +107,7 @@ pub fn payload_install_steps(distro: &Distro, items: &[PayloadItem]) -> Result<V
     for item in items {
         check_relative(&item.file)?;
         match &item.install {
-            Install::Package => {}
+            Install::Package { .. } => {}
             Install::Copy { dest, mode } => {
                 check_dest(dest)?;
                 if *mode > 0o7777 {
@@ -115,10 +119,12 @@ pub fn payload_install_steps(distro: &Distro, items: &[PayloadItem]) -> Result<V
         }
     }
     let mut steps = vec![mount(), verify()];
-    let packages: Vec<&str> = items
+    let packages: Vec<(&str, bool)> = items
         .iter()
-        .filter(|i| i.install == Install::Package)
-        .map(|i| i.file.as_str())
+        .filter_map(|i| match i.install {
+            Install::Package { hold } => Some((i.file.as_str(), hold)),
+            _ => None,
+        })
         .collect();
     if !packages.is_empty() {
         match distro.package_manager {
@@ -191,14 +197,17 @@ fn verify() -> Step {
     Step::new("payload-verify", secs(300), &body)
 }
 
-fn install_debs(debs: &[&str]) -> Step {
-    let files: Vec<String> = debs.iter().map(|d| at(d)).collect();
-    let body = format!(
+fn install_debs(debs: &[(&str, bool)]) -> Step {
+    let files: Vec<String> = debs.iter().map(|(d, _)| at(d)).collect();
+    let mut body = format!(
         "export DEBIAN_FRONTEND=noninteractive\n\
          dpkg -i --force-confold {}\n\
          dpkg --audit\n",
         files.join(" ")
     );
+    for (deb, _) in debs.iter().filter(|(_, hold)| *hold) {
+        let _ = writeln!(body, "apt-mark hold \"$(dpkg-deb -f {} Package)\"", at(deb));
+    }
     Step::new("install-packages", secs(600), &body)
 }
 
@@ -245,7 +254,7 @@ mod tests {
         vec![
             PayloadItem {
                 file: "deb/containerd_1.6.20~ds1-1+b1_amd64.deb".into(),
-                install: Install::Package,
+                install: Install::Package { hold: true },
             },
             PayloadItem {
                 file: "bin/kubeadm".into(),
@@ -295,6 +304,9 @@ mod tests {
                 "install -D -m 0755 '/run/nodeimg-payload/bin/kubeadm' '/usr/bin/kubeadm'"
             )
         );
+        assert!(steps[2].script.contains(
+            "apt-mark hold \"$(dpkg-deb -f '/run/nodeimg-payload/deb/containerd_1.6.20~ds1-1+b1_amd64.deb' Package)\""
+        ));
         assert!(steps[3].script.contains("-C '/opt/cni/bin'"));
         assert!(
             steps[5]
@@ -307,9 +319,9 @@ mod tests {
     fn bad_paths_and_references_are_refused_by_name() {
         let d = crate::find("debian-12").unwrap();
         for (file, install) in [
-            ("../etc/shadow", Install::Package),
-            ("/abs", Install::Package),
-            ("a b", Install::Package),
+            ("../etc/shadow", Install::Package { hold: false }),
+            ("/abs", Install::Package { hold: false }),
+            ("a b", Install::Package { hold: false }),
             (
                 "ok",
                 Install::Copy {

@@ -1,3 +1,330 @@
-//! `nodeimg build` (issue 4, in progress): the pipeline's phases, one module each.
+//! `nodeimg build SPEC`: the pipeline, one module per phase.
+//!
+//! inputs (spec, lock, cache) → working disk (`golden.raw`, grown) → payload disk → build VM
+//! (network cut off, payload read-only) → provision → validate → seal → QMP power-off → boot
+//! test of the sealed disk (first boot, serial scan, offline `kubeadm init`) → export to every
+//! format → `manifest.json` last.
+//!
+//! Everything is written into `OUT/.NAME.partial/` and renamed to `OUT/NAME/` only when the
+//! build succeeded. A failed build keeps the partial directory (no manifest in it) with its VM
+//! directories and serial logs for inspection; Ctrl-C kills QEMU and removes it.
 
+pub mod boot_test;
+pub mod command;
+pub mod guest;
+pub mod inputs;
+pub mod kubeadm_test;
+pub mod output;
+pub mod payload;
+pub mod provision;
+pub mod report;
+pub mod seal;
+pub mod validate;
 pub mod workdisk;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use qemu::accel::{self, Accel, AccelChoice};
+use qemu::cmdline::{DiskFormat, ExtraDisk};
+use qemu::host::{self, Host};
+use qemu::vm::{Vm, VmConfig};
+
+use crate::cache::Cache;
+use report::Reporter;
+use validate::CheckResult;
+
+/// How long a guest may take from QEMU's start to cloud-init done.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long SSH may take to accept the build key once the guest is ready.
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// The build user (removed by the seal).
+pub const BUILD_USER: &str = "nodeimg";
+/// The build guest's hostname.
+pub const BUILD_HOSTNAME: &str = "nodeimg-build";
+
+/// What `nodeimg build` was asked.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The spec file.
+    pub spec: PathBuf,
+    /// Parent of the output directory `OUT/NAME`.
+    pub out: PathBuf,
+    /// The cache.
+    pub cache: PathBuf,
+    /// Accelerator choice.
+    pub accel: AccelChoice,
+    /// Guest memory (MiB).
+    pub memory_mib: u32,
+    /// Guest vCPUs.
+    pub cpus: u32,
+    /// Go on after failed checks (the build still fails at the end).
+    pub keep_going: bool,
+    /// Skip the offline `kubeadm init` of the boot test.
+    pub no_kubeadm_test: bool,
+    /// SOURCE_DATE_EPOCH for the exports.
+    pub source_date_epoch: u64,
+}
+
+/// The host side every VM of the build shares.
+#[derive(Debug, Clone)]
+pub struct Machine {
+    /// QEMU and firmware.
+    pub host: Host,
+    /// qemu-img.
+    pub qemu_img: PathBuf,
+    /// The accelerator the probe chose.
+    pub accel: Accel,
+    /// vCPUs.
+    pub cpus: u32,
+    /// Memory.
+    pub memory_mib: u32,
+    /// Build user.
+    pub user: String,
+}
+
+/// What a successful build made.
+#[derive(Debug)]
+pub struct Built {
+    /// `OUT/NAME`.
+    pub dir: PathBuf,
+    /// Every check.
+    pub results: Vec<CheckResult>,
+}
+
+/// The build VM's identity, read before the seal: the sealed disk's first boot must differ.
+#[derive(Debug, Clone, Default)]
+pub struct BuildIdentity {
+    /// `/etc/machine-id`.
+    pub machine_id: Option<String>,
+    /// `SHA256:…` fingerprints of `/etc/ssh/ssh_host_*_key.pub`.
+    pub host_key_fingerprints: Vec<String>,
+}
+
+impl BuildIdentity {
+    fn read(ssh: &qemu::ssh::Ssh) -> Result<Self> {
+        let o = ssh.output(
+            "cat /etc/machine-id; for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf \"$k\"; done",
+            Some(Duration::from_secs(30)),
+        )?;
+        let text = String::from_utf8_lossy(&o.stdout);
+        let mut lines = text.lines();
+        let machine_id = lines
+            .next()
+            .map(str::trim)
+            .filter(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+            .map(str::to_owned);
+        let host_key_fingerprints = lines
+            .filter_map(|l| l.split_whitespace().nth(1))
+            .filter(|f| f.starts_with("SHA256:"))
+            .map(str::to_owned)
+            .collect();
+        Ok(BuildIdentity {
+            machine_id,
+            host_key_fingerprints,
+        })
+    }
+}
+
+/// Where a build writes while it runs: `OUT/.NAME.partial`.
+pub fn staging_dir(out: &Path, name: &str) -> PathBuf {
+    out.join(format!(".{name}.partial"))
+}
+
+/// Runs the whole build.
+pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
+    let cache = Cache::new(&opts.cache);
+    let inputs = reporter.phase("inputs", || inputs::load(&opts.spec, &cache))?;
+    let spec = &inputs.spec;
+    for a in inputs.lock.artifacts.iter().filter(|a| a.note.is_some()) {
+        reporter.info(&format!(
+            "note: {}: {}",
+            a.name,
+            a.note.as_deref().unwrap_or("")
+        ));
+    }
+    let final_dir = opts.out.join(&spec.image.name);
+    let staging = staging_dir(&opts.out, &spec.image.name);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing the stale {}", staging.display()))?;
+    }
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let cleanup = staging.clone();
+    crate::interrupt::on_interrupt(move || match std::fs::remove_dir_all(&cleanup) {
+        Ok(()) => format!("removed {}", cleanup.display()),
+        Err(e) => format!("could not remove {}: {e}", cleanup.display()),
+    });
+    reporter.open_log(&staging.join(output::BUILD_LOG))?;
+    reporter.log(&format!(
+        "nodeimg {} build {} (spec sha256 {}, lock sha256 {})",
+        env!("CARGO_PKG_VERSION"),
+        opts.spec.display(),
+        spec.sha256,
+        inputs.lock.sha256
+    ));
+
+    let result = build_in(opts, &inputs, &staging, reporter);
+    if result.is_err() {
+        crate::interrupt::yield_to_handler();
+    }
+    let _ = reporter.close_log();
+    let results = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Err(e.context(format!(
+                "the build failed; its partial output (no manifest) is kept for inspection in {}",
+                staging.display()
+            )));
+        }
+    };
+    reporter.phase("publish", || output::publish(&staging, &final_dir))?;
+    Ok(Built {
+        dir: final_dir,
+        results,
+    })
+}
+
+fn build_in(
+    opts: &BuildOptions,
+    inputs: &inputs::Inputs,
+    staging: &Path,
+    reporter: &Reporter,
+) -> Result<Vec<CheckResult>> {
+    let spec = &inputs.spec;
+    let work = staging.join("work");
+    std::fs::create_dir_all(&work)?;
+    let machine = reporter.phase("host", || -> Result<Machine> {
+        let host = Host::discover()?;
+        let qemu_img = host::find_qemu_img()?;
+        let verdict = accel::resolve(opts.accel, &host.qemu);
+        reporter.info(&format!(
+            "accelerator: {} ({})",
+            verdict.accel, verdict.reason
+        ));
+        Ok(Machine {
+            host,
+            qemu_img,
+            accel: verdict.accel,
+            cpus: opts.cpus,
+            memory_mib: opts.memory_mib,
+            user: BUILD_USER.into(),
+        })
+    })?;
+    let golden = staging.join(output::GOLDEN);
+    reporter.phase("disk", || {
+        workdisk::prepare(
+            &machine.qemu_img,
+            &inputs.base,
+            spec.base.format,
+            &inputs.lock.base().sha256,
+            &golden,
+            spec.image.disk_gib << 30,
+        )
+    })?;
+    let payload_img = work.join("payload.img");
+    reporter.phase("payload", || {
+        payload::make_payload_disk(inputs, &work, &payload_img)
+    })?;
+
+    let vm_dir = work.join("build-vm");
+    let config = VmConfig {
+        dir: vm_dir.clone(),
+        qemu: machine.host.qemu.clone(),
+        firmware: machine.host.firmware.clone(),
+        accel: machine.accel,
+        cpus: machine.cpus,
+        memory_mib: machine.memory_mib,
+        root_disk: golden.clone(),
+        root_format: DiskFormat::Raw,
+        extra_disks: vec![ExtraDisk {
+            name: "payload".into(),
+            path: payload_img.clone(),
+            format: DiskFormat::Raw,
+        }],
+        instance_id: format!("iid-nodeimg-build-{}", &spec.sha256[..16]),
+        hostname: BUILD_HOSTNAME.into(),
+        user: machine.user.clone(),
+    };
+    let mut vm = reporter.phase("boot", || -> Result<Vm> {
+        let mut vm = Vm::start(&config)?;
+        vm.wait_ready(READY_TIMEOUT)?;
+        Ok(vm)
+    })?;
+    let ssh = vm.ssh(SSH_TIMEOUT)?;
+    reporter.phase("provision", || {
+        provision::provision(&vm, &ssh, inputs, reporter)
+    })?;
+    let mut results = reporter.phase("validate", || -> Result<Vec<CheckResult>> {
+        let checks = output::validation_checks(inputs)?;
+        let results = validate::run_checks(&ssh, "validate", &checks, reporter)?;
+        reporter.info(&format!("validation: {}", validate::summary(&results)));
+        Ok(results)
+    })?;
+    let identity = BuildIdentity::read(&ssh)?;
+    let failed_validation = results.iter().any(|r| !r.passed());
+    if failed_validation && !opts.keep_going {
+        output::write_junit(staging, &spec.image.name, &results)?;
+        bail!(vm.failure(format!(
+            "validation failed ({}); see {}",
+            validate::summary(&results),
+            staging.join(output::JUNIT).display()
+        )));
+    }
+    reporter.phase("seal", || {
+        seal::seal(&mut vm, ssh, inputs.distro, &machine.user, reporter)
+    })?;
+    reporter.phase("shutdown", || seal::shut_down(&mut vm))?;
+    std::fs::copy(&vm.paths().serial_log, staging.join(output::SERIAL_LOG))?;
+    let build_serial = std::fs::read(staging.join(output::SERIAL_LOG))?;
+    drop(vm);
+    std::fs::remove_file(&payload_img)?;
+
+    let kubeadm = if opts.no_kubeadm_test {
+        reporter.info("the kubeadm test is skipped (--no-kubeadm-test)");
+        None
+    } else {
+        let test = boot_test::kubeadm_test(inputs);
+        if test.is_none() {
+            reporter.info(
+                "the kubeadm test is skipped: the payload lacks kubeadm or the control-plane images",
+            );
+        }
+        test
+    };
+    let first_boot = output::first_boot_checks(inputs, &identity, &machine.user)?;
+    let outcome = reporter.phase("boot test", || {
+        boot_test::run(
+            &machine,
+            &golden,
+            &work.join("boot-test-vm"),
+            &first_boot,
+            kubeadm.as_ref(),
+            reporter,
+        )
+    })?;
+    std::fs::write(staging.join(output::BOOT_TEST_SERIAL_LOG), &outcome.serial)?;
+    results.extend(outcome.results);
+    results.push(output::console_result(
+        "build-vm-serial-console",
+        &String::from_utf8_lossy(&build_serial),
+    ));
+    results.push(output::console_result(
+        "boot-test-serial-console",
+        &outcome.serial,
+    ));
+    output::write_junit(staging, &spec.image.name, &results)?;
+    if results.iter().any(|r| !r.passed()) {
+        bail!(
+            "checks failed ({}); see {}",
+            validate::summary(&results),
+            staging.join(output::JUNIT).display()
+        );
+    }
+    std::fs::remove_dir_all(&work)?;
+    let manifest = reporter.phase("export", || output::export(opts, inputs, staging, reporter))?;
+    reporter.close_log()?;
+    output::write_manifest(manifest, inputs, staging, reporter, outcome.kubeadm_ran)?;
+    Ok(results)
+}

@@ -5,6 +5,8 @@
 #[cfg(feature = "vm-tests")]
 mod vm_boot;
 #[cfg(feature = "vm-tests")]
+mod vm_build;
+#[cfg(feature = "vm-tests")]
 mod vm_cli;
 #[cfg(feature = "vm-tests")]
 mod vm_common;

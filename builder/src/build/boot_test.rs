@@ -1,0 +1,107 @@
+//! The boot test: the sealed golden disk booted through a copy-on-write overlay (the golden
+//! disk is never written) with a fresh seed, first-boot checks, the serial console scanned, and
+//! — when the payload allows — an offline `kubeadm init` with a pod running.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use qemu::cmdline::DiskFormat;
+use qemu::vm::{Vm, VmConfig};
+
+use super::kubeadm_test::{self, KubeadmTest};
+use super::report::Reporter;
+use super::validate::{self, CheckResult, NamedCheck};
+use super::{Machine, READY_TIMEOUT, SSH_TIMEOUT};
+
+/// The boot test guest's hostname (its node name in the kubeadm test).
+pub const HOSTNAME: &str = "nodeimg-boot-test";
+/// How long the boot test guest may take to power off.
+const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the boot test found.
+#[derive(Debug)]
+pub struct BootTestOutcome {
+    /// Every check, first-boot ones then the kubeadm steps.
+    pub results: Vec<CheckResult>,
+    /// Whether the kubeadm test ran.
+    pub kubeadm_ran: bool,
+    /// The guest's serial console.
+    pub serial: String,
+}
+
+/// Boots `golden` (raw) in `vm_dir` and runs `first_boot` checks, then the kubeadm test when
+/// given. The kubeadm steps stop at the first failure (each needs the one before).
+pub fn run(
+    machine: &Machine,
+    golden: &Path,
+    vm_dir: &Path,
+    first_boot: &[NamedCheck],
+    kubeadm: Option<&KubeadmTest>,
+    reporter: &Reporter,
+) -> Result<BootTestOutcome> {
+    std::fs::create_dir_all(vm_dir)?;
+    let overlay = vm_dir.join("overlay.qcow2");
+    qemu::overlay::create_overlay(&machine.qemu_img, golden, DiskFormat::Raw, &overlay)?;
+    let config = VmConfig {
+        dir: vm_dir.to_path_buf(),
+        qemu: machine.host.qemu.clone(),
+        firmware: machine.host.firmware.clone(),
+        accel: machine.accel,
+        cpus: machine.cpus,
+        memory_mib: machine.memory_mib,
+        root_disk: overlay,
+        root_format: DiskFormat::Qcow2,
+        extra_disks: Vec::new(),
+        instance_id: "iid-nodeimg-boot-test".into(),
+        hostname: HOSTNAME.into(),
+        user: machine.user.clone(),
+    };
+    let mut vm = Vm::start(&config)?;
+    let took = vm.wait_ready(READY_TIMEOUT)?;
+    reporter.info(&format!(
+        "sealed image booted to ready in {:.1}s",
+        took.as_secs_f64()
+    ));
+    let ssh = vm.ssh(SSH_TIMEOUT)?;
+    let mut results = validate::run_checks(&ssh, "boot test", first_boot, reporter)?;
+    let mut kubeadm_ran = false;
+    if let Some(test) = kubeadm {
+        kubeadm_ran = true;
+        for command in test.commands() {
+            let check = NamedCheck {
+                class: "kubeadm".into(),
+                command,
+            };
+            let r = validate::run_checks(&ssh, "kubeadm test", &[check], reporter)?;
+            let failed = r.iter().any(|r| !r.passed());
+            results.extend(r);
+            if failed {
+                break;
+            }
+        }
+    }
+    ssh.close();
+    let _ = vm.stop(POWERDOWN_TIMEOUT)?;
+    let serial =
+        String::from_utf8_lossy(&std::fs::read(&vm.paths().serial_log).unwrap_or_default())
+            .into_owned();
+    Ok(BootTestOutcome {
+        results,
+        kubeadm_ran,
+        serial,
+    })
+}
+
+/// The kubeadm test for these images, if the payload can run it.
+pub fn kubeadm_test(inputs: &super::inputs::Inputs) -> Option<KubeadmTest> {
+    if !inputs.can_run_kubeadm() {
+        return None;
+    }
+    let images = inputs.image_refs();
+    Some(KubeadmTest {
+        kubernetes_version: inputs.spec.kubernetes_version.clone(),
+        image_repository: kubeadm_test::image_repository(&images)?,
+        pod_image: inputs.pause_image()?.to_owned(),
+    })
+}

@@ -1,0 +1,110 @@
+//! The payload disk: every locked artifact (but the base image) on a small ext4 filesystem
+//! labelled `nodeimg-payload`, with a `SHA256SUMS` the guest checks, attached read-only.
+//! Built with `mkfs.ext4 -d` from a directory of hard links into the cache (copies when the
+//! cache is on another filesystem), so nothing is mounted on the host.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, PayloadItem};
+
+use super::inputs::{Input, Inputs};
+use crate::lock::Kind;
+
+/// The file name of `input` on the payload disk.
+pub fn payload_file(input: &Input) -> String {
+    let a = &input.artifact;
+    match a.kind {
+        Kind::Deb => format!("deb/{}.deb", a.name),
+        Kind::Binary => format!("bin/{}", a.name),
+        Kind::File => format!("file/{}", a.name),
+        Kind::Archive => format!("archive/{}.tar.gz", a.name),
+        Kind::Image => format!("image/{}.tar", a.name),
+        Kind::BaseImage => format!("base/{}", a.name),
+    }
+}
+
+/// What the guest does with each payload file.
+pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
+    let mut items = Vec::new();
+    for input in &inputs.payload {
+        let a = &input.artifact;
+        let install = match a.kind {
+            Kind::Deb => Install::Package {
+                hold: a.component.is_some(),
+            },
+            Kind::Binary | Kind::File => Install::Copy {
+                dest: a.dest.clone().unwrap_or_default(),
+                mode: a.mode_bits().unwrap_or(0o644),
+            },
+            Kind::Archive => Install::Extract {
+                dest: a.dest.clone().unwrap_or_default(),
+            },
+            Kind::Image => Install::Image {
+                reference: a.image.clone().unwrap_or_default(),
+            },
+            Kind::BaseImage => continue,
+        };
+        items.push(PayloadItem {
+            file: payload_file(input),
+            install,
+        });
+    }
+    items
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch.
+/// Returns its size in bytes.
+pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
+    let root = work.join("payload-root");
+    if root.exists() {
+        std::fs::remove_dir_all(&root)?;
+    }
+    std::fs::create_dir_all(&root)?;
+    let mut sums = String::new();
+    let mut total = 0u64;
+    for input in &inputs.payload {
+        let file = payload_file(input);
+        link_or_copy(&input.path, &root.join(&file))?;
+        let _ = writeln!(sums, "{}  {file}", input.artifact.sha256);
+        total += input.artifact.size;
+    }
+    std::fs::write(root.join(PAYLOAD_SUMS), &sums)?;
+    // Room for ext4's metadata: 10 % plus 32 MiB, in whole MiB.
+    let size = ((total + total / 10 + (32 << 20)) >> 20) << 20;
+    let tmp: PathBuf = out.with_extension("partial");
+    let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.set_len(size)?;
+    drop(f);
+    let o = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", PAYLOAD_LABEL, "-O", "^has_journal"])
+        .args(["-E", "root_owner=0:0", "-d"])
+        .arg(&root)
+        .arg(&tmp)
+        .output()
+        .context("running mkfs.ext4 (install e2fsprogs)")?;
+    if !o.status.success() {
+        let _ = std::fs::remove_file(&tmp);
+        bail!(
+            "mkfs.ext4 -d {} failed: {}",
+            root.display(),
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
+    }
+    std::fs::rename(&tmp, out)?;
+    std::fs::remove_dir_all(&root)?;
+    Ok(size)
+}

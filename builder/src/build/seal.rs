@@ -1,0 +1,76 @@
+//! Sealing the build guest: the distro's seal steps over SSH; the last one detaches part B
+//! (which removes the build user and its key, so SSH ends), the host waits for part B's marker
+//! on the serial console, then powers the guest off through QMP.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use qemu::ssh::Ssh;
+use qemu::vm::{StopHow, Vm};
+
+use super::guest::{self, GuestCommand};
+use super::report::Reporter;
+
+/// How long part B may take to report on the serial console.
+const PART_B_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long the sealed guest may take to power off.
+const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Runs the seal and waits for part B; `ssh` is consumed (the build user goes away).
+pub fn seal(
+    vm: &mut Vm,
+    ssh: Ssh,
+    distro: &distros::Distro,
+    user: &str,
+    reporter: &Reporter,
+) -> Result<()> {
+    let distro_steps = distros::seal_steps(distro, user)?;
+    let commands: Vec<GuestCommand> = distro_steps.iter().map(GuestCommand::from).collect();
+    let (detach, before) = commands
+        .split_last()
+        .ok_or_else(|| anyhow::anyhow!("the distro has no seal steps"))?;
+    guest::run_steps(vm, &ssh, "seal", before, reporter)?;
+    // Part B may cut the session before the command reports; only the serial marker counts.
+    reporter.step_started("seal", &detach.name);
+    let ran = guest::run(&ssh, detach, reporter);
+    ssh.close();
+    let t = Instant::now();
+    let serial = vm.paths().serial_log.clone();
+    loop {
+        let log = String::from_utf8_lossy(&std::fs::read(&serial).unwrap_or_default()).into_owned();
+        if log.contains(distros::SEAL_FAILED_MARKER) {
+            reporter.step_finished("seal", &detach.name, t.elapsed(), false);
+            bail!(vm.failure("the seal's part B reported SEAL-FAILED on the serial console"));
+        }
+        if log.contains(distros::SEAL_MARKER) {
+            break;
+        }
+        if t.elapsed() > PART_B_TIMEOUT || !vm.is_running() {
+            reporter.step_finished("seal", &detach.name, t.elapsed(), false);
+            let how = match &ran {
+                Ok(r) => r.outcome(),
+                Err(e) => e.to_string(),
+            };
+            bail!(vm.failure(format!(
+                "no {} on the serial console within {PART_B_TIMEOUT:?} (the detach step: {how})",
+                distros::SEAL_MARKER
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    reporter.step_finished("seal", &detach.name, t.elapsed(), true);
+    Ok(())
+}
+
+/// Powers the sealed guest off through QMP; anything but a clean power-off is an error (the
+/// disk might not be consistent).
+pub fn shut_down(vm: &mut Vm) -> Result<Duration> {
+    let stopped = vm.stop(POWERDOWN_TIMEOUT)?;
+    if stopped.how != StopHow::PoweredOff {
+        bail!(vm.failure(format!(
+            "the sealed guest did not power off by itself within {POWERDOWN_TIMEOUT:?} ({:?}); the golden disk is not trusted",
+            stopped.how
+        )));
+    }
+    Ok(stopped.took)
+}

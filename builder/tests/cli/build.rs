@@ -1,0 +1,203 @@
+//! `nodeimg build` refusing bad inputs before any VM starts: a broken spec, no lock, a lock
+//! made for other pins, a missing or corrupt cache entry. Each is one error naming the file or
+//! artifact and the command that fixes it, exit 1, and nothing written to the output.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::{listing, nodeimg, out_str};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    spec: PathBuf,
+    lock: PathBuf,
+    cache: PathBuf,
+    out: PathBuf,
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+fn put(cache: &Path, data: &[u8]) -> String {
+    let s = sha(data);
+    let dir = cache.join("cas/sha256");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(&s), data).unwrap();
+    s
+}
+
+/// A spec, a matching lock and a cache with every entry; the base image is a small raw file.
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let base = vec![0u8; 4096];
+    let base_sha = put(&cache, &base);
+    let spec = dir.path().join("node.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            r#"[image]
+name = "node"
+distro = "debian-12"
+firmware = "uefi"
+disk_gib = 2
+
+[base]
+url = "https://example.invalid/base.raw"
+sha256 = "{base_sha}"
+format = "raw"
+
+[kubernetes]
+version = "v1.20.2"
+
+[components]
+containerd = "1.6.20"
+runc = "1.1.5"
+crictl = "0.1.0-nodeimg-standin"
+cni_plugins = "1.1.1"
+pause = "3.2"
+
+[export]
+formats = ["qcow2"]
+"#
+        ),
+    )
+    .unwrap();
+    let mut lock = format!(
+        "version = 1\n\n[[artifact]]\nname = \"base\"\nkind = \"base-image\"\nsource = \"test\"\nsize = {}\nsha256 = \"{base_sha}\"\n",
+        base.len()
+    );
+    let bins = [
+        ("kubeadm", "v1.20.2"),
+        ("kubelet", "v1.20.2"),
+        ("kubectl", "v1.20.2"),
+        ("containerd", "1.6.20"),
+        ("runc", "1.1.5"),
+        ("crictl", "0.1.0-nodeimg-standin"),
+        ("cni_plugins", "1.1.1"),
+    ];
+    for (name, version) in bins {
+        let data = format!("{name} {version}\n");
+        let s = put(&cache, data.as_bytes());
+        lock.push_str(&format!(
+            "\n[[artifact]]\nname = \"{}\"\nkind = \"binary\"\ncomponent = \"{name}\"\nversion = \"{version}\"\nsource = \"test\"\nsize = {}\nsha256 = \"{s}\"\ndest = \"/usr/bin/{name}\"\nmode = \"0755\"\n",
+            name.replace('_', "-"),
+            data.len()
+        ));
+    }
+    let pause = b"pause image archive";
+    let s = put(&cache, pause);
+    lock.push_str(&format!(
+        "\n[[artifact]]\nname = \"pause\"\nkind = \"image\"\ncomponent = \"pause\"\nversion = \"3.2\"\nsource = \"test\"\nsize = {}\nsha256 = \"{s}\"\nimage = \"k8s.gcr.io/pause:3.2\"\n",
+        pause.len()
+    ));
+    let lock_path = dir.path().join("node.lock");
+    std::fs::write(&lock_path, lock).unwrap();
+    let out = dir.path().join("out");
+    Fixture {
+        spec,
+        lock: lock_path,
+        cache,
+        out,
+        _dir: dir,
+    }
+}
+
+fn build(f: &Fixture) -> (bool, String) {
+    let o = nodeimg()
+        .arg("build")
+        .arg(&f.spec)
+        .arg("--out")
+        .arg(&f.out)
+        .arg("--cache")
+        .arg(&f.cache)
+        .output()
+        .unwrap();
+    let (_, stderr) = out_str(&o);
+    assert!(o.status.code() == Some(1) || o.status.success(), "{o:?}");
+    (o.status.success(), stderr)
+}
+
+fn refused(f: &Fixture, wants: &[&str]) {
+    let (ok, stderr) = build(f);
+    assert!(!ok, "the build should be refused");
+    for w in wants {
+        assert!(stderr.contains(w), "missing {w:?} in: {stderr}");
+    }
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(listing(&f.out).is_empty(), "{:?}", listing(&f.out));
+}
+
+#[test]
+fn build_refuses_a_broken_spec_naming_line_and_column() {
+    let f = fixture();
+    let text = std::fs::read_to_string(&f.spec).unwrap();
+    std::fs::write(&f.spec, text.replace("disk_gib = 2", "disk_gib = \"2\"")).unwrap();
+    refused(&f, &["node.toml:5:12", "disk_gib"]);
+}
+
+#[test]
+fn build_refuses_a_spec_without_a_lock() {
+    let f = fixture();
+    std::fs::remove_file(&f.lock).unwrap();
+    refused(&f, &["node.lock", "no lock", "nodeimg fetch"]);
+}
+
+#[test]
+fn build_refuses_a_lock_made_for_other_pins() {
+    let f = fixture();
+    let text = std::fs::read_to_string(&f.spec).unwrap();
+    std::fs::write(
+        &f.spec,
+        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
+    )
+    .unwrap();
+    refused(
+        &f,
+        &[
+            "node.lock",
+            "containerd 1.6.20",
+            "pins 1.7.0",
+            "nodeimg fetch",
+        ],
+    );
+}
+
+#[test]
+fn build_refuses_a_missing_cache_entry() {
+    let f = fixture();
+    let lock = builder::lock::load(&f.lock).unwrap();
+    let kubelet = lock.component("kubelet").next().unwrap();
+    std::fs::remove_file(f.cache.join("cas/sha256").join(&kubelet.sha256)).unwrap();
+    refused(&f, &["kubelet", "not in the cache", "nodeimg fetch"]);
+}
+
+#[test]
+fn build_refuses_a_corrupt_cache_entry() {
+    let f = fixture();
+    let lock = builder::lock::load(&f.lock).unwrap();
+    let runc = lock.component("runc").next().unwrap();
+    let path = f.cache.join("cas/sha256").join(&runc.sha256);
+    let mut data = std::fs::read(&path).unwrap();
+    data[0] ^= 1;
+    std::fs::write(&path, data).unwrap();
+    refused(&f, &["runc", "has sha256", "nodeimg fetch"]);
+}
+
+#[test]
+fn build_refuses_a_corrupt_lock_naming_line_and_column() {
+    let f = fixture();
+    let text = std::fs::read_to_string(&f.lock).unwrap();
+    std::fs::write(
+        &f.lock,
+        text.replacen("kind = \"binary\"", "kind = \"tarball\"", 1),
+    )
+    .unwrap();
+    refused(&f, &["node.lock:12:", "tarball"]);
+}

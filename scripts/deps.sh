@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The Debian packages nodeimg's builds and tests need, installed when missing (as root).
+# Sourced by .ci/run and scripts/build-default.sh; `bash scripts/deps.sh` installs them all.
+set -euo pipefail
+
+install_missing() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    [ -n "${apt_updated:-}" ] || { apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# QEMU first: Debian's qemu-system-x86 replaces a newer backported qemu-utils when one is
+# installed, so qemu-utils is checked again after it.
+install_deps() {
+  install_missing qemu-system-x86 ovmf
+  # Real readers for the artifacts, and the tools the fixture cloud image is made with.
+  install_missing qemu-utils libxml2-utils fdisk e2fsprogs tar gzip coreutils dosfstools mtools \
+    openssh-client util-linux procps mmdebstrap grub-efi-amd64-bin
+  # The registry and image copier the fetch tests mirror images with.
+  install_missing docker-registry skopeo
+  # Linting rendered guest scripts; the real CNI bridge plugin the version check is tested with.
+  install_missing shellcheck containernetworking-plugins
+  # Kubernetes v1.20.2 from Debian's source package (fixtures/src/kubernetes.rs).
+  install_missing golang-go make gcc libc6-dev patch rsync dpkg-dev golang-github-modern-go-reflect2-dev
+}
+
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+  install_deps
+fi
