@@ -215,7 +215,12 @@ pub struct DoctorArgs {
 /// 1 failure (bad input, mismatch), 2 usage error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    // A build shows its own progress; library logs would interleave with it.
+    init_logging(if matches!(cli.command, Command::Build(_)) {
+        "warn"
+    } else {
+        "info"
+    });
     let result = match cli.command {
         Command::Build(args) => crate::build::command::build(&args),
         Command::Export(args) => commands::export(&args),
@@ -235,9 +240,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -201,7 +201,7 @@ fn install_debs(debs: &[(&str, bool)]) -> Step {
     let files: Vec<String> = debs.iter().map(|(d, _)| at(d)).collect();
     let mut body = format!(
         "export DEBIAN_FRONTEND=noninteractive\n\
-         dpkg -i --force-confold {}\n\
+         dpkg -i --force-confold --force-unsafe-io {}\n\
          dpkg --audit\n",
         files.join(" ")
     );

@@ -181,6 +181,10 @@ fn cni_version(distro: &Distro, pin: &str) -> Check {
          if [ -z \"$dir\" ]; then\n\
          \tfail \"no CNI bridge plugin in $upstream_dir or $distro_dir, expected CNI plugins $pin\"\n\
          fi\n\
+         # a link into the distro's directory is the distro's plugin\n\
+         case \"$(readlink -f \"$R$dir/bridge\" 2>/dev/null || true)\" in\n\
+         \"$R$distro_dir\"/*) dir=$distro_dir ;;\n\
+         esac\n\
          out=$(CNI_COMMAND='' \"$R$dir/bridge\" --version 2>&1) || true\n\
          found=$(printf '%s\\n' \"$out\" | sed -n 's/^CNI bridge plugin //p' | sed -n 1p)\n\
          case \"$found\" in\n\

@@ -177,6 +177,22 @@ fn cni_from_opt_cni_bin_or_the_distro_package() {
     );
     sb.set("dpkg/containernetworking-plugins", "1:1.1.1-1");
     pass(&sb, "version-cni-plugins");
+    // /opt/cni/bin linked to the distro's plugins (what provisioning does): the package decides
+    sb.mkdir("/opt/cni/bin");
+    std::os::unix::fs::symlink(
+        sb.root().join("usr/lib/cni/bridge"),
+        sb.root().join("opt/cni/bin/bridge"),
+    )
+    .unwrap();
+    pass(&sb, "version-cni-plugins");
+    sb.set("dpkg/containernetworking-plugins", "1.1.0+ds1-3");
+    fail(
+        &sb,
+        "version-cni-plugins",
+        &["dpkg-query says containernetworking-plugins 1.1.0+ds1-3, expected 1.1.1"],
+    );
+    sb.remove("/opt/cni");
+    sb.set("dpkg/containernetworking-plugins", "1:1.1.1-1");
     sb.set("dpkg/containernetworking-plugins", "1.1.10-1");
     fail(&sb, "version-cni-plugins", &["1.1.10-1, expected 1.1.1"]);
     sb.unset("dpkg/containernetworking-plugins");

@@ -30,6 +30,7 @@ const HOST_TOOLS: &[&str] = &[
     "wc",
     "rm",
     "mkdir",
+    "readlink",
     "ssh-keygen",
 ];
 
