@@ -21,6 +21,29 @@ pub const POD_SUBNET: &str = "10.244.0.0/16";
 /// The test pod's name.
 pub const POD_NAME: &str = "nodeimg-sanity";
 
+/// The bridge + host-local CNI config (containernetworking-plugins) that lets the node become
+/// Ready.
+const CNI_CONFIG: &str = r#"{
+  "cniVersion": "0.4.0",
+  "name": "nodeimg-test",
+  "plugins": [
+    {
+      "type": "bridge",
+      "bridge": "cni0",
+      "isGateway": true,
+      "ipMasq": true,
+      "hairpinMode": true,
+      "ipam": {
+        "type": "host-local",
+        "ranges": [[{"subnet": "10.244.0.0/24"}]],
+        "routes": [{"dst": "0.0.0.0/0"}]
+      }
+    },
+    {"type": "portmap", "capabilities": {"portMappings": true}}
+  ]
+}
+"#;
+
 /// What the test needs to know.
 #[derive(Debug, Clone)]
 pub struct KubeadmTest {
@@ -88,28 +111,7 @@ impl KubeadmTest {
     }
 
     fn cni_config() -> String {
-        format!(
-            r#"{{
-  "cniVersion": "0.4.0",
-  "name": "nodeimg-test",
-  "plugins": [
-    {{
-      "type": "bridge",
-      "bridge": "cni0",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {{
-        "type": "host-local",
-        "ranges": [[{{"subnet": "10.244.0.0/24"}}]],
-        "routes": [{{"dst": "0.0.0.0/0"}}]
-      }}
-    }},
-    {{"type": "portmap", "capabilities": {{"portMappings": true}}}}
-  ]
-}}
-"#
-        )
+        CNI_CONFIG.to_owned()
     }
 
     fn step(name: &str, secs: u64, body: &str) -> GuestCommand {

@@ -139,7 +139,7 @@ fn build_refuses_a_broken_spec_naming_line_and_column() {
     let f = fixture();
     let text = std::fs::read_to_string(&f.spec).unwrap();
     std::fs::write(&f.spec, text.replace("disk_gib = 2", "disk_gib = \"2\"")).unwrap();
-    refused(&f, &["node.toml:5:12", "disk_gib"]);
+    refused(&f, &["node.toml:5:12", "expected u64"]);
 }
 
 #[test]
