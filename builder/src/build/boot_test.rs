@@ -14,6 +14,8 @@ use super::report::Reporter;
 use super::validate::{self, CheckResult, NamedCheck};
 use super::{Machine, READY_TIMEOUT, SSH_TIMEOUT};
 
+/// The boot test's login user: another name than the build user, which must be gone.
+pub const BOOT_TEST_USER: &str = "nodeimg-boot";
 /// The boot test guest's hostname (its node name in the kubeadm test).
 pub const HOSTNAME: &str = "nodeimg-boot-test";
 /// How long the boot test guest may take to power off.
@@ -55,7 +57,7 @@ pub fn run(
         extra_disks: Vec::new(),
         instance_id: "iid-nodeimg-boot-test".into(),
         hostname: HOSTNAME.into(),
-        user: machine.user.clone(),
+        user: BOOT_TEST_USER.into(),
     };
     let mut vm = Vm::start(&config)?;
     let took = vm.wait_ready(READY_TIMEOUT)?;

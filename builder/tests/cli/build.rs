@@ -201,3 +201,84 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
     .unwrap();
     refused(&f, &["node.lock:12:", "tarball"]);
 }
+
+/// The end of a build without a VM: export the golden disk, add the build's files and record
+/// to the manifest, publish; then the real `nodeimg verify` checks it all, and catches a changed
+/// build file.
+#[test]
+fn build_output_is_exported_recorded_published_and_verified() {
+    use builder::build::{output, report};
+    let f = fixture();
+    let inputs = builder::build::inputs::load(&f.spec, &builder::cache::Cache::new(&f.cache))
+        .expect("inputs");
+    let staging = builder::build::staging_dir(&f.out, "node");
+    std::fs::create_dir_all(&staging).unwrap();
+    fixtures::gpt_disk::patterned_gpt_disk(&staging.join(output::GOLDEN), 64 << 20, 5).unwrap();
+    for name in [output::SERIAL_LOG, output::BOOT_TEST_SERIAL_LOG] {
+        std::fs::write(staging.join(name), format!("{name}\n")).unwrap();
+    }
+    output::write_junit(&staging, "node", &[]).unwrap();
+    let reporter = report::Reporter::new(report::Mode::Lines);
+    reporter.open_log(&staging.join(output::BUILD_LOG)).unwrap();
+    let opts = builder::build::BuildOptions {
+        spec: f.spec.clone(),
+        out: f.out.clone(),
+        cache: f.cache.clone(),
+        accel: qemu::accel::AccelChoice::Auto,
+        memory_mib: 2048,
+        cpus: 2,
+        keep_going: false,
+        no_kubeadm_test: false,
+        source_date_epoch: 0,
+    };
+    let manifest = reporter
+        .phase("export", || {
+            output::export(&opts, &inputs, &staging, &reporter)
+        })
+        .unwrap();
+    reporter.close_log().unwrap();
+    assert!(!staging.join("manifest.json").exists() || manifest.build.is_none());
+    output::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
+    let final_dir = f.out.join("node");
+    output::publish(&staging, &final_dir).unwrap();
+    assert!(!staging.exists());
+    assert_eq!(listing(&f.out), ["node"]);
+
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(final_dir.join("manifest.json")).unwrap())
+            .unwrap();
+    let files: Vec<&str> = m["build"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["file"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        files,
+        [
+            "golden.raw",
+            "validation.junit.xml",
+            "build.log",
+            "serial.log",
+            "boot-test-serial.log"
+        ]
+    );
+    let record = &m["build"]["record"];
+    assert_eq!(record["spec_sha256"], inputs.spec.sha256);
+    assert_eq!(record["lock_sha256"], inputs.lock.sha256);
+    assert_eq!(record["kubeadm_test"], "skipped");
+    assert!(record["phase_seconds"]["export"].is_number(), "{record}");
+    let sums = std::fs::read_to_string(final_dir.join("SHA256SUMS")).unwrap();
+    assert!(
+        sums.contains("  golden.raw\n") && sums.contains("  build.log\n"),
+        "{sums}"
+    );
+
+    let verify = || nodeimg().arg("verify").arg(&final_dir).output().unwrap();
+    let o = verify();
+    assert!(o.status.success(), "{}", out_str(&o).1);
+    std::fs::write(final_dir.join(output::BUILD_LOG), "edited\n").unwrap();
+    let o = verify();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(out_str(&o).1.contains("build.log"), "{}", out_str(&o).1);
+}

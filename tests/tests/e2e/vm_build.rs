@@ -57,6 +57,19 @@ fn extend_spec(spec: &Path, toml: &str) {
     std::fs::write(spec, text).unwrap();
 }
 
+/// Drops every image but pause from the fixture lock: builds that are meant to fail before the
+/// boot test need no control-plane images (their import is the slowest provisioning step).
+fn slim_lock(spec: &Path) {
+    let path = spec.with_extension("lock");
+    let lock = builder::lock::load(&path).expect("the fixture lock");
+    let kept: Vec<builder::lock::Artifact> = lock
+        .artifacts
+        .into_iter()
+        .filter(|a| a.kind != builder::lock::Kind::Image || a.component.as_deref() == Some("pause"))
+        .collect();
+    std::fs::write(&path, builder::lock::render(&kept)).unwrap();
+}
+
 fn no_manifest_anywhere(out: &Path) {
     let found = Command::new("find")
         .arg(out)
@@ -176,6 +189,7 @@ fn vm_build_a_failing_check_fails_the_build_and_leaves_no_manifest() {
     let Some(spec) = fixture_spec(test, dir.path()) else {
         return;
     };
+    slim_lock(&spec);
     extend_spec(
         &spec,
         "\n[[checks]]\nname = \"always-fails\"\nrun = \"echo found-nothing-here; exit 3\"\n",
@@ -207,6 +221,7 @@ fn vm_build_names_the_provisioning_step_that_failed_with_its_output() {
     let Some(spec) = fixture_spec(test, dir.path()) else {
         return;
     };
+    slim_lock(&spec);
     extend_spec(
         &spec,
         "\n[[commands]]\nname = \"breaks\"\nrun = \"echo half-done; exit 4\"\n",
@@ -236,6 +251,7 @@ fn vm_build_ctrl_c_during_provisioning_leaves_no_qemu_and_no_output() {
     let Some(spec) = fixture_spec(test, dir.path()) else {
         return;
     };
+    slim_lock(&spec);
     let out = dir.path().join("out");
     let mut child = build(&spec, &out, &[])
         .stdout(Stdio::null())
