@@ -18,6 +18,8 @@ pub const GUEST_IP: &str = "10.0.2.15";
 pub const GATEWAY: &str = "10.0.2.2";
 /// The pod network the bridge CNI config hands out.
 pub const POD_SUBNET: &str = "10.244.0.0/16";
+/// Lets the test pod run on the control-plane node without removing its taint.
+const POD_OVERRIDES: &str = r#"{"apiVersion":"v1","spec":{"tolerations":[{"operator":"Exists"}]}}"#;
 /// The test pod's name.
 pub const POD_NAME: &str = "nodeimg-sanity";
 
@@ -152,21 +154,35 @@ impl KubeadmTest {
              exit 1";
         let node_ready = "kubectl wait --for=condition=Ready node --all --timeout=420s\n\
              kubectl get nodes -o wide";
+        // The pod tolerates the control-plane taint rather than removing it, and its creation
+        // is retried until the default service account exists (the controller manager makes
+        // it; under TCG that takes minutes). Every kubectl call has a request timeout.
         let pod = format!(
-            "kubectl taint nodes --all node-role.kubernetes.io/master- >/dev/null 2>&1 || true\n\
-             kubectl taint nodes --all node-role.kubernetes.io/control-plane- >/dev/null 2>&1 || true\n\
-             for i in $(seq 1 120); do kubectl get serviceaccount default >/dev/null 2>&1 && break; sleep 1; done\n\
-             kubectl run {POD_NAME} --image={image} --image-pull-policy=Never --restart=Never\n\
-             kubectl wait --for=condition=Ready pod/{POD_NAME} --timeout=300s\n\
-             kubectl get pod {POD_NAME} -o wide",
+            "k() {{ kubectl --request-timeout=60s \"$@\"; }}\n\
+             start=$(date +%s)\n\
+             until k run {POD_NAME} --image={image} --image-pull-policy=Never --restart=Never --overrides={overrides}; do\n\
+             \tif [ $(($(date +%s) - start)) -ge 480 ]; then\n\
+             \t\techo 'the pod could not be created within 480s'\n\
+             \t\tk get serviceaccounts,pods -A -o wide || true\n\
+             \t\texit 1\n\
+             \tfi\n\
+             \tsleep 5\n\
+             done\n\
+             echo \"pod created after $(($(date +%s) - start))s\"\n\
+             if ! k wait --for=condition=Ready pod/{POD_NAME} --timeout=300s; then\n\
+             \tk describe pod {POD_NAME} | tail -n 25 || true\n\
+             \texit 1\n\
+             fi\n\
+             k get pod {POD_NAME} -o wide",
             image = quote(&self.pod_image),
+            overrides = quote(POD_OVERRIDES),
         );
         vec![
             Self::step("kubeadm-prepare", 60, &prepare),
             Self::step("kubeadm-init", 900, init),
             Self::step("api-healthz", 180, healthz),
             Self::step("node-ready", 480, node_ready),
-            Self::step("pod-runs", 420, &pod),
+            Self::step("pod-runs", 960, &pod),
         ]
     }
 }
@@ -222,6 +238,28 @@ mod tests {
             image_repository(&["registry.k8s.io/kube-apiserver:v1.30.2".into()]),
             Some("registry.k8s.io".into())
         );
+    }
+
+    /// Every step's script parses under the real sh (`sh -n`), and a broken one does not.
+    #[test]
+    fn every_step_parses_under_sh() {
+        let parse = |command: &str| {
+            std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!(
+                    "sudo() {{ shift 2; /bin/sh -n \"$@\"; }}\n{command}"
+                ))
+                .output()
+                .unwrap()
+        };
+        for c in test("v1.20.2").commands() {
+            let o = parse(&c.command);
+            assert!(o.status.success(), "{}: {o:?}", c.name);
+        }
+        let broken = KubeadmTest::step("broken", 1, "if true; then echo");
+        assert!(!parse(&broken.command).status.success());
+        let overrides: serde_json::Value = serde_json::from_str(POD_OVERRIDES).unwrap();
+        assert_eq!(overrides["spec"]["tolerations"][0]["operator"], "Exists");
     }
 
     /// The CNI config is JSON (kubelet ignores a broken one silently).
