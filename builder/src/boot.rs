@@ -48,7 +48,7 @@ pub fn boot(args: &BootArgs) -> Result<()> {
         .with_context(|| format!("creating a VM directory in {}", work_dir.display()))?
         .keep();
     let cleanup_dir = vm_dir.clone();
-    interrupt::on_interrupt(move || remove_vm_dir(&cleanup_dir));
+    interrupt::on_interrupt(move || interrupt::remove_dir(&cleanup_dir));
 
     let result = boot_in(args, image, &vm_dir);
     if result.is_err() {
@@ -56,7 +56,7 @@ pub fn boot(args: &BootArgs) -> Result<()> {
     }
     match &result {
         Ok(()) => {
-            remove_vm_dir(&vm_dir);
+            interrupt::remove_dir(&vm_dir);
         }
         Err(_) if vm_dir.join("serial.log").exists() => {
             eprintln!(
@@ -65,18 +65,10 @@ pub fn boot(args: &BootArgs) -> Result<()> {
             );
         }
         Err(_) => {
-            remove_vm_dir(&vm_dir);
+            interrupt::remove_dir(&vm_dir);
         }
     }
     result
-}
-
-fn remove_vm_dir(dir: &Path) -> String {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => format!("removed {}", dir.display()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => format!("could not remove {}: {e}", dir.display()),
-    }
 }
 
 fn boot_in(args: &BootArgs, image: &Path, vm_dir: &Path) -> Result<()> {

@@ -3,10 +3,8 @@
 //! the SHA-256 the lock pins and hashes them again before use.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
 
 use crate::lock::Artifact;
 
@@ -72,19 +70,23 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
 
 /// SHA-256 and length of a file, read in 1 MiB blocks.
 pub fn hash_file(path: &Path) -> Result<(String, u64), CacheError> {
-    let mut f = File::open(path).map_err(io_err(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
+    let f = File::open(path).map_err(io_err(path))?;
+    let len = f.metadata().map_err(io_err(path))?.len();
+    let sum = exporters::artifact::sha256_reader(std::io::BufReader::with_capacity(1 << 20, f))
+        .map_err(io_err(path))?;
+    Ok((hex::encode(sum), len))
+}
+
+/// Hard-links `from` to `to` (creating `to`'s directory), or copies it when a link cannot be
+/// made (another filesystem).
+pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+    if let Some(dir) = to.parent() {
+        std::fs::create_dir_all(dir)?;
     }
-    Ok((hex::encode(hasher.finalize()), len))
+    if std::fs::hard_link(from, to).is_err() {
+        std::fs::copy(from, to)?;
+    }
+    Ok(())
 }
 
 /// The cache at a directory.
@@ -175,9 +177,7 @@ impl Cache {
             return Ok((sha256, len, dest));
         }
         let tmp = dir.join(format!(".{sha256}.partial"));
-        if std::fs::hard_link(file, &tmp).is_err() {
-            std::fs::copy(file, &tmp).map_err(io_err(&tmp))?;
-        }
+        link_or_copy(file, &tmp).map_err(io_err(&tmp))?;
         File::open(&tmp)
             .and_then(|f| f.sync_all())
             .map_err(io_err(&tmp))?;

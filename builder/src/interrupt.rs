@@ -67,6 +67,16 @@ pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
 
+/// Removes `dir` and everything in it; returns the message for [`on_interrupt`] (empty when
+/// there was nothing to remove).
+pub fn remove_dir(dir: &std::path::Path) -> String {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => format!("removed {}", dir.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => format!("could not remove {}: {e}", dir.display()),
+    }
+}
+
 /// Removes the export temporaries from `dir`; returns the message for [`on_interrupt`].
 pub fn remove_partials(dir: &std::path::Path) -> String {
     let removed = std::fs::read_dir(dir)

@@ -9,7 +9,7 @@
 //! report.
 
 use std::fmt::Write as _;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -134,25 +134,7 @@ pub fn render(suite: &str, cases: &[CaseResult]) -> String {
 /// flushed and fsynced, renamed over `path`, then the directory fsynced. Readers see the old
 /// report or the new one, never a part. The file is mode 0644.
 pub fn write(path: &Path, suite: &str, cases: &[CaseResult]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".junit-")
-        .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(render(suite, cases).as_bytes())?;
-    tmp.flush()?;
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    }
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    crate::atomic::write_atomic(path, render(suite, cases).as_bytes())
 }
 
 #[cfg(test)]

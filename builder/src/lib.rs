@@ -1,6 +1,7 @@
 //! `nodeimg`: the command line and build pipeline of the offline Kubernetes node image builder.
 //! The binary is a thin wrapper over [`cli::main`].
 
+pub mod atomic;
 mod boot;
 pub mod build;
 pub mod cache;

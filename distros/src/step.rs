@@ -43,7 +43,7 @@ impl Step {
 
 /// `sudo -n /bin/sh -c '<script>' '<zeroth>'`: runs `script` as root from the build user's SSH
 /// session, with `zeroth` as `$0` (shared by steps and checks).
-pub(crate) fn sudo_sh(script: &str, zeroth: &str) -> String {
+pub fn sudo_sh(script: &str, zeroth: &str) -> String {
     format!("sudo -n /bin/sh -c {} {}", quote(script), quote(zeroth))
 }
 

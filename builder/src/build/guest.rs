@@ -5,7 +5,6 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use distros::shell::quote;
 use qemu::ssh::{Exit, Ssh};
 use qemu::vm::Vm;
 
@@ -41,11 +40,7 @@ impl GuestCommand {
         let body = format!("exec </dev/null\nset -e\n{script}\n");
         GuestCommand {
             name: format!("{prefix}{name}"),
-            command: format!(
-                "sudo -n /bin/sh -c {} {}",
-                quote(&body),
-                quote(&format!("nodeimg-{name}"))
-            ),
+            command: distros::sudo_sh(&body, &format!("nodeimg-{name}")),
             timeout,
         }
     }

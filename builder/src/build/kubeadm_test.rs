@@ -122,11 +122,7 @@ impl KubeadmTest {
         );
         GuestCommand {
             name: name.to_owned(),
-            command: format!(
-                "sudo -n /bin/sh -c {} {}",
-                quote(&script),
-                quote(&format!("nodeimg-{name}"))
-            ),
+            command: distros::sudo_sh(&script, &format!("nodeimg-{name}")),
             timeout: Duration::from_secs(secs),
         }
     }

@@ -152,10 +152,7 @@ pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let cleanup = staging.clone();
-    crate::interrupt::on_interrupt(move || match std::fs::remove_dir_all(&cleanup) {
-        Ok(()) => format!("removed {}", cleanup.display()),
-        Err(e) => format!("could not remove {}: {e}", cleanup.display()),
-    });
+    crate::interrupt::on_interrupt(move || crate::interrupt::remove_dir(&cleanup));
     reporter.open_log(&staging.join(output::BUILD_LOG))?;
     reporter.log(&format!(
         "nodeimg {} build {} (spec sha256 {}, lock sha256 {})",

@@ -95,11 +95,8 @@ fn sha256_of(path: &Path) -> Result<BuildFile> {
 }
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
-    let tmp = dir.join(format!(".{name}.partial"));
-    std::fs::write(&tmp, data).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::File::open(&tmp)?.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    Ok(())
+    let path = dir.join(name);
+    crate::atomic::write_atomic(&path, data).with_context(|| format!("writing {}", path.display()))
 }
 
 /// Exports `golden.raw` in `staging` to the spec's formats; returns the exporters' manifest.

@@ -55,17 +55,6 @@ pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
     items
 }
 
-fn link_or_copy(from: &Path, to: &Path) -> Result<()> {
-    if let Some(dir) = to.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    if std::fs::hard_link(from, to).is_err() {
-        std::fs::copy(from, to)
-            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
-    }
-    Ok(())
-}
-
 /// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch.
 /// Returns its size in bytes.
 pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
@@ -78,7 +67,9 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     let mut total = 0u64;
     for input in &inputs.payload {
         let file = payload_file(input);
-        link_or_copy(&input.path, &root.join(&file))?;
+        let to = root.join(&file);
+        crate::cache::link_or_copy(&input.path, &to)
+            .with_context(|| format!("copying {} to {}", input.path.display(), to.display()))?;
         let _ = writeln!(sums, "{}  {file}", input.artifact.sha256);
         total += input.artifact.size;
     }

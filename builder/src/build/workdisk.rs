@@ -9,14 +9,6 @@ use std::process::Command;
 use crate::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
 
-/// SHA-256 of a file, streamed.
-pub fn file_sha256(path: &Path) -> Result<String> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let sum = exporters::artifact::sha256_reader(std::io::BufReader::with_capacity(1 << 20, f))
-        .with_context(|| format!("reading {}", path.display()))?;
-    Ok(hex::encode(sum))
-}
-
 /// Checks `base` against `sha256`, converts it to sparse raw at `out` (written as a temporary
 /// file next to it and renamed), and grows it to `size_bytes`.
 pub fn prepare(
@@ -27,7 +19,7 @@ pub fn prepare(
     out: &Path,
     size_bytes: u64,
 ) -> Result<()> {
-    let actual = file_sha256(base)?;
+    let (actual, _) = crate::cache::hash_file(base)?;
     if actual != sha256 {
         bail!(
             "{}: sha256 is {actual}, the spec pins {sha256}; refusing a base image that is not the pinned one",
@@ -93,7 +85,7 @@ mod tests {
                 .arg(&raw)
                 .arg(&base),
         );
-        let sum = file_sha256(&base).unwrap();
+        let (sum, _) = crate::cache::hash_file(&base).unwrap();
         let out = dir.path().join("work.raw");
 
         let wrong = "0".repeat(64);

@@ -17,7 +17,6 @@ pub mod oci;
 pub mod plan;
 pub mod registry;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -248,27 +247,6 @@ fn reusable(old: Option<&Lock>, p: &Planned, cache: &Cache) -> Option<Artifact> 
     (same && cache.verified(a, "").is_ok()).then(|| a.clone())
 }
 
-/// Writes `text` to `path` through a temporary file in the same directory, fsynced, renamed.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nodeimg-lock.")
-        .tempfile_in(dir)
-        .with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", tmp.path().display()))?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("{}: fsync", dir.display()))?;
-    Ok(())
-}
-
 fn human(bytes: u64) -> String {
     const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
     let mut unit = 0;
@@ -344,7 +322,8 @@ pub fn run(args: &FetchArgs) -> Result<()> {
     checked
         .check_matches(&spec)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    write_atomic(&lock_path, &text)?;
+    crate::atomic::write_atomic(&lock_path, text.as_bytes())
+        .with_context(|| format!("writing {}", lock_path.display()))?;
 
     for a in &artifacts {
         println!(
