@@ -22,6 +22,9 @@ pub const POD_SUBNET: &str = "10.244.0.0/16";
 const POD_OVERRIDES: &str = r#"{"apiVersion":"v1","spec":{"tolerations":[{"operator":"Exists"}]}}"#;
 /// The test pod's name.
 pub const POD_NAME: &str = "nodeimg-sanity";
+/// How long `kubeadm init` waits for the static-pod control plane to answer. kubeadm's own
+/// default (4 minutes) is too short under TCG: a CI run saw the API server need more than that.
+const CONTROL_PLANE_TIMEOUT: &str = "12m0s";
 
 /// The bridge + host-local CNI config (containernetworking-plugins) that lets the node become
 /// Ready.
@@ -92,16 +95,30 @@ impl KubeadmTest {
         } else {
             format!("  kubeletExtraArgs:\n    node-ip: {GUEST_IP}\n")
         };
+        // v1beta4 moved the control-plane wait into InitConfiguration.timeouts.
+        let (init_timeout, cluster_timeout) = if minor >= 31 {
+            (
+                format!("timeouts:\n  controlPlaneComponentHealthCheck: {CONTROL_PLANE_TIMEOUT}\n"),
+                String::new(),
+            )
+        } else {
+            (
+                String::new(),
+                format!("apiServer:\n  timeoutForControlPlane: {CONTROL_PLANE_TIMEOUT}\n"),
+            )
+        };
         format!(
             "apiVersion: {api}\n\
              kind: InitConfiguration\n\
              localAPIEndpoint:\n  advertiseAddress: {GUEST_IP}\n  bindPort: 6443\n\
              nodeRegistration:\n  criSocket: {socket}\n{extra}\
+             {init_timeout}\
              ---\n\
              apiVersion: {api}\n\
              kind: ClusterConfiguration\n\
              kubernetesVersion: {version}\n\
              imageRepository: {repo}\n\
+             {cluster_timeout}\
              networking:\n  podSubnet: {POD_SUBNET}\n  serviceSubnet: 10.96.0.0/12\n\
              ---\n\
              apiVersion: kubelet.config.k8s.io/v1beta1\n\
@@ -175,7 +192,7 @@ impl KubeadmTest {
         );
         vec![
             Self::step("kubeadm-prepare", 60, &prepare),
-            Self::step("kubeadm-init", 900, init),
+            Self::step("kubeadm-init", 1080, init),
             Self::step("api-healthz", 180, healthz),
             Self::step("node-ready", 480, node_ready),
             Self::step("pod-runs", 960, &pod),
@@ -206,12 +223,19 @@ mod tests {
         assert!(c.contains("kubernetesVersion: v1.20.2"));
         assert!(c.contains("imageRepository: k8s.gcr.io"));
         assert!(c.contains("cgroupDriver: systemd"));
+        assert!(
+            c.contains("apiServer:\n  timeoutForControlPlane: 12m0s\n"),
+            "{c}"
+        );
         let c = test("v1.30.2").config();
+        assert!(c.contains("timeoutForControlPlane: 12m0s"), "{c}");
         assert!(c.contains("kubeadm.k8s.io/v1beta3"), "{c}");
         assert!(c.contains("unix:///run/containerd/containerd.sock"));
         let c = test("v1.31.0").config();
         assert!(c.contains("kubeadm.k8s.io/v1beta4"), "{c}");
         assert!(c.contains("- name: node-ip"), "{c}");
+        assert!(c.contains("controlPlaneComponentHealthCheck: 12m0s"), "{c}");
+        assert!(!c.contains("timeoutForControlPlane"), "{c}");
     }
 
     #[test]
