@@ -106,7 +106,8 @@ fail() {
 ";
 
 impl Check {
-    /// A rendered check: header, [`PRELUDE`], then `body`.
+    /// A rendered check: header, [`PRELUDE`], then `body`. The timeout is raised to
+    /// [`crate::step::MIN_STEP_TIMEOUT`] when shorter (a busy TCG host is slow, not hung).
     pub(crate) fn new(name: String, kind: CheckKind, timeout: Duration, body: &str) -> Check {
         let mut script =
             format!("#!/bin/sh\n# nodeimg check: {name}\nset -eu\nexec </dev/null\n{PRELUDE}");
@@ -122,7 +123,7 @@ impl Check {
             name,
             kind,
             script,
-            timeout,
+            timeout: timeout.max(crate::step::MIN_STEP_TIMEOUT),
         }
     }
 
@@ -134,7 +135,7 @@ impl Check {
 }
 
 /// How long a user check may run unless its `timeout` is changed.
-pub const USER_CHECK_TIMEOUT: Duration = Duration::from_secs(60);
+pub const USER_CHECK_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// A check written by the spec's author: `script` is POSIX sh run as root (exit 0 = pass),
 /// with stdin from `/dev/null` and no `set -eu` added. The name is validated
@@ -316,7 +317,7 @@ fi
         UnitState::Running | UnitState::Waiting => "service",
         UnitState::Off => "service-off",
     };
-    let timeout = Duration::from_secs(30);
+    let timeout = Duration::from_secs(120);
     Check::new(
         format!("{prefix}-{unit}"),
         CheckKind::Service,

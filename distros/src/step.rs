@@ -19,8 +19,14 @@ pub struct Step {
     pub timeout: Duration,
 }
 
+/// The shortest timeout a step gets. Timeouts catch hung steps, not slow ones: under TCG on a
+/// busy host a one-line step took 60 s (a build whose host was also compiling timed out in
+/// `auto-upgrades-off`, whose work takes 6 s on a quiet host).
+pub const MIN_STEP_TIMEOUT: Duration = Duration::from_secs(180);
+
 impl Step {
     /// Builds a step: the header (`#!/bin/sh`, `set -eu`, stdin from `/dev/null`) then `body`.
+    /// `timeout` is raised to [`MIN_STEP_TIMEOUT`] when shorter.
     pub(crate) fn new(name: &'static str, timeout: Duration, body: &str) -> Step {
         let mut script = format!("#!/bin/sh\n# nodeimg step: {name}\nset -eu\nexec </dev/null\n");
         script.push_str(body);
@@ -30,7 +36,7 @@ impl Step {
         Step {
             name,
             script,
-            timeout,
+            timeout: timeout.max(MIN_STEP_TIMEOUT),
         }
     }
 
@@ -54,6 +60,9 @@ mod tests {
     #[test]
     fn header_and_remote_command() {
         let s = Step::new("demo", Duration::from_secs(5), "echo 'hi'");
+        assert_eq!(s.timeout, MIN_STEP_TIMEOUT);
+        let long = Duration::from_secs(900);
+        assert_eq!(Step::new("demo", long, "true").timeout, long);
         assert_eq!(
             s.script,
             "#!/bin/sh\n# nodeimg step: demo\nset -eu\nexec </dev/null\necho 'hi'\n"

@@ -35,13 +35,14 @@ impl From<&distros::Step> for GuestCommand {
 }
 
 impl GuestCommand {
-    /// A user's script from the spec, run as root by `/bin/sh -e` with stdin closed.
+    /// A user's script from the spec, run as root by `/bin/sh -e` with stdin closed. Like the
+    /// distro's steps, it gets at least [`distros::step::MIN_STEP_TIMEOUT`].
     pub fn user_script(prefix: &str, name: &str, script: &str, timeout: Duration) -> Self {
         let body = format!("exec </dev/null\nset -e\n{script}\n");
         GuestCommand {
             name: format!("{prefix}{name}"),
             command: distros::sudo_sh(&body, &format!("nodeimg-{name}")),
-            timeout,
+            timeout: timeout.max(distros::step::MIN_STEP_TIMEOUT),
         }
     }
 }
