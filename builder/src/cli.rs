@@ -39,6 +39,29 @@ pub enum Command {
     /// Download the base image and every pinned artifact and image, verify their checksums,
     /// store them in the cache and write the spec's lock (the only step that uses the network).
     Fetch(FetchArgs),
+    /// Work with bills of materials (`bom.json` in a build's output).
+    #[command(subcommand)]
+    Bom(BomCommand),
+}
+
+/// `nodeimg bom …`.
+#[derive(Debug, Subcommand)]
+pub enum BomCommand {
+    /// Show what was added, removed and changed between two builds: packages, components,
+    /// images, configuration, inputs. Exit 0 when identical, 1 when different, 2 on error.
+    Diff(BomDiffArgs),
+}
+
+/// `nodeimg bom diff`.
+#[derive(Debug, Args)]
+pub struct BomDiffArgs {
+    /// The older build: its output directory or its `bom.json`.
+    pub a: PathBuf,
+    /// The newer build: its output directory or its `bom.json`.
+    pub b: PathBuf,
+    /// Print the differences as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `nodeimg fetch`.
@@ -229,6 +252,7 @@ pub fn main() -> ExitCode {
         Command::Boot(args) => crate::boot::boot(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
+        Command::Bom(BomCommand::Diff(args)) => return bom_diff(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -237,6 +261,31 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Exit code of `bom diff` (and the other report commands) for unusable input.
+const EXIT_BAD_INPUT: u8 = 2;
+
+fn bom_diff(args: &BomDiffArgs) -> ExitCode {
+    let load = |p: &PathBuf| crate::bom::diff::load(p);
+    let (a, b) = match (load(&args.a), load(&args.b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let d = crate::bom::diff::diff(&a, &b);
+    if args.json {
+        print!("{}", d.to_json());
+    } else {
+        print!("{}", d.render(&args.a, &args.b));
+    }
+    if d.is_identical() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -1,7 +1,7 @@
 //! `nodeimg build SPEC`: the pipeline, one module per phase.
 //!
 //! inputs (spec, lock, cache) → working disk (`golden.raw`, grown) → payload disk → build VM
-//! (network cut off, payload read-only) → provision → validate → seal → QMP power-off → boot
+//! (network cut off, payload read-only) → provision → bill of materials → validate → seal → QMP power-off → boot
 //! test of the sealed disk (first boot, serial scan, offline `kubeadm init`) → export to every
 //! format → `manifest.json` last.
 //!
@@ -10,6 +10,7 @@
 //! directories and serial logs for inspection; Ctrl-C kills QEMU and removes it.
 
 pub mod boot_test;
+pub mod collect_bom;
 pub mod command;
 pub mod guest;
 pub mod inputs;
@@ -252,6 +253,11 @@ fn build_in(
     let ssh = vm.ssh(SSH_TIMEOUT)?;
     reporter.phase("provision", || {
         provision::provision(&vm, &ssh, inputs, reporter)
+    })?;
+    reporter.phase("bom", || -> Result<()> {
+        let bom = collect_bom::collect(&vm, &ssh, inputs, reporter)?;
+        collect_bom::write(staging, &bom, opts.source_date_epoch)?;
+        provision::unmount_payload(&vm, &ssh, reporter)
     })?;
     let mut results = reporter.phase("validate", || -> Result<Vec<CheckResult>> {
         let checks = output::validation_checks(inputs)?;

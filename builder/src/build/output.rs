@@ -146,7 +146,14 @@ pub fn write_manifest(
         );
     }
     let mut files = vec![golden_file];
-    for name in [JUNIT, BUILD_LOG, SERIAL_LOG, BOOT_TEST_SERIAL_LOG] {
+    for name in [
+        JUNIT,
+        BUILD_LOG,
+        SERIAL_LOG,
+        BOOT_TEST_SERIAL_LOG,
+        crate::bom::BOM_FILE,
+        crate::bom::SBOM_FILE,
+    ] {
         files.push(sha256_of(&staging.join(name))?);
     }
     let components: Vec<serde_json::Value> = inputs

@@ -1,5 +1,6 @@
 //! Provisioning: the payload installed, the node role applied, then the spec's own files and
-//! commands, each a named, timed step; the payload unmounted last.
+//! commands, each a named, timed step. The payload stays mounted for the bill of materials
+//! (which reads it); [`unmount_payload`] ends provisioning.
 
 use std::time::Duration;
 
@@ -83,8 +84,19 @@ pub fn commands(inputs: &Inputs) -> Result<Vec<GuestCommand>> {
             USER_COMMAND_TIMEOUT,
         ));
     }
-    out.push(GuestCommand::from(&payload_unmount_step()));
     Ok(out)
+}
+
+/// Unmounts the payload (after the bill of materials is collected).
+pub fn unmount_payload(vm: &Vm, ssh: &Ssh, reporter: &Reporter) -> Result<()> {
+    guest::run_steps(
+        vm,
+        ssh,
+        "bom",
+        &[GuestCommand::from(&payload_unmount_step())],
+        reporter,
+    )?;
+    Ok(())
 }
 
 fn upload_files(ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Vec<GuestCommand>> {
@@ -122,7 +134,7 @@ pub fn provision(
     let all = commands(inputs)?;
     let first_user = all
         .iter()
-        .position(|c| c.name.starts_with("user-command-") || c.name == "payload-unmount")
+        .position(|c| c.name.starts_with("user-command-"))
         .unwrap_or(all.len());
     let mut done = guest::run_steps(vm, ssh, "provision", &all[..first_user], reporter)?;
     let files = upload_files(ssh, inputs, reporter)?;

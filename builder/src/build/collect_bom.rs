@@ -1,0 +1,145 @@
+//! The build's bill of materials: asked of the build guest after provisioning (the payload
+//! still mounted), written as `bom.json` and `sbom.cdx.json` into the output directory.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use distros::payload::PAYLOAD_MOUNT;
+use qemu::ssh::Ssh;
+use qemu::vm::Vm;
+
+use super::inputs::Inputs;
+use super::payload::payload_file;
+use super::report::Reporter;
+use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
+use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
+use crate::lock::Kind;
+
+/// How long the guest may take to list and hash everything.
+const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
+/// The components whose installed files the BOM lists (images are listed from containerd).
+const FILE_COMPONENTS: &[&str] = &[
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "containerd",
+    "runc",
+    "crictl",
+    "cni_plugins",
+];
+
+/// What to ask the guest for these inputs.
+pub fn query(inputs: &Inputs) -> Query {
+    let mut components = Vec::new();
+    for input in &inputs.payload {
+        let a = &input.artifact;
+        let Some(component) = a.component.as_deref() else {
+            continue;
+        };
+        if !FILE_COMPONENTS.contains(&component) {
+            continue;
+        }
+        let how = match a.kind {
+            Kind::Deb => ComponentSource::Deb {
+                file: payload_file(input),
+            },
+            Kind::Binary | Kind::File => ComponentSource::Installed {
+                dest: a.dest.clone().unwrap_or_default(),
+            },
+            Kind::Archive => ComponentSource::Archive {
+                file: payload_file(input),
+                dest: a.dest.clone().unwrap_or_default(),
+            },
+            Kind::Image | Kind::BaseImage => continue,
+        };
+        components.push(ComponentQuery {
+            artifact: a.name.clone(),
+            component: component.to_owned(),
+            version: a.version.clone().unwrap_or_default(),
+            source: a.source.clone(),
+            how,
+        });
+    }
+    Query {
+        payload_mount: PAYLOAD_MOUNT.into(),
+        components,
+        sysctls: super::provision::node_role(inputs)
+            .sysctls()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect(),
+        modules: distros::node_role::KERNEL_MODULES
+            .iter()
+            .map(|m| (*m).to_owned())
+            .collect(),
+    }
+}
+
+/// The build's inputs as the BOM records them.
+pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
+    model::Inputs {
+        image: inputs.spec.image.name.clone(),
+        distro: inputs.spec.image.distro.clone(),
+        nodeimg_version: env!("CARGO_PKG_VERSION").into(),
+        spec_sha256: inputs.spec.sha256.clone(),
+        lock_sha256: inputs.lock.sha256.clone(),
+        base_image_sha256: inputs.spec.base.sha256.clone(),
+    }
+}
+
+/// Runs the collection in the guest and parses its answer.
+pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Bom> {
+    let q = query(inputs);
+    let command = distros::sudo_sh(&q.script(), "nodeimg-bom");
+    reporter.step_started("bom", "collect");
+    let t = Instant::now();
+    let out = ssh.output(&command, Some(COLLECT_TIMEOUT));
+    let ok = matches!(&out, Ok(o) if o.exit.success());
+    reporter.step_finished("bom", "collect", t.elapsed(), ok);
+    let out = out.context("collecting the bill of materials")?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !stderr.trim().is_empty() {
+        reporter.log(&format!("bom collection stderr:\n{stderr}"));
+    }
+    if !out.exit.success() {
+        bail!(vm.failure(format!(
+            "bom step `collect` failed ({}); its error output ends:\n{}",
+            out.exit,
+            tail(&stderr)
+        )));
+    }
+    let bom = crate::bom::collect::parse(
+        &String::from_utf8_lossy(&out.stdout),
+        bom_inputs(inputs),
+        &q,
+    )?;
+    reporter.info(&format!(
+        "bill of materials: {} packages, {} component files, {} images",
+        bom.packages.len(),
+        bom.components.len(),
+        bom.images.len()
+    ));
+    Ok(bom)
+}
+
+fn tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Writes `bom.json` and `sbom.cdx.json` into `dir` (each atomically).
+pub fn write(dir: &Path, bom: &Bom, source_date_epoch: u64) -> Result<()> {
+    for (name, text) in [
+        (BOM_FILE, bom.to_json()),
+        (
+            SBOM_FILE,
+            crate::bom::cyclonedx::render(bom, source_date_epoch),
+        ),
+    ] {
+        let path = dir.join(name);
+        crate::atomic::write_atomic(&path, text.as_bytes())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
