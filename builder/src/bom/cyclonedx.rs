@@ -310,4 +310,24 @@ mod tests {
         assert!(purls.iter().any(|p| p.starts_with("pkg:oci/pause@sha256")));
         assert!(purls.contains(&"pkg:generic/kubeadm@v1.20.2"));
     }
+
+    /// The CycloneDX organisation's validator (cyclonedx-python-lib and its bundled 1.5 schema)
+    /// accepts the rendered SBOM, and rejects one with a malformed hash: it can fail.
+    #[test]
+    fn the_cyclonedx_validator_accepts_the_sbom() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("sbom.cdx.json");
+        std::fs::write(&good, render(&sample(), 1_700_000_000)).unwrap();
+        let verdict = fixtures::cyclonedx::validate(&good).expect("the validator runs");
+        assert_eq!(verdict, None, "schema errors in {}", good.display());
+        let bad = dir.path().join("bad.cdx.json");
+        let mut v: Value = serde_json::from_str(&render(&sample(), 0)).unwrap();
+        v["components"][1]["purl"] = json!(17);
+        std::fs::write(&bad, v.to_string()).unwrap();
+        let verdict = fixtures::cyclonedx::validate(&bad).expect("the validator runs");
+        assert!(
+            verdict.is_some_and(|e| e.contains("17")),
+            "a number as purl is invalid"
+        );
+    }
 }
