@@ -1,8 +1,10 @@
 //! `nodeimg build` end to end on the fixture spec (Debian 12 cloud image from Debian packages,
 //! Kubernetes v1.20.2 built from Debian's source, Debian's containerd/runc/CNI): provision,
-//! validate, seal, boot test with an offline `kubeadm init`, export, then `nodeimg verify`.
-//! And the ways a build must fail: a failing check, a failing command mid-provisioning, Ctrl-C
-//! during provisioning — no manifest, no QEMU left.
+//! bill of materials, validate, seal, boot test with an offline `kubeadm init`, export, then
+//! `nodeimg verify`; a rebuild from the same lock has the same BOM, and a build with crictl
+//! bumped (and a failing check) differs by exactly that. And the ways a build must fail: a
+//! failing check, a failing command mid-provisioning, Ctrl-C during provisioning — no
+//! manifest, no QEMU left.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -70,6 +72,71 @@ fn slim_lock(spec: &Path) {
     std::fs::write(&path, builder::lock::render(&kept)).unwrap();
 }
 
+/// The bumped crictl stand-in's pin.
+const BUMPED_CRICTL: &str = "0.2.0-nodeimg-standin";
+
+/// Bumps the crictl stand-in in the spec and lock to [`BUMPED_CRICTL`]: a new file (its
+/// `version` says 0.2.0) in the cache, the lock entry's version, size and digest, the spec's
+/// pin.
+fn bump_crictl(spec: &Path) {
+    let cache = builder::cache::Cache::new(fixtures::cache_dir());
+    let path = spec.with_extension("lock");
+    let mut artifacts = builder::lock::load(&path)
+        .expect("the fixture lock")
+        .artifacts;
+    let entry = artifacts
+        .iter_mut()
+        .find(|a| a.component.as_deref() == Some("crictl"))
+        .expect("a crictl entry");
+    let old = read(&cache.path_of(&entry.sha256));
+    let new = old.replacen("Version:  0.1.0", "Version:  0.2.0", 1);
+    assert_ne!(old, new, "the stand-in's version line moved");
+    let scratch = spec.with_file_name("crictl-0.2.0");
+    std::fs::write(&scratch, new).unwrap();
+    let (sha256, size, _) = cache.insert(&scratch, None).unwrap();
+    entry.sha256 = sha256;
+    entry.size = size;
+    entry.version = Some(BUMPED_CRICTL.into());
+    std::fs::write(&path, builder::lock::render(&artifacts)).unwrap();
+    let text = read(spec);
+    let bumped = text.replace(
+        &format!(
+            "crictl = \"{}\"",
+            fixtures::fixture_set::CRICTL_STANDIN_VERSION
+        ),
+        &format!("crictl = \"{BUMPED_CRICTL}\""),
+    );
+    assert_ne!(text, bumped, "the spec pins crictl");
+    std::fs::write(spec, bumped).unwrap();
+}
+
+/// `nodeimg bom diff A B --json`: its exit code and report.
+fn bom_diff(a: &Path, b: &Path) -> (Option<i32>, serde_json::Value) {
+    let o = Command::new(nodeimg())
+        .args(["bom", "diff", "--json"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "bom diff printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code(), report)
+}
+
+/// The keys of one group's `changed` entries.
+fn changed_keys(report: &serde_json::Value, group: &str) -> Vec<String> {
+    report[group]["changed"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {group} group: {report}"))
+        .iter()
+        .map(|c| c["key"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 fn no_manifest_anywhere(out: &Path) {
     let found = Command::new("find")
         .arg(out)
@@ -83,9 +150,13 @@ fn no_manifest_anywhere(out: &Path) {
     );
 }
 
+/// Three builds of the fixture spec: the whole build with the kubeadm test, checked end to end;
+/// a rebuild from the same lock, whose BOM must not differ; a build with crictl bumped and a
+/// check that fails, which must fail validation with no manifest and a BOM that differs from
+/// the first by exactly crictl (and the spec and lock digests).
 #[test]
-fn vm_build_fixture_spec_end_to_end_with_kubeadm_and_verify() {
-    let test = "vm_build_fixture_spec_end_to_end_with_kubeadm_and_verify";
+fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
+    let test = "vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump";
     let dir = tempfile::Builder::new()
         .prefix("vmbuild")
         .tempdir()
@@ -107,6 +178,7 @@ fn vm_build_fixture_spec_end_to_end_with_kubeadm_and_verify() {
         "payload",
         "boot",
         "provision",
+        "bom",
         "validate",
         "seal",
         "shutdown",
@@ -177,38 +249,165 @@ fn vm_build_fixture_spec_end_to_end_with_kubeadm_and_verify() {
     for ext in ["qcow2", "vhd", "ova", "tar.gz", "raw"] {
         assert!(image.join(format!("{name}.{ext}")).is_file(), "{ext}");
     }
-}
+    check_bom(&image, &manifest);
 
-#[test]
-fn vm_build_a_failing_check_fails_the_build_and_leaves_no_manifest() {
-    let test = "vm_build_a_failing_check_fails_the_build_and_leaves_no_manifest";
-    let dir = tempfile::Builder::new()
-        .prefix("vmbuildchk")
-        .tempdir()
+    // A rebuild from the same spec and lock: the same BOM, the same SBOM bytes.
+    let out2 = dir.path().join("out2");
+    let o = build(&spec, &out2, &["--no-kubeadm-test"])
+        .output()
         .unwrap();
-    let Some(spec) = fixture_spec(test, dir.path()) else {
-        return;
-    };
-    slim_lock(&spec);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    println!("rebuild:\n{stderr}");
+    assert!(o.status.success(), "the rebuild failed:\n{stderr}");
+    let image2 = out2.join(name);
+    let (code, report) = bom_diff(&image, &image2);
+    assert_eq!(code, Some(0), "the rebuild's BOM differs: {report:#}");
+    assert_eq!(report["identical"], true);
+    assert_eq!(
+        read(&image.join("sbom.cdx.json")),
+        read(&image2.join("sbom.cdx.json"))
+    );
+
+    // crictl bumped, and a check that fails: validation fails, no manifest, the partial
+    // output keeps the JUnit report and the BOM, which differs by exactly the bump.
+    bump_crictl(&spec);
     extend_spec(
         &spec,
         "\n[[checks]]\nname = \"always-fails\"\nrun = \"echo found-nothing-here; exit 3\"\n",
     );
-    let out = dir.path().join("out");
-    let o = build(&spec, &out, &["--no-kubeadm-test"]).output().unwrap();
+    let out3 = dir.path().join("out3");
+    let o = build(&spec, &out3, &["--no-kubeadm-test"])
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
-    println!("{stderr}");
+    println!("bumped build:\n{stderr}");
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("validation failed"), "{stderr}");
     assert!(stderr.contains("always-fails"), "{stderr}");
-    let partial = out.join(format!(".{}.partial", fixtures::fixture_set::IMAGE_NAME));
+    let partial = out3.join(format!(".{name}.partial"));
     let junit = read(&partial.join("validation.junit.xml"));
     assert!(junit.contains("found-nothing-here"), "{junit}");
-    assert!(junit.contains("failures=\"1\""), "{junit}");
+    assert!(
+        junit.contains("failures=\"1\""),
+        "only always-fails fails: {junit}"
+    );
     assert!(stderr.contains(&partial.display().to_string()), "{stderr}");
-    assert!(!out.join(fixtures::fixture_set::IMAGE_NAME).exists());
-    no_manifest_anywhere(&out);
+    assert!(!out3.join(name).exists());
+    no_manifest_anywhere(&out3);
     assert_eq!(wait_no_processes(dir.path(), Duration::from_secs(10)), "");
+    let (code, report) = bom_diff(&image, &partial);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(
+        changed_keys(&report, "components"),
+        [
+            "crictl /usr/local/bin/crictl sha256",
+            "crictl /usr/local/bin/crictl version"
+        ],
+        "{report:#}"
+    );
+    assert_eq!(
+        changed_keys(&report, "inputs"),
+        ["lock_sha256", "spec_sha256"],
+        "{report:#}"
+    );
+    for group in ["os", "packages", "components", "images", "config", "inputs"] {
+        for side in ["added", "removed"] {
+            assert_eq!(
+                report[group][side],
+                serde_json::json!([]),
+                "{group} {side}: {report:#}"
+            );
+        }
+    }
+    for group in ["os", "packages", "images", "config"] {
+        assert_eq!(
+            changed_keys(&report, group),
+            Vec::<String>::new(),
+            "{report:#}"
+        );
+    }
+}
+
+/// The build's BOM: listed in the manifest (so `nodeimg verify` covered it), the pins and
+/// imported images in it, the SBOM valid for the CycloneDX organisation's validator.
+fn check_bom(image: &Path, manifest: &serde_json::Value) {
+    let files: Vec<&str> = manifest["build"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["file"].as_str())
+        .collect();
+    assert!(
+        files.contains(&"bom.json") && files.contains(&"sbom.cdx.json"),
+        "{files:?}"
+    );
+    let bom = builder::bom::Bom::load(&image.join("bom.json")).expect("a valid bom.json");
+    assert_eq!(bom.inputs.image, fixtures::fixture_set::IMAGE_NAME);
+    assert_eq!(
+        bom.os
+            .os_release
+            .get("VERSION_CODENAME")
+            .map(String::as_str),
+        Some("bookworm")
+    );
+    let held: Vec<&str> = bom
+        .packages
+        .iter()
+        .filter(|p| p.held)
+        .map(|p| p.name.as_str())
+        .collect();
+    for pkg in ["containerd", "runc", "containernetworking-plugins"] {
+        assert!(held.contains(&pkg), "{pkg} not held: {held:?}");
+    }
+    assert!(bom.packages.len() > 200, "{} packages", bom.packages.len());
+    for (component, path) in [
+        ("kubeadm", "/usr/bin/kubeadm"),
+        ("kubelet", "/usr/bin/kubelet"),
+        ("crictl", "/usr/local/bin/crictl"),
+        ("containerd", "/usr/bin/containerd"),
+        ("runc", "/usr/sbin/runc"),
+    ] {
+        assert!(
+            bom.components
+                .iter()
+                .any(|c| c.name == component && c.path == path),
+            "{component} at {path}: {:?}",
+            bom.components
+        );
+    }
+    assert!(
+        bom.components
+            .iter()
+            .any(|c| c.name == "cni_plugins" && c.path.ends_with("/bridge"))
+    );
+    let refs: Vec<&str> = bom.images.iter().map(|i| i.reference.as_str()).collect();
+    assert!(refs.contains(&"k8s.gcr.io/pause:3.2"), "{refs:?}");
+    assert!(
+        refs.contains(&"k8s.gcr.io/kube-apiserver:v1.20.2"),
+        "{refs:?}"
+    );
+    assert_eq!(
+        bom.config
+            .sysctls
+            .get("net.ipv4.ip_forward")
+            .map(String::as_str),
+        Some("1")
+    );
+    assert!(
+        bom.config.modules.values().all(|loaded| *loaded),
+        "{:?}",
+        bom.config.modules
+    );
+    assert!(
+        bom.config
+            .containerd
+            .iter()
+            .any(|(k, v)| k.ends_with("SystemdCgroup") && v == "true"),
+        "{:?}",
+        bom.config.containerd
+    );
+    let verdict = fixtures::cyclonedx::validate(&image.join("sbom.cdx.json")).expect("validator");
+    assert_eq!(verdict, None, "sbom.cdx.json is not valid CycloneDX 1.5");
 }
 
 #[test]
