@@ -18,28 +18,16 @@ use crate::lock::Kind;
 
 /// How long the guest may take to list and hash everything.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
-/// The components whose installed files the BOM lists (images are listed from containerd).
-const FILE_COMPONENTS: &[&str] = &[
-    "kubeadm",
-    "kubelet",
-    "kubectl",
-    "containerd",
-    "runc",
-    "crictl",
-    "cni_plugins",
-];
 
 /// What to ask the guest for these inputs.
 pub fn query(inputs: &Inputs) -> Query {
     let mut components = Vec::new();
     for input in &inputs.payload {
         let a = &input.artifact;
+        // Images are listed from containerd, not as files.
         let Some(component) = a.component.as_deref() else {
             continue;
         };
-        if !FILE_COMPONENTS.contains(&component) {
-            continue;
-        }
         let how = match a.kind {
             Kind::Deb => ComponentSource::Deb {
                 file: payload_file(input),
