@@ -98,6 +98,18 @@ pub fn rfc3339(epoch: u64) -> String {
     )
 }
 
+/// `scheme://rest` with no whitespace: what CycloneDX accepts as an external reference URL.
+fn is_url(s: &str) -> bool {
+    s.split_once("://").is_some_and(|(scheme, rest)| {
+        !scheme.is_empty()
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+            && !rest.is_empty()
+            && !s.chars().any(char::is_whitespace)
+    })
+}
+
 fn prop(name: &str, value: &str) -> Value {
     json!({"name": name, "value": value})
 }
@@ -175,15 +187,21 @@ pub fn render(bom: &Bom, source_date_epoch: u64) -> String {
             .map(|c| c.source.clone())
             .unwrap_or_default();
         let purl = generic_purl(name, version);
-        components.push(json!({
+        let mut component = json!({
             "type": "application",
             "bom-ref": purl,
             "name": name,
             "version": version,
             "purl": purl,
-            "externalReferences": [{"type": "distribution", "url": source}],
+            "properties": [prop("nodeimg:source", &source)],
             "components": files,
-        }));
+        });
+        // A lock's source is a URL for downloads, a description for locally made inputs
+        // ("debian bookworm: …"); only a URL may be an external reference.
+        if is_url(&source) {
+            component["externalReferences"] = json!([{"type": "distribution", "url": source}]);
+        }
+        components.push(component);
     }
     for i in &bom.images {
         let purl = oci_purl(&i.reference, &i.digest);
@@ -317,7 +335,12 @@ mod tests {
     fn the_cyclonedx_validator_accepts_the_sbom() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("sbom.cdx.json");
-        std::fs::write(&good, render(&sample(), 1_700_000_000)).unwrap();
+        let mut bom = sample();
+        let mut local = bom.components[0].clone();
+        local.name = "containerd".into();
+        local.source = "debian bookworm: containerd 1.6.20~ds1-1+b1".into();
+        bom.components.push(local);
+        std::fs::write(&good, render(&bom, 1_700_000_000)).unwrap();
         let verdict = fixtures::cyclonedx::validate(&good).expect("the validator runs");
         assert_eq!(verdict, None, "schema errors in {}", good.display());
         let bad = dir.path().join("bad.cdx.json");
