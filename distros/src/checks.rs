@@ -105,6 +105,11 @@ fail() {
 }
 ";
 
+/// How many 1 s samples must all find a "waiting" unit active before the check fails. kubelet
+/// without its configuration exits and is restarted after 10 s (RestartSec in its unit); on a
+/// busy TCG host its start alone took over 3 s, so a short window saw it active throughout.
+const WAITING_SAMPLES: u32 = 15;
+
 impl Check {
     /// A rendered check: header, [`PRELUDE`], then `body`. The timeout is raised to
     /// [`crate::step::MIN_STEP_TIMEOUT`] when shorter (a busy TCG host is slow, not hung).
@@ -292,8 +297,8 @@ fi
              \t\tbreak\n\
              \tfi\n\
              \ti=$((i + 1))\n\
-             \tif [ \"$i\" -ge 3 ]; then\n\
-             \t\tfail \"$unit is enabled and active (3 samples 1 s apart), expected enabled and not active\"\n\
+             \tif [ \"$i\" -ge {WAITING_SAMPLES} ]; then\n\
+             \t\tfail \"$unit is enabled and active ({WAITING_SAMPLES} samples 1 s apart), expected enabled and not active\"\n\
              \tfi\n\
              \tsleep 1\n\
              done\n",

@@ -286,7 +286,7 @@ fn services() {
         &sb,
         "service-kubelet.service",
         &[
-            "kubelet.service is enabled and active (3 samples 1 s apart), expected enabled and not active",
+            "kubelet.service is enabled and active (15 samples 1 s apart), expected enabled and not active",
         ],
     );
     // crash-looping: caught once while active, then activating (auto-restart)
