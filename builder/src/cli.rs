@@ -39,6 +39,40 @@ pub enum Command {
     /// Download the base image and every pinned artifact and image, verify their checksums,
     /// store them in the cache and write the spec's lock (the only step that uses the network).
     Fetch(FetchArgs),
+    /// Match a BOM's distro packages and components against offline advisory feeds (Debian
+    /// security tracker JSON, OSV) and list the vulnerabilities a later version fixes.
+    Scan(ScanArgs),
+}
+
+/// `nodeimg scan`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Feeds (kind detected per file): the Debian security tracker's JSON export \
+                  (security-tracker.debian.org/tracker/data/json), matched by source package and \
+                  the image's VERSION_CODENAME with Debian version ordering; OSV records (one \
+                  record, an array, or {\"vulns\": [...]}) of the Go ecosystem, matched to the \
+                  components (kubeadm/kubelet/kubectl: k8s.io/kubernetes, containerd, runc, \
+                  cni_plugins, crictl), and of the Debian ecosystem, matched like the tracker.\n\n\
+                  Listed: issues fixed in a version later than the installed one, open issues \
+                  (\"no fix yet\") and undetermined ones. Severity scale: unknown < unimportant \
+                  < low < medium < high < critical (Debian urgency; OSV/GHSA severity, else \
+                  the CVSS v3 base score's rating).\n\n\
+                  Exit status: 0 nothing at or above --fail-on (always 0 without it), 1 some \
+                  finding at or above it (open issues count by their severity), 2 bad input \
+                  (the error line names the file and the fault)."
+)]
+pub struct ScanArgs {
+    /// A bom.json, or a build output directory holding one.
+    pub bom: PathBuf,
+    /// An advisory feed file (repeatable).
+    #[arg(long = "feed", value_name = "FILE", required = true)]
+    pub feeds: Vec<PathBuf>,
+    /// Print one JSON document (findings, summary, notes) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when some finding is at or above this severity [default: never].
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::bom::scan::Severity>,
 }
 
 /// `nodeimg fetch`.
@@ -229,6 +263,7 @@ pub fn main() -> ExitCode {
         Command::Boot(args) => crate::boot::boot(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
+        Command::Scan(args) => return crate::bom::scan::command::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,5 +3,6 @@
 //! builds (`diff`) and matched against advisory feeds (`scan`).
 
 pub mod model;
+pub mod scan;
 
 pub use model::{BOM_FILE, Bom, BomError, SBOM_FILE};
