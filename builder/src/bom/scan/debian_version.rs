@@ -103,8 +103,9 @@ impl DebVersion {
 
 impl fmt::Display for DebVersion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // An upstream part with a colon needs its epoch, even 0, to read back the same.
-        if self.epoch != 0 || self.upstream.contains(':') {
+        // A colon anywhere after the epoch needs the epoch, even 0, to read back the same
+        // (found by the `debian_version` fuzz target: a revision with a colon).
+        if self.epoch != 0 || self.upstream.contains(':') || self.revision.contains(':') {
             write!(f, "{}:", self.epoch)?;
         }
         f.write_str(&self.upstream)?;
