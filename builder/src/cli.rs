@@ -42,6 +42,9 @@ pub enum Command {
     /// Work with bills of materials (`bom.json` in a build's output).
     #[command(subcommand)]
     Bom(BomCommand),
+    /// Match a BOM's distro packages and components against offline advisory feeds (Debian
+    /// security tracker JSON, OSV) and list the vulnerabilities a later version fixes.
+    Scan(ScanArgs),
 }
 
 /// `nodeimg bom …`.
@@ -62,6 +65,37 @@ pub struct BomDiffArgs {
     /// Print the differences as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `nodeimg scan`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Feeds (kind detected per file): the Debian security tracker's JSON export \
+                  (security-tracker.debian.org/tracker/data/json), matched by source package and \
+                  the image's VERSION_CODENAME with Debian version ordering; OSV records (one \
+                  record, an array, or {\"vulns\": [...]}) of the Go ecosystem, matched to the \
+                  components (kubeadm/kubelet/kubectl: k8s.io/kubernetes, containerd, runc, \
+                  cni_plugins, crictl), and of the Debian ecosystem, matched like the tracker.\n\n\
+                  Listed: issues fixed in a version later than the installed one, open issues \
+                  (\"no fix yet\") and undetermined ones. Severity scale: unknown < unimportant \
+                  < low < medium < high < critical (Debian urgency; OSV/GHSA severity, else \
+                  the CVSS v3 base score's rating).\n\n\
+                  Exit status: 0 nothing at or above --fail-on (always 0 without it), 1 some \
+                  finding at or above it (open issues count by their severity), 2 bad input \
+                  (the error line names the file and the fault)."
+)]
+pub struct ScanArgs {
+    /// A bom.json, or a build output directory holding one.
+    pub bom: PathBuf,
+    /// An advisory feed file (repeatable).
+    #[arg(long = "feed", value_name = "FILE", required = true)]
+    pub feeds: Vec<PathBuf>,
+    /// Print one JSON document (findings, summary, notes) instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit 1 when some finding is at or above this severity [default: never].
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<crate::bom::scan::Severity>,
 }
 
 /// `nodeimg fetch`.
@@ -253,6 +287,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Bom(BomCommand::Diff(args)) => return bom_diff(&args),
+        Command::Scan(args) => return crate::bom::scan::command::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -6,5 +6,6 @@ pub mod collect;
 pub mod cyclonedx;
 pub mod diff;
 pub mod model;
+pub mod scan;
 
 pub use model::{BOM_FILE, Bom, BomError, SBOM_FILE};

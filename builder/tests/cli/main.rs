@@ -9,6 +9,7 @@ mod boot;
 mod build;
 mod doctor;
 mod fetch;
+mod scan;
 
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
