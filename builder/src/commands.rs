@@ -1,12 +1,13 @@
 //! The subcommands' bodies: call the libraries, print results.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use exporters::format::DEFAULT_SOURCE_DATE_EPOCH;
 use exporters::{ExportOptions, Format};
 
-use crate::cli::{ExportArgs, InspectArgs, VerifyArgs};
+use crate::cli::{AuditArgs, ExportArgs, InspectArgs, VerifyArgs};
 use crate::progress::CliProgress;
 
 /// `nodeimg export`.
@@ -151,5 +152,33 @@ pub(crate) fn source_date_epoch() -> Result<u64> {
         }),
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_SOURCE_DATE_EPOCH),
         Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
+    }
+}
+
+/// `nodeimg audit`: 0 when every check passes, 1 when one fails, 2 when the disk (or the
+/// JUnit file) cannot be read or written, with one `error:` line.
+pub fn audit(args: &AuditArgs) -> ExitCode {
+    let options = crate::audit::AuditOptions {
+        build_user: args.build_user.clone(),
+        var_log_limit: args.var_log_limit,
+    };
+    let report = match crate::audit::audit_disk(&args.disk, &options) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    print!("{}", report.render_text());
+    if let Some(path) = &args.junit
+        && let Err(e) = crate::junit::write(path, &report.junit_suite(), &report.junit_cases())
+    {
+        eprintln!("error: writing JUnit report {}: {e}", path.display());
+        return ExitCode::from(2);
+    }
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

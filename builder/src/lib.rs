@@ -2,6 +2,7 @@
 //! The binary is a thin wrapper over [`cli::main`].
 
 pub mod atomic;
+pub mod audit;
 pub mod bom;
 mod boot;
 pub mod build;

@@ -59,6 +59,16 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// An ext4 filesystem inside a disk image is unreadable, corrupt or unsupported.
+    #[error("{path}: ext4 filesystem at byte {offset}: {reason}")]
+    Ext4 {
+        /// The disk image file.
+        path: PathBuf,
+        /// Byte offset of the filesystem (its partition) in the disk.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
     /// `verify` found an artifact that does not match the manifest.
     #[error("{path}: {reason}")]
     Mismatch {

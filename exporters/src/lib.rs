@@ -11,6 +11,7 @@ pub mod batch;
 pub mod deflate;
 pub mod error;
 pub mod export;
+pub mod ext4;
 pub mod format;
 pub mod formats;
 pub mod ids;
@@ -21,6 +22,7 @@ pub mod manifest;
 pub mod pad;
 pub mod pipeline;
 pub mod progress;
+pub mod rootfs;
 pub mod source;
 pub mod verify;
 
