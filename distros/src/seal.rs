@@ -107,6 +107,8 @@ fn detach(distro: &Distro, user: &str) -> Step {
          \texit 1\n\
          fi\n\
          rm -f -- \"$home/.ssh/authorized_keys\" /etc/sudoers.d/90-cloud-init-users\n\
+         # cloud-init writes root's authorized_keys too (disable_root); cloud-init makes it anew\n\
+         rm -f /root/.ssh/authorized_keys\n\
          systemctl reset-failed {unit} 2>/dev/null || true\n\
          systemd-run --no-block {args} \\\n\
          \t/bin/sh -c {script} {unit_name}\n",

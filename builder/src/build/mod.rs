@@ -1,9 +1,9 @@
 //! `nodeimg build SPEC`: the pipeline, one module per phase.
 //!
 //! inputs (spec, lock, cache) → working disk (`golden.raw`, grown) → payload disk → build VM
-//! (network cut off, payload read-only) → provision → bill of materials → validate → seal → QMP power-off → boot
-//! test of the sealed disk (first boot, serial scan, offline `kubeadm init`) → export to every
-//! format → `manifest.json` last.
+//! (network cut off, payload read-only) → provision → bill of materials → validate → seal →
+//! QMP power-off → seal audit of the disk → boot test of the sealed disk (first boot, serial
+//! scan, offline `kubeadm init`) → export to every format → `manifest.json` last.
 //!
 //! Everything is written into `OUT/.NAME.partial/` and renamed to `OUT/NAME/` only when the
 //! build succeeded. A failed build keeps the partial directory (no manifest in it) with its VM
@@ -126,6 +126,47 @@ impl BuildIdentity {
             host_key_fingerprints,
         })
     }
+}
+
+/// The seal audit of the golden disk, read offline (`nodeimg audit`), as check results: each
+/// finding fails the build at the end like a failed check.
+fn audit_golden(golden: &Path, user: &str, reporter: &Reporter) -> Result<Vec<CheckResult>> {
+    let options = crate::audit::AuditOptions {
+        build_user: user.to_owned(),
+        ..Default::default()
+    };
+    let report = crate::audit::audit_disk(golden, &options)?;
+    let results: Vec<CheckResult> = report
+        .junit_cases()
+        .into_iter()
+        .map(|case| {
+            let (failure, output) = match case.outcome {
+                crate::junit::Outcome::Failed { message, output } => (Some(message), output),
+                _ => (None, String::new()),
+            };
+            CheckResult {
+                class: case.classname,
+                name: format!("audit-{}", case.name),
+                took: case.duration,
+                failure,
+                output,
+            }
+        })
+        .collect();
+    let failed = results.iter().filter(|r| !r.passed()).count();
+    reporter.info(&format!(
+        "seal audit of {}: {} checks, {failed} failed",
+        golden.display(),
+        results.len()
+    ));
+    for r in results.iter().filter(|r| !r.passed()) {
+        reporter.info(&format!(
+            "FAILED {}: {}",
+            r.name,
+            r.failure.as_deref().unwrap_or("")
+        ));
+    }
+    Ok(results)
 }
 
 /// Where a build writes while it runs: `OUT/.NAME.partial`.
@@ -279,6 +320,7 @@ fn build_in(
         seal::seal(&mut vm, ssh, inputs.distro, &machine.user, reporter)
     })?;
     reporter.phase("shutdown", || seal::shut_down(&mut vm))?;
+    let audit = reporter.phase("audit", || audit_golden(&golden, &machine.user, reporter))?;
     std::fs::copy(&vm.paths().serial_log, staging.join(output::SERIAL_LOG))?;
     let build_serial = std::fs::read(staging.join(output::SERIAL_LOG))?;
     drop(vm);
@@ -308,6 +350,7 @@ fn build_in(
         )
     })?;
     std::fs::write(staging.join(output::BOOT_TEST_SERIAL_LOG), &outcome.serial)?;
+    results.extend(audit);
     results.extend(outcome.results);
     results.push(output::console_result(
         "build-vm-serial-console",

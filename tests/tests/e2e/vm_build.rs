@@ -182,6 +182,7 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
         "validate",
         "seal",
         "shutdown",
+        "audit",
         "boot test",
         "export",
     ] {
@@ -223,7 +224,15 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
     // The JUnit report: every check passed, the kubeadm sanity test among them.
     let junit = read(&image.join("validation.junit.xml"));
     assert!(junit.contains("failures=\"0\""), "{junit}");
-    for case in ["kubeadm-init", "api-healthz", "node-ready", "pod-runs"] {
+    for case in [
+        "kubeadm-init",
+        "api-healthz",
+        "node-ready",
+        "pod-runs",
+        "audit-machine-id",
+        "audit-authorized-keys",
+        "audit-private-keys",
+    ] {
         assert!(
             junit.contains(&format!("name=\"{case}\"")),
             "{case}: {junit}"
@@ -250,6 +259,13 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
         assert!(image.join(format!("{name}.{ext}")).is_file(), "{ext}");
     }
     check_bom(&image, &manifest);
+    // The sealed disk passes the offline seal audit as a user runs it.
+    let a = Command::new(nodeimg())
+        .arg("audit")
+        .arg(image.join("golden.raw"))
+        .output()
+        .unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stdout));
 
     // A rebuild from the same spec and lock: the same BOM, the same SBOM bytes.
     let out2 = dir.path().join("out2");
