@@ -285,10 +285,7 @@ fn images(lines: &[&str]) -> Result<Vec<Image>, CollectError> {
         if reference.starts_with("sha256:") {
             continue;
         }
-        if !digest
-            .strip_prefix("sha256:")
-            .is_some_and(|hex| is_sha256(hex))
-        {
+        if !digest.strip_prefix("sha256:").is_some_and(is_sha256) {
             return fail(format!(
                 "`images` line {line:?}: {digest:?} is not a digest"
             ));
