@@ -214,7 +214,12 @@ fn build_output_is_exported_recorded_published_and_verified() {
     let staging = builder::build::staging_dir(&f.out, "node");
     std::fs::create_dir_all(&staging).unwrap();
     fixtures::gpt_disk::patterned_gpt_disk(&staging.join(output::GOLDEN), 64 << 20, 5).unwrap();
-    for name in [output::SERIAL_LOG, output::BOOT_TEST_SERIAL_LOG] {
+    for name in [
+        output::SERIAL_LOG,
+        output::BOOT_TEST_SERIAL_LOG,
+        builder::bom::BOM_FILE,
+        builder::bom::SBOM_FILE,
+    ] {
         std::fs::write(staging.join(name), format!("{name}\n")).unwrap();
     }
     output::write_junit(&staging, "node", &[]).unwrap();
@@ -260,7 +265,9 @@ fn build_output_is_exported_recorded_published_and_verified() {
             "validation.junit.xml",
             "build.log",
             "serial.log",
-            "boot-test-serial.log"
+            "boot-test-serial.log",
+            "bom.json",
+            "sbom.cdx.json"
         ]
     );
     let record = &m["build"]["record"];
