@@ -22,6 +22,21 @@ pub const POD_SUBNET: &str = "10.244.0.0/16";
 const POD_OVERRIDES: &str = r#"{"apiVersion":"v1","spec":{"tolerations":[{"operator":"Exists"}]}}"#;
 /// The test pod's name.
 pub const POD_NAME: &str = "nodeimg-sanity";
+/// Probe failures the kubelet tolerates before it restarts a control-plane static pod (10 s
+/// apart): 20 minutes instead of kubeadm's 4 (startup) and 80 s (liveness).
+const PROBE_FAILURES: u32 = 120;
+/// Preflight errors the test ignores: a small test VM, images imported rather than pulled,
+/// and the manifests and etcd directory the phases before `kubeadm init` made.
+const PREFLIGHT_IGNORED: &[&str] = &[
+    "NumCPU",
+    "Mem",
+    "ImagePull",
+    "FileAvailable--etc-kubernetes-manifests-kube-apiserver.yaml",
+    "FileAvailable--etc-kubernetes-manifests-kube-controller-manager.yaml",
+    "FileAvailable--etc-kubernetes-manifests-kube-scheduler.yaml",
+    "FileAvailable--etc-kubernetes-manifests-etcd.yaml",
+    "DirAvailable--var-lib-etcd",
+];
 /// How long `kubeadm init` waits for the static-pod control plane to answer. kubeadm's own
 /// default (4 minutes) is too short under TCG: a CI run saw the API server need more than that.
 const CONTROL_PLANE_TIMEOUT: &str = "12m0s";
@@ -156,9 +171,23 @@ impl KubeadmTest {
             cni = quote(&Self::cni_config()),
             config = quote(&self.config()),
         );
-        let init = "kubeadm init --config /root/kubeadm-config.yaml \
-                    --ignore-preflight-errors=NumCPU,Mem,ImagePull \
-                    --skip-phases=addon/coredns";
+        // The static-pod manifests are written first and their probes given room: under TCG
+        // the API server can need longer than kubeadm's startup-probe window (24 × 10 s), and
+        // the kubelet would then kill it over and over. Then `kubeadm init` does the rest.
+        let init = format!(
+            "cfg=/root/kubeadm-config.yaml\n\
+             kubeadm init phase certs all --config \"$cfg\"\n\
+             kubeadm init phase kubeconfig all --config \"$cfg\"\n\
+             kubeadm init phase control-plane all --config \"$cfg\"\n\
+             kubeadm init phase etcd local --config \"$cfg\"\n\
+             sed -i -E 's/^( *failureThreshold:) *[0-9]+$/\\1 {PROBE_FAILURES}/; s/^( *timeoutSeconds:) *[0-9]+$/\\1 60/' \\\n\
+             \t/etc/kubernetes/manifests/*.yaml\n\
+             grep -H 'failureThreshold' /etc/kubernetes/manifests/*.yaml\n\
+             kubeadm init --config \"$cfg\" \\\n\
+             \t--ignore-preflight-errors={ignored} \\\n\
+             \t--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns",
+            ignored = PREFLIGHT_IGNORED.join(","),
+        );
         let healthz = "for i in $(seq 1 120); do\n\
              \tif [ \"$(kubectl get --raw /healthz 2>/dev/null)\" = ok ]; then echo 'healthz: ok'; exit 0; fi\n\
              \tsleep 1\n\
@@ -192,7 +221,7 @@ impl KubeadmTest {
         );
         vec![
             Self::step("kubeadm-prepare", 60, &prepare),
-            Self::step("kubeadm-init", 1080, init),
+            Self::step("kubeadm-init", 1080, &init),
             Self::step("api-healthz", 180, healthz),
             Self::step("node-ready", 480, node_ready),
             Self::step("pod-runs", 960, &pod),
@@ -252,7 +281,16 @@ mod tests {
                 "pod-runs"
             ]
         );
-        assert!(cmds[1].command.contains("--skip-phases=addon/coredns"));
+        assert!(
+            cmds[1]
+                .command
+                .contains("--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns")
+        );
+        if let Ok(dir) = std::env::var("NODEIMG_DUMP_KUBEADM_STEPS") {
+            for (i, c) in cmds.iter().enumerate() {
+                std::fs::write(format!("{dir}/{i}-{}", c.name), &c.command).unwrap();
+            }
+        }
         assert!(cmds[4].command.contains("--image-pull-policy=Never"));
         assert_eq!(
             image_repository(&["registry.k8s.io/kube-apiserver:v1.30.2".into()]),
