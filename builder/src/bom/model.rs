@@ -124,7 +124,7 @@ pub struct NodeConfig {
     pub containerd: BTreeMap<String, String>,
 }
 
-/// A BOM file that cannot be used.
+/// A BOM (or advisory feed) file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BomError {
     /// The file cannot be read.
@@ -135,7 +135,7 @@ pub enum BomError {
         /// Why.
         source: std::io::Error,
     },
-    /// The file is not a BOM.
+    /// The file is not a BOM (or not a feed).
     #[error("{path}: {reason}")]
     Invalid {
         /// The file.

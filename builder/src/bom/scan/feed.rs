@@ -36,26 +36,8 @@ impl Feed {
     }
 }
 
-/// A feed file that cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    /// The file cannot be read.
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// The file is not a usable feed.
-    #[error("{path}: {reason}")]
-    Invalid {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
-    },
-}
+/// A feed file that cannot be used: unreadable, or not a feed (the same shape as a BOM's).
+pub type FeedError = crate::bom::model::BomError;
 
 /// A schema fault inside a feed: where (a JSON path such as `` `bash`.`CVE-1`.`releases` ``)
 /// and what.
