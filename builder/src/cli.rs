@@ -329,17 +329,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Exit code of `bom diff` (and the other report commands) for unusable input.
+/// Exit code of the report commands (`audit`, `bom diff`, `scan`) for unusable input: 1 and 0
+/// are their verdicts.
 const EXIT_BAD_INPUT: u8 = 2;
+
+/// Prints `error: MESSAGE` and gives the report commands' bad-input exit code.
+pub(crate) fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(EXIT_BAD_INPUT)
+}
 
 fn bom_diff(args: &BomDiffArgs) -> ExitCode {
     let load = |p: &PathBuf| crate::bom::diff::load(p);
     let (a, b) = match (load(&args.a), load(&args.b)) {
         (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        (Err(e), _) | (_, Err(e)) => return bad_input(e),
     };
     let d = crate::bom::diff::diff(&a, &b);
     if args.json {

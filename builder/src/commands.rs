@@ -164,17 +164,13 @@ pub fn audit(args: &AuditArgs) -> ExitCode {
     };
     let report = match crate::audit::audit_disk(&args.disk, &options) {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return crate::cli::bad_input(e),
     };
     print!("{}", report.render_text());
     if let Some(path) = &args.junit
         && let Err(e) = crate::junit::write(path, &report.junit_suite(), &report.junit_cases())
     {
-        eprintln!("error: writing JUnit report {}: {e}", path.display());
-        return ExitCode::from(2);
+        return crate::cli::bad_input(format_args!("writing JUnit report {}: {e}", path.display()));
     }
     if report.passed() {
         ExitCode::SUCCESS

@@ -334,16 +334,14 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut BTreeMap<String, String>
                 flatten(&key, v, out);
             }
         }
-        toml::Value::String(s) => {
+        leaf => {
             let last = prefix.rsplit('.').next().unwrap_or(prefix);
             if prefix.contains("cri") && CONTAINERD_KEYS.contains(&last) {
-                out.insert(prefix.to_owned(), s.clone());
-            }
-        }
-        other => {
-            let last = prefix.rsplit('.').next().unwrap_or(prefix);
-            if prefix.contains("cri") && CONTAINERD_KEYS.contains(&last) {
-                out.insert(prefix.to_owned(), other.to_string());
+                let value = match leaf {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.insert(prefix.to_owned(), value);
             }
         }
     }

@@ -94,7 +94,7 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
         bail!(vm.failure(format!(
             "bom step `collect` failed ({}); its error output ends:\n{}",
             out.exit,
-            tail(&stderr)
+            super::guest::output_tail(&stderr)
         )));
     }
     let bom = crate::bom::collect::parse(
@@ -109,11 +109,6 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
         bom.images.len()
     ));
     Ok(bom)
-}
-
-fn tail(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
 }
 
 /// Writes `bom.json` and `sbom.cdx.json` into `dir` (each atomically).

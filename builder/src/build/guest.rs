@@ -47,6 +47,12 @@ impl GuestCommand {
     }
 }
 
+/// The last [`OUTPUT_TAIL`] lines of `text`, as a failed step's error shows them.
+pub fn output_tail(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(OUTPUT_TAIL)..].join("\n")
+}
+
 /// What a finished command did.
 #[derive(Debug, Clone)]
 pub struct Ran {
@@ -68,8 +74,7 @@ impl Ran {
 
     /// The last lines of output.
     pub fn tail(&self) -> String {
-        let lines: Vec<&str> = self.output.lines().collect();
-        lines[lines.len().saturating_sub(OUTPUT_TAIL)..].join("\n")
+        output_tail(&self.output)
     }
 
     /// `exit code 3`, `signal KILL`, `timed out after 30s`.

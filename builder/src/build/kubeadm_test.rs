@@ -286,11 +286,6 @@ mod tests {
                 .command
                 .contains("--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns")
         );
-        if let Ok(dir) = std::env::var("NODEIMG_DUMP_KUBEADM_STEPS") {
-            for (i, c) in cmds.iter().enumerate() {
-                std::fs::write(format!("{dir}/{i}-{}", c.name), &c.command).unwrap();
-            }
-        }
         assert!(cmds[4].command.contains("--image-pull-policy=Never"));
         assert_eq!(
             image_repository(&["registry.k8s.io/kube-apiserver:v1.30.2".into()]),

@@ -12,7 +12,7 @@ use super::feed::{Feed, load_feed};
 use super::matcher::{ScanResult, scan};
 use super::{Finding, FixState, Severity, SubjectKind};
 use crate::bom::{BOM_FILE, Bom};
-use crate::cli::ScanArgs;
+use crate::cli::{ScanArgs, bad_input};
 
 const SEVERITIES: [Severity; 6] = [
     Severity::Unknown,
@@ -120,20 +120,12 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         };
         match serde_json::to_string_pretty(&report) {
             Ok(text) => println!("{text}"),
-            Err(e) => {
-                eprintln!("error: cannot render the report: {e}");
-                return ExitCode::from(2);
-            }
+            Err(e) => return bad_input(format_args!("cannot render the report: {e}")),
         }
         return exit_code(report.summary.failing);
     }
     print!("{}", render_table(&result, &summary, args.fail_on));
     exit_code(summary.failing)
-}
-
-fn bad_input(e: &dyn std::error::Error) -> ExitCode {
-    eprintln!("error: {e}");
-    ExitCode::from(2)
 }
 
 fn exit_code(failing: usize) -> ExitCode {

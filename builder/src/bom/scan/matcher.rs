@@ -46,6 +46,26 @@ pub fn osv_modules(component: &str) -> &'static [&'static str] {
     }
 }
 
+/// Parses the version of each `(name, version)`; one that does not parse is left out with a
+/// note (`package NAME: not checked: …`).
+fn parse_each<'a, V, E: std::fmt::Display>(
+    pairs: BTreeSet<(&'a str, &'a str)>,
+    what: &str,
+    parse: impl Fn(&str) -> Result<V, E>,
+    notes: &mut BTreeSet<String>,
+) -> Vec<(&'a str, &'a str, V)> {
+    let mut parsed = Vec::new();
+    for (name, version) in pairs {
+        match parse(version) {
+            Ok(v) => parsed.push((name, version, v)),
+            Err(e) => {
+                notes.insert(format!("{what} {name}: not checked: {e}"));
+            }
+        }
+    }
+    parsed
+}
+
 /// Matches `bom` against `feeds`.
 pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
     let release = bom.os.os_release.get("VERSION_CODENAME").cloned();
@@ -56,29 +76,13 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
         .iter()
         .map(|p| (p.source.as_str(), p.source_version.as_str()))
         .collect();
-    let mut packages = Vec::new();
-    for (source, version) in sources {
-        match DebVersion::parse(version) {
-            Ok(v) => packages.push((source, version, v)),
-            Err(e) => {
-                notes.insert(format!("package {source}: not checked: {e}"));
-            }
-        }
-    }
+    let packages = parse_each(sources, "package", DebVersion::parse, &mut notes);
     let components: BTreeSet<(&str, &str)> = bom
         .components
         .iter()
         .map(|c| (c.name.as_str(), c.version.as_str()))
         .collect();
-    let mut parsed_components = Vec::new();
-    for (name, version) in components {
-        match UpstreamVersion::parse(version) {
-            Ok(v) => parsed_components.push((name, version, v)),
-            Err(e) => {
-                notes.insert(format!("component {name}: not checked: {e}"));
-            }
-        }
-    }
+    let parsed_components = parse_each(components, "component", UpstreamVersion::parse, &mut notes);
 
     let mut findings = Vec::new();
     for feed in feeds {
