@@ -16,6 +16,7 @@ pub mod format;
 pub mod formats;
 pub mod ids;
 pub mod image;
+pub mod input_file;
 pub mod inspect;
 pub mod instructions;
 pub mod manifest;
