@@ -233,13 +233,15 @@ pub struct Tries<'a> {
     max: u32,
     attempt: u32,
     last: String,
+    /// The pause before another attempt would reach the deadline.
+    out_of_time: bool,
 }
 
 impl Tries<'_> {
     /// Starts the next attempt, or says why there is none: the deadline passed or every
     /// attempt was made.
     pub fn next(&mut self) -> Result<(), HttpError> {
-        if self.http.left().is_zero() {
+        if self.out_of_time || self.http.left().is_zero() {
             return Err(HttpError::Deadline {
                 url: self.url.to_owned(),
                 deadline: show_duration(self.http.limits.deadline),
@@ -264,16 +266,22 @@ impl Tries<'_> {
 
     /// Whether this attempt is the last one [`Tries::next`] allows.
     pub fn last_chance(&self) -> bool {
-        self.attempt >= self.max || self.http.left().is_zero()
+        self.attempt >= self.max || self.out_of_time || self.http.left().is_zero()
     }
 
     /// The current attempt failed for `reason`: logs it and pauses before the next one.
     pub fn failed(&mut self, reason: String) {
         let (url, n, max) = (self.url, self.attempt, self.max);
+        let wait = Duration::from_millis(500 * u64::from(n));
         if self.last_chance() {
             tracing::warn!("{url}: attempt {n} of {max} failed: {reason}");
+        } else if wait >= self.http.left() {
+            self.out_of_time = true;
+            tracing::warn!(
+                "{url}: attempt {n} of {max} failed: {reason}; no time is left for another \
+                 before the deadline"
+            );
         } else {
-            let wait = Duration::from_millis(500 * u64::from(n)).min(self.http.left());
             tracing::warn!(
                 "{url}: attempt {n} of {max} failed: {reason}; retrying in {}",
                 show_duration(wait)
@@ -348,6 +356,7 @@ impl Http {
             max,
             attempt: 0,
             last: String::new(),
+            out_of_time: false,
         }
     }
 
@@ -398,7 +407,8 @@ impl Http {
         }
     }
 
-    /// Copies the body into `sink`, reporting progress; returns the bytes copied.
+    /// Copies the body into `sink`, reporting progress for a successful status; returns the
+    /// bytes copied.
     fn pump(
         &self,
         url: &str,
@@ -408,7 +418,13 @@ impl Http {
         total: Option<u64>,
         limit: Option<u64>,
     ) -> Result<u64, Pumped> {
-        self.watch.started(url, start, total);
+        let unwatched = Unwatched;
+        let watch: &dyn Watch = if resp.status().is_success() {
+            self.watch.as_ref()
+        } else {
+            &unwatched
+        };
+        watch.started(url, start, total);
         let mut reader = resp.body_mut().as_reader();
         let mut buf = vec![0u8; 256 << 10];
         let (mut n, mut at) = (0u64, start);
@@ -425,7 +441,7 @@ impl Http {
                     }
                     n += k64;
                     at += k64;
-                    self.watch.advanced(url, at);
+                    watch.advanced(url, at);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -436,7 +452,7 @@ impl Http {
                 }
             }
         };
-        self.watch.finished(url, at, result.is_ok());
+        watch.finished(url, at, result.is_ok());
         result
     }
 
