@@ -240,7 +240,7 @@ pub struct Tries<'a> {
 impl Tries<'_> {
     /// Starts the next attempt, or says why there is none: the deadline passed or every
     /// attempt was made.
-    pub fn next(&mut self) -> Result<(), HttpError> {
+    pub fn start(&mut self) -> Result<(), HttpError> {
         if self.out_of_time || self.http.left().is_zero() {
             return Err(HttpError::Deadline {
                 url: self.url.to_owned(),
@@ -264,7 +264,7 @@ impl Tries<'_> {
         Ok(())
     }
 
-    /// Whether this attempt is the last one [`Tries::next`] allows.
+    /// Whether this attempt is the last one [`Tries::start`] allows.
     pub fn last_chance(&self) -> bool {
         self.attempt >= self.max || self.out_of_time || self.http.left().is_zero()
     }
@@ -467,7 +467,7 @@ impl Http {
     ) -> Result<Small, HttpError> {
         let mut tries = self.tries(url, ATTEMPTS);
         loop {
-            tries.next()?;
+            tries.start()?;
             let mut resp = match self.call(url, headers) {
                 Ok(r) => r,
                 Err(e) if retryable(&e) => {
@@ -549,7 +549,7 @@ impl Http {
         let mut transferred = 0u64;
         let mut tries = self.tries(url, ATTEMPTS);
         loop {
-            tries.next()?;
+            tries.start()?;
             let have = std::fs::metadata(part).map_or(0, |m| m.len());
             let mut hs = headers.to_vec();
             if have > 0 {

@@ -107,7 +107,7 @@ pub fn download_verified(
     let mut tries = http.tries(url, MISMATCH_TRIES);
     let mut transferred = 0;
     loop {
-        tries.next()?;
+        tries.start()?;
         transferred += http.download(url, headers, part)?;
         match store(cache, part, url, expect) {
             Err(FetchError::Mismatch {

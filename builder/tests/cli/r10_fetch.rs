@@ -88,7 +88,11 @@ fn assert_nothing_left(dir: &Path, cache: &Path) {
 #[test]
 fn a_mirror_that_never_answers_logs_every_retry_and_fails_naming_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &"a".repeat(64));
+    let spec = write_spec(
+        dir.path(),
+        &format!("url = \"{BASE_URL}\""),
+        &"a".repeat(64),
+    );
     let cache = dir.path().join("cache");
     let mirror = silent_mirror();
     let (status, stderr) = fetch_guarded(
@@ -101,13 +105,18 @@ fn a_mirror_that_never_answers_logs_every_retry_and_fails_naming_the_deadline() 
     // The base image's checksum file is the first request.
     let sums = format!(
         "{mirror}/{}/SHA512SUMS",
-        BASE_URL.split_once("://").unwrap().1.rsplit_once('/').unwrap().0
+        BASE_URL
+            .split_once("://")
+            .unwrap()
+            .1
+            .rsplit_once('/')
+            .unwrap()
+            .0
     );
     let retries = retry_lines(&stderr);
     for n in [1, 2] {
-        let want = format!(
-            "{sums}: attempt {n} of 5 failed: timeout: no response within 1s (--timeout)"
-        );
+        let want =
+            format!("{sums}: attempt {n} of 5 failed: timeout: no response within 1s (--timeout)");
         assert!(
             retries.iter().any(|l| l.contains(&want)),
             "no line `{want}` in:\n{stderr}"
@@ -161,10 +170,18 @@ fn a_mirror_that_never_answers_logs_every_retry_and_fails_naming_the_deadline() 
 #[test]
 fn bad_timeouts_are_usage_errors_naming_the_option() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &"a".repeat(64));
+    let spec = write_spec(
+        dir.path(),
+        &format!("url = \"{BASE_URL}\""),
+        &"a".repeat(64),
+    );
     for (option, value, why) in [
         ("--timeout", "0", "must be more than zero"),
-        ("--timeout", "1.5s", "is not a duration such as 90s, 5m or 2h"),
+        (
+            "--timeout",
+            "1.5s",
+            "is not a duration such as 90s, 5m or 2h",
+        ),
         ("--deadline", "5d", "is not a duration"),
         ("--deadline", "200h", "at most 168h"),
         ("--deadline", "-1", "is not a duration"),
@@ -180,8 +197,9 @@ fn bad_timeouts_are_usage_errors_naming_the_option() {
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{option} {value}: {stderr}");
         assert!(
-            stderr.contains(&format!("invalid value '{value}' for '{option} <DURATION>'"))
-                && stderr.contains(why),
+            stderr.contains(&format!(
+                "invalid value '{value}' for '{option} <DURATION>'"
+            )) && stderr.contains(why),
             "{option} {value}: {stderr}"
         );
     }
@@ -208,7 +226,8 @@ fn static_images(root: &Path) -> String {
         let descriptor = |data: &[u8], media: &str| {
             let hex = sha256(data);
             let path = put(root, &format!("{base}/blobs/sha256:{hex}"), data);
-            let d = json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": data.len()});
+            let d =
+                json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": data.len()});
             (d, path)
         };
         let layer = bytes(100 + u32::try_from(i).unwrap(), 70_000);
