@@ -1,4 +1,5 @@
-//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR]`: the only step that uses the network.
+//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the only
+//! step that uses the network.
 //! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
 //! its published checksum (and the base image against the spec's `base.sha256`), moves it into
 //! the content-addressed [`cache`](crate::cache) and writes the lock next to the spec, last and

@@ -5,6 +5,7 @@
 //! download shows progress lines when stderr is not a terminal. The only time bound is a
 //! generous hang guard.
 
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -63,6 +64,36 @@ fn silent_mirror() -> String {
         let mut held: Vec<TcpStream> = Vec::new();
         for conn in listener.incoming().flatten() {
             held.push(conn);
+        }
+    });
+    url
+}
+
+/// A mirror that answers every request with 200 and a 1000-byte `Content-Length`, then sends
+/// one byte every 300 ms: never idle for long, never done in time.
+fn trickling_mirror() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut conn = conn;
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n";
+                if conn.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for _ in 0..1000 {
+                    std::thread::sleep(Duration::from_millis(300));
+                    if conn.write_all(b"x").and_then(|()| conn.flush()).is_err() {
+                        return;
+                    }
+                }
+            });
         }
     });
     url
@@ -162,6 +193,38 @@ fn a_mirror_that_never_answers_logs_every_retry_and_fails_naming_the_deadline() 
     );
     assert!(
         stderr.contains("the deadline of 3s for this artifact passed"),
+        "{stderr}"
+    );
+    assert_nothing_left(dir.path(), &cache);
+}
+
+#[test]
+fn a_mirror_that_trickles_is_stopped_by_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!("url = \"{BASE_URL}\""),
+        &"a".repeat(64),
+    );
+    let cache = dir.path().join("cache");
+    let mirror = trickling_mirror();
+    let (status, stderr) = fetch_guarded(
+        &spec,
+        &mirror,
+        &cache,
+        &["--timeout", "2s", "--deadline", "3s"],
+    );
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    // Bytes kept coming (no per-read timeout), so only the deadline ended the attempt.
+    let retries = retry_lines(&stderr);
+    assert!(
+        retries.len() == 1
+            && retries[0].contains("attempt 1 of 5 failed: timeout: the deadline passed after ")
+            && retries[0].contains(" of 1000 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the deadline of 3s for this artifact passed (raise it with --deadline) after 1 attempts"),
         "{stderr}"
     );
     assert_nothing_left(dir.path(), &cache);
