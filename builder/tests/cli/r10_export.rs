@@ -366,7 +366,7 @@ fn a_source_date_epoch_no_format_can_carry_is_refused() {
         ("-1", ["SOURCE_DATE_EPOCH", "non-negative"]),
     ] {
         refused(
-            export_cmd(&d, &out, "raw,vhd,ova,gce").env("SOURCE_DATE_EPOCH", value),
+            export_cmd(&d, &out, "raw,vhd,ova").env("SOURCE_DATE_EPOCH", value),
             &out,
             &wants,
         );
