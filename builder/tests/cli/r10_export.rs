@@ -109,6 +109,41 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
+/// Starts an export of `disk` into `out` and waits until it is writing its temporaries.
+fn export_in_progress(disk: &Path, out: &Path, formats: &str) -> Reap {
+    let mut child = Reap(Some(
+        export_cmd(disk, out, formats)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    assert!(
+        wait_for_partial(child.child(), out),
+        "the export ended before it wrote anything: {:?}",
+        child.wait()
+    );
+    child
+}
+
+/// `out` verifies, holds exactly the raw + qcow2 set named golden (no temporaries, no lock
+/// file) and, when given, still the `manifest` it had.
+fn assert_set_intact(out: &Path, manifest: Option<&[u8]>) {
+    let v = verify(out);
+    assert!(
+        v.status.success(),
+        "the export no longer verifies: {}",
+        out_str(&v).1
+    );
+    if let Some(m) = manifest {
+        assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), m);
+    }
+    assert_eq!(
+        listing(out),
+        ["SHA256SUMS", "golden.qcow2", "golden.raw", "manifest.json"],
+        "temporaries or the lock file left behind"
+    );
+}
+
 fn complete_export(disk: &Path, out: &Path, formats: &str) -> Vec<u8> {
     let o = run(&mut export_cmd(disk, out, formats));
     assert!(o.status.success(), "{}", out_str(&o).1);
@@ -125,17 +160,7 @@ fn an_interrupted_export_keeps_the_previous_set_verifiable() {
     let old_manifest = complete_export(&small, &out, "raw,qcow2");
 
     let big = big_disk(&dir.path().join("big"), 256);
-    let mut child = Reap(Some(
-        export_cmd(&big, &out, "raw,qcow2")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    assert!(
-        wait_for_partial(child.child(), &out),
-        "the export ended before it wrote anything: {:?}",
-        child.wait()
-    );
+    let mut child = export_in_progress(&big, &out, "raw,qcow2");
     kill(pid(child.child()), Signal::SIGINT).unwrap();
     let o = child.wait();
     let (_, stderr) = out_str(&o);
@@ -146,21 +171,7 @@ fn an_interrupted_export_keeps_the_previous_set_verifiable() {
         "left running: {:?}",
         processes_mentioning(&out.display().to_string())
     );
-    let v = verify(&out);
-    assert!(
-        v.status.success(),
-        "the previous export no longer verifies: {}",
-        out_str(&v).1
-    );
-    assert_eq!(
-        std::fs::read(out.join("manifest.json")).unwrap(),
-        old_manifest
-    );
-    assert_eq!(
-        listing(&out),
-        ["SHA256SUMS", "golden.qcow2", "golden.raw", "manifest.json"],
-        "temporaries or the lock file left behind"
-    );
+    assert_set_intact(&out, Some(&old_manifest));
 }
 
 /// Unmounts the tmpfs when the test ends, however it ends.
@@ -206,20 +217,7 @@ fn an_export_that_runs_out_of_space_keeps_the_previous_set_verifiable() {
         !stderr.contains(": done"),
         "a phase reported done by a failed export: {stderr}"
     );
-    let v = verify(&out);
-    assert!(
-        v.status.success(),
-        "the previous export no longer verifies: {}",
-        out_str(&v).1
-    );
-    assert_eq!(
-        std::fs::read(out.join("manifest.json")).unwrap(),
-        old_manifest
-    );
-    assert_eq!(
-        listing(&out),
-        ["SHA256SUMS", "golden.qcow2", "golden.raw", "manifest.json"]
-    );
+    assert_set_intact(&out, Some(&old_manifest));
 }
 
 #[test]
@@ -227,17 +225,7 @@ fn a_second_export_into_a_busy_directory_fails_at_once_naming_the_holder() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let big = big_disk(&dir.path().join("big"), 64);
-    let mut first = Reap(Some(
-        export_cmd(&big, &out, "raw,qcow2")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
-    assert!(
-        wait_for_partial(first.child(), &out),
-        "the first export ended before it wrote anything: {:?}",
-        first.wait()
-    );
+    let mut first = export_in_progress(&big, &out, "raw,qcow2");
     // Freeze the first export mid-write so the second surely meets it running.
     kill(pid(first.child()), Signal::SIGSTOP).unwrap();
     let small = disk(dir.path(), 16 << 20);
@@ -262,12 +250,7 @@ fn a_second_export_into_a_busy_directory_fails_at_once_naming_the_holder() {
     );
     let o = first.wait();
     assert!(o.status.success(), "{}", out_str(&o).1);
-    let v = verify(&out);
-    assert!(v.status.success(), "{}", out_str(&v).1);
-    assert_eq!(
-        listing(&out),
-        ["SHA256SUMS", "golden.qcow2", "golden.raw", "manifest.json"]
-    );
+    assert_set_intact(&out, None);
 }
 
 #[test]
