@@ -43,8 +43,8 @@ pub fn export(
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
     check_options(options)?;
-    let mut source = DiskSource::open(disk)?;
     refuse_containers(disk)?;
+    let mut source = DiskSource::open(disk)?;
     let pad = apply_size_rules(&mut source, options)?;
     let created = make_out_dir(out_dir)?;
     let result = export_locked(&source, pad, out_dir, created, options, progress);
@@ -82,7 +82,17 @@ fn check_options(options: &ExportOptions) -> Result<()> {
 /// Refuses an input that is an image container rather than a raw disk (detected by its
 /// magic, as `inspect` does), with the command that makes a raw disk of it.
 fn refuse_containers(disk: &Path) -> Result<()> {
-    let format = crate::inspect::detect(disk)?;
+    // Only a non-empty regular file is probed; for anything else (and when no format is
+    // recognised) `DiskSource::open` gives the precise error. Probing before that check
+    // matters: a qcow2 need not be whole sectors, and must not be called "not a raw disk
+    // size".
+    let probe = crate::input_file::open_regular(disk)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.len() > 0);
+    let format = match probe.then(|| crate::inspect::detect(disk)) {
+        Some(Ok(format)) => format,
+        _ => return Ok(()),
+    };
     let shown = disk.display();
     let how = match format {
         "raw" => return Ok(()),

@@ -272,6 +272,22 @@ fn qcow2_and_vhd_inputs_are_refused_with_the_conversion_line() {
         );
         inputs.push(("qcow2", qcow2, "-f qcow2"));
     }
+    if fixtures::tools::have("qemu-img") {
+        // An empty disk makes a qcow2 whose size is not whole sectors: still named a qcow2.
+        let empty = dir.path().join("empty.raw");
+        std::fs::File::create(&empty)
+            .unwrap()
+            .set_len(16 << 20)
+            .unwrap();
+        let qcow2 = dir.path().join("empty.qcow2");
+        fixtures::tools::run_ok(
+            Command::new("qemu-img")
+                .args(["convert", "-f", "raw", "-O", "qcow2"])
+                .arg(&empty)
+                .arg(&qcow2),
+        );
+        inputs.push(("qcow2", qcow2, "-f qcow2"));
+    }
     for (format, input, flag) in inputs {
         let out = dir.path().join(format!("out-{format}"));
         let o = run(&mut export_cmd(&input, &out, "raw"));
