@@ -76,21 +76,3 @@ pub fn remove_dir(dir: &std::path::Path) -> String {
         Err(e) => format!("could not remove {}: {e}", dir.display()),
     }
 }
-
-/// Removes the export temporaries from `dir`; returns the message for [`on_interrupt`].
-pub fn remove_partials(dir: &std::path::Path) -> String {
-    let removed = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(exporters::artifact::TEMP_PREFIX)
-                })
-                .filter(|e| std::fs::remove_file(e.path()).is_ok())
-                .count()
-        })
-        .unwrap_or(0);
-    format!("removed {removed} partial file(s) from {}", dir.display())
-}
