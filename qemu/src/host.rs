@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -177,15 +177,19 @@ fn find_program(
     })
 }
 
-/// Runs `qemu --version` and parses the first line.
+/// How long `qemu --version` may take (it answers at once: this catches a hang).
+const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much `qemu --version` may print (one line, a copyright notice).
+const VERSION_OUTPUT_CAP: usize = 64 * 1024;
+
+/// Runs `qemu --version` (with a deadline and an output cap) and parses the first line.
 pub fn qemu_version(qemu: &Path) -> Result<(QemuVersion, String)> {
-    let out = Command::new(qemu)
+    let out = child_process::Command::new(qemu, VERSION_TIMEOUT)
+        .what("qemu version query")
         .arg("--version")
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: qemu.to_path_buf(),
-            source,
-        })?;
+        .stdout_cap(VERSION_OUTPUT_CAP)
+        .run_status()?;
     let bad = |reason: String| Error::QemuVersion {
         path: qemu.to_path_buf(),
         reason,
@@ -194,7 +198,7 @@ pub fn qemu_version(qemu: &Path) -> Result<(QemuVersion, String)> {
         return Err(bad(format!(
             "exited with {}: {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr_tail.trim()
         )));
     }
     let text = String::from_utf8_lossy(&out.stdout);
