@@ -177,21 +177,28 @@ fn find_program(
     })
 }
 
-/// How long `qemu --version` may take (it answers at once: this catches a hang).
-const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `--version` of a QEMU tool may take (it answers at once: this catches a hang).
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How much `qemu --version` may print (one line, a copyright notice).
-const VERSION_OUTPUT_CAP: usize = 64 * 1024;
+/// How much `--version` of a QEMU tool may print (one line, a copyright notice).
+pub const VERSION_OUTPUT_CAP: usize = 64 * 1024;
 
-/// Runs `qemu --version` (with a deadline and an output cap) and parses the first line.
+/// Runs `qemu --version` and parses the first line.
 pub fn qemu_version(qemu: &Path) -> Result<(QemuVersion, String)> {
-    let out = child_process::Command::new(qemu, VERSION_TIMEOUT)
-        .what("qemu version query")
+    tool_version(qemu, "qemu version query")
+}
+
+/// Runs `program --version` (`qemu-system-x86_64`, `qemu-img`) with a deadline
+/// ([`VERSION_TIMEOUT`]) and an output cap ([`VERSION_OUTPUT_CAP`]) and parses the first line;
+/// `what` names the query in errors.
+pub fn tool_version(program: &Path, what: &str) -> Result<(QemuVersion, String)> {
+    let out = child_process::Command::new(program, VERSION_TIMEOUT)
+        .what(what)
         .arg("--version")
         .stdout_cap(VERSION_OUTPUT_CAP)
         .run_status()?;
     let bad = |reason: String| Error::QemuVersion {
-        path: qemu.to_path_buf(),
+        path: program.to_path_buf(),
         reason,
     };
     if !out.status.success() {
