@@ -164,6 +164,11 @@ impl Command {
         &self.program
     }
 
+    /// The arguments.
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
     /// What the child is called in messages.
     pub fn name(&self) -> String {
         match &self.what {
