@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
 use crate::cmdline::DiskFormat;
 use crate::error::{Error, Result};
@@ -58,6 +58,9 @@ pub fn detect_format(path: &Path) -> Result<DiskFormat> {
     Ok(DiskFormat::Raw)
 }
 
+/// How long `qemu-img create` of an overlay may take (it writes a few KiB: this catches hangs).
+const OVERLAY_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// Creates the qcow2 overlay `overlay` backed by `base` (format `base_format`), with the base's
 /// virtual size. The backing path is made absolute so the overlay works from anywhere.
 pub fn create_overlay(
@@ -67,7 +70,8 @@ pub fn create_overlay(
     overlay: &Path,
 ) -> Result<()> {
     let base = std::fs::canonicalize(base).map_err(|e| Error::io("resolving", base, e))?;
-    let out = Command::new(qemu_img)
+    let out = child_process::Command::new(qemu_img, OVERLAY_TIMEOUT)
+        .what("qemu-img create")
         .args([
             "create",
             "-q",
@@ -79,11 +83,7 @@ pub fn create_overlay(
         ])
         .arg(&base)
         .arg(overlay)
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: qemu_img.to_path_buf(),
-            source,
-        })?;
+        .run_status()?;
     if !out.status.success() {
         return Err(Error::Image {
             path: overlay.to_path_buf(),
@@ -91,7 +91,7 @@ pub fn create_overlay(
                 "qemu-img create -b {} failed ({}): {}",
                 base.display(),
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr_tail.trim()
             ),
         });
     }
