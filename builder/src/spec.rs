@@ -251,7 +251,7 @@ struct RawScript {
 
 /// Reads and checks the spec at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = crate::located::read_text(path)?;
+    let text = crate::located::read_text(path, crate::documents::SPEC_LIMIT, "a spec")?;
     parse(path, &text)
 }
 
