@@ -146,7 +146,7 @@ pub struct BootArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// The build user created by cloud-init.
-    #[arg(long, default_value = "builder")]
+    #[arg(long, default_value = "builder", value_parser = user_name)]
     pub user: String,
     /// The guest's hostname.
     #[arg(long, default_value = "nodeimg-boot")]
@@ -264,8 +264,9 @@ pub struct AuditArgs {
     /// Also write the checks as a JUnit XML report to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// The build user the seal deletes.
-    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER)]
+    /// The build user the seal deletes (a Linux user name: 1–32 of `a-z 0-9 _ -`, not
+    /// starting with a digit or `-`).
+    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER, value_parser = user_name)]
     pub build_user: String,
     /// Most bytes the regular files under /var/log may hold together.
     #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_VAR_LOG_LIMIT)]
@@ -294,6 +295,25 @@ pub struct DoctorArgs {
         value_parser = crate::doctor::accel_choice_parser()
     )]
     pub accel: qemu::accel::AccelChoice,
+}
+
+/// A user name as `useradd` accepts it by default (`[a-z_][a-z0-9_-]*`, at most 32
+/// characters); anything else (an empty name, a space, a `:`) would make every check that
+/// looks for the user meaningless.
+fn user_name(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    if first_ok && rest_ok && text.len() <= 32 {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{:?} is not a user name: 1 to 32 of a-z, 0-9, _ and -, starting with a letter or _",
+            text
+        ))
+    }
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit code: 0 success,
@@ -361,8 +381,10 @@ fn bom_diff(args: &BomDiffArgs) -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

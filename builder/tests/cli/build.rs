@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::{listing, nodeimg, out_str};
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    spec: PathBuf,
-    lock: PathBuf,
-    cache: PathBuf,
-    out: PathBuf,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) spec: PathBuf,
+    pub(super) lock: PathBuf,
+    pub(super) cache: PathBuf,
+    pub(super) out: PathBuf,
 }
 
 fn sha(data: &[u8]) -> String {
@@ -29,7 +29,7 @@ fn put(cache: &Path, data: &[u8]) -> String {
 }
 
 /// A spec, a matching lock and a cache with every entry; the base image is a small raw file.
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let base = vec![0u8; 4096];
@@ -105,7 +105,7 @@ formats = ["qcow2"]
     }
 }
 
-fn build(f: &Fixture) -> (bool, String) {
+pub(super) fn build(f: &Fixture) -> (bool, String) {
     let o = nodeimg()
         .arg("build")
         .arg(&f.spec)
@@ -120,7 +120,7 @@ fn build(f: &Fixture) -> (bool, String) {
     (o.status.success(), stderr)
 }
 
-fn refused(f: &Fixture, wants: &[&str]) {
+pub(super) fn refused(f: &Fixture, wants: &[&str]) {
     let (ok, stderr) = build(f);
     assert!(!ok, "the build should be refused");
     for w in wants {

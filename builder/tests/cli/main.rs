@@ -10,6 +10,7 @@ mod boot;
 mod build;
 mod doctor;
 mod fetch;
+mod r10_inputs;
 mod scan;
 
 fn nodeimg() -> Command {
