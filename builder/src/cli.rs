@@ -305,7 +305,8 @@ fn user_name(text: &str) -> Result<String, String> {
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
     if first_ok && rest_ok && text.len() <= 32 {
         Ok(text.to_owned())
     } else {

@@ -53,7 +53,10 @@ mod tests {
         assert_eq!(escape("x\n+ injected"), "x\\n+ injected");
         assert_eq!(escape("evil\u{202e}txt.exe"), "evil\\u{202e}txt.exe");
         assert_eq!(escape("\u{7f}\u{85}\u{9b}"), "\\u{7f}\\u{85}\\u{9b}");
-        assert_eq!(escape("\u{200e}\u{200f}\u{2066}\u{2069}\r\t"), "\\u{200e}\\u{200f}\\u{2066}\\u{2069}\\r\\t");
+        assert_eq!(
+            escape("\u{200e}\u{200f}\u{2066}\u{2069}\r\t"),
+            "\\u{200e}\\u{200f}\\u{2066}\\u{2069}\\r\\t"
+        );
         assert!(!escape("\u{202a}\u{202b}\u{202c}\u{202d}").contains(|c| is_unsafe(c)));
     }
 }

@@ -149,7 +149,12 @@ fn rule_violations_point_at_the_value() {
         ("mode = \"0644\"", "mode = \"00644\"", 8, "files.mode"),
         ("dest = \"/etc/motd\"", "dest = \"/\"", 8, "files.dest"),
         ("dest = \"/etc/motd\"", "dest = \"/etc/\"", 8, "files.dest"),
-        ("dest = \"/etc/motd\"", "dest = \"/etc/../motd\"", 8, "files.dest"),
+        (
+            "dest = \"/etc/motd\"",
+            "dest = \"/etc/../motd\"",
+            8,
+            "files.dest",
+        ),
         (
             "run = \"test -s /etc/motd\"",
             "run = \"  \"",
