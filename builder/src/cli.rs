@@ -55,7 +55,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BomCommand {
     /// Show what was added, removed and changed between two builds: packages, components,
-    /// images, configuration, inputs. Exit 0 when identical, 1 when different, 2 on error.
+    /// images, configuration, inputs. Exit 0 when identical, 1 when different, 2 on error
+    /// (each BOM must be a regular file of at most 1 GiB).
     Diff(BomDiffArgs),
 }
 
@@ -86,7 +87,8 @@ pub struct BomDiffArgs {
                   the CVSS v3 base score's rating).\n\n\
                   Exit status: 0 nothing at or above --fail-on (always 0 without it), 1 some \
                   finding at or above it (open issues count by their severity), 2 bad input \
-                  (the error line names the file and the fault)."
+                  (the error line names the file and the fault; the BOM and every feed must be \
+                  regular files of at most 1 GiB)."
 )]
 pub struct ScanArgs {
     /// A bom.json, or a build output directory holding one.
@@ -160,7 +162,8 @@ pub struct BootArgs {
                   cache; never the network. Writes OUT/NAME/: golden.raw, the exported artifacts, \
                   validation.junit.xml, build.log, serial.log, boot-test-serial.log, SHA256SUMS and \
                   manifest.json (last). A failed build leaves OUT/.NAME.partial/ (no manifest) for \
-                  inspection.\n\nEnvironment: NODEIMG_CACHE (the cache), SOURCE_DATE_EPOCH (timestamps \
+                  inspection. The spec and the lock must be regular files of at most 4 MiB; every \
+                  [[files]] source is checked (a readable regular file) before anything is written.\n\nEnvironment: NODEIMG_CACHE (the cache), SOURCE_DATE_EPOCH (timestamps \
                   in the exports), NODEIMG_QEMU."
 )]
 pub struct BuildArgs {
@@ -253,7 +256,9 @@ pub struct InspectArgs {
 #[command(
     after_help = "Reads the disk read-only: the GPT, then the ext4 filesystem of the Linux root (or Linux \
                   filesystem data) partition through nodeimg's own ext4 reader. Prints `ok` or `FAIL` for \
-                  each check, with the paths found under each failure.\n\nExit status: 0 when every check \
+                  each check, with the paths found under each failure (file names escaped). A walk \
+                  that cannot finish (deeper than 256 levels, more than 5 million entries) fails \
+                  its check.\n\nExit status: 0 when every check \
                   passes, 1 when a check fails, 2 when the disk cannot be read (no GPT, no Linux \
                   partition, not ext4, corrupt or unsupported filesystem; one `error:` line names the file \
                   and what is wrong) or the command line is wrong."
