@@ -105,7 +105,7 @@ formats = ["qcow2"]
     }
 }
 
-pub(super) fn build(f: &Fixture) -> (bool, String) {
+fn build(f: &Fixture) -> (bool, String) {
     let o = nodeimg()
         .arg("build")
         .arg(&f.spec)
@@ -120,7 +120,7 @@ pub(super) fn build(f: &Fixture) -> (bool, String) {
     (o.status.success(), stderr)
 }
 
-pub(super) fn refused(f: &Fixture, wants: &[&str]) {
+fn refused(f: &Fixture, wants: &[&str]) {
     let (ok, stderr) = build(f);
     assert!(!ok, "the build should be refused");
     for w in wants {
