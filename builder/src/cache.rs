@@ -52,19 +52,20 @@ pub enum CacheError {
         hint: String,
     },
     /// Reading or writing failed.
-    #[error("{path}: {source}")]
+    /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CacheError + '_ {
-    move |source| CacheError::Io {
+    move |cause| CacheError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }
 

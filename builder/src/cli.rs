@@ -55,7 +55,8 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum BomCommand {
     /// Show what was added, removed and changed between two builds: packages, components,
-    /// images, configuration, inputs. Exit 0 when identical, 1 when different, 2 on error.
+    /// images, configuration, inputs. Exit 0 when identical, 1 when different, 2 on error
+    /// (each BOM must be a regular file of at most 1 GiB).
     Diff(BomDiffArgs),
 }
 
@@ -86,7 +87,8 @@ pub struct BomDiffArgs {
                   the CVSS v3 base score's rating).\n\n\
                   Exit status: 0 nothing at or above --fail-on (always 0 without it), 1 some \
                   finding at or above it (open issues count by their severity), 2 bad input \
-                  (the error line names the file and the fault)."
+                  (the error line names the file and the fault; the BOM and every feed must be \
+                  regular files of at most 1 GiB)."
 )]
 pub struct ScanArgs {
     /// A bom.json, or a build output directory holding one.
@@ -157,7 +159,7 @@ pub struct BootArgs {
     #[arg(long)]
     pub work_dir: Option<PathBuf>,
     /// The build user created by cloud-init.
-    #[arg(long, default_value = "builder")]
+    #[arg(long, default_value = "builder", value_parser = user_name)]
     pub user: String,
     /// The guest's hostname.
     #[arg(long, default_value = "nodeimg-boot")]
@@ -171,7 +173,8 @@ pub struct BootArgs {
                   cache; never the network. Writes OUT/NAME/: golden.raw, the exported artifacts, \
                   validation.junit.xml, build.log, serial.log, boot-test-serial.log, SHA256SUMS and \
                   manifest.json (last). A failed build leaves OUT/.NAME.partial/ (no manifest) for \
-                  inspection.\n\nEnvironment: NODEIMG_CACHE (the cache), SOURCE_DATE_EPOCH (timestamps \
+                  inspection. The spec and the lock must be regular files of at most 4 MiB; every \
+                  [[files]] source is checked (a readable regular file) before anything is written.\n\nEnvironment: NODEIMG_CACHE (the cache), SOURCE_DATE_EPOCH (timestamps \
                   in the exports), NODEIMG_QEMU."
 )]
 pub struct BuildArgs {
@@ -264,7 +267,9 @@ pub struct InspectArgs {
 #[command(
     after_help = "Reads the disk read-only: the GPT, then the ext4 filesystem of the Linux root (or Linux \
                   filesystem data) partition through nodeimg's own ext4 reader. Prints `ok` or `FAIL` for \
-                  each check, with the paths found under each failure.\n\nExit status: 0 when every check \
+                  each check, with the paths found under each failure (file names escaped). A walk \
+                  that cannot finish (deeper than 256 levels, more than 5 million entries) fails \
+                  its check.\n\nExit status: 0 when every check \
                   passes, 1 when a check fails, 2 when the disk cannot be read (no GPT, no Linux \
                   partition, not ext4, corrupt or unsupported filesystem; one `error:` line names the file \
                   and what is wrong) or the command line is wrong."
@@ -275,8 +280,9 @@ pub struct AuditArgs {
     /// Also write the checks as a JUnit XML report to FILE (atomically).
     #[arg(long, value_name = "FILE")]
     pub junit: Option<PathBuf>,
-    /// The build user the seal deletes.
-    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER)]
+    /// The build user the seal deletes (a Linux user name: 1–32 of `a-z 0-9 _ -`, not
+    /// starting with a digit or `-`).
+    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER, value_parser = user_name)]
     pub build_user: String,
     /// Most bytes the regular files under /var/log may hold together.
     #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_VAR_LOG_LIMIT)]
@@ -305,6 +311,26 @@ pub struct DoctorArgs {
         value_parser = crate::doctor::accel_choice_parser()
     )]
     pub accel: qemu::accel::AccelChoice,
+}
+
+/// A user name as `useradd` accepts it by default (`[a-z_][a-z0-9_-]*`, at most 32
+/// characters); anything else (an empty name, a space, a `:`) would make every check that
+/// looks for the user meaningless.
+fn user_name(text: &str) -> Result<String, String> {
+    let mut chars = text.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+    if first_ok && rest_ok && text.len() <= 32 {
+        Ok(text.to_owned())
+    } else {
+        Err(format!(
+            "{:?} is not a user name: 1 to 32 of a-z, 0-9, _ and -, starting with a letter or _",
+            text
+        ))
+    }
 }
 
 /// Parses the command line, runs it, and turns the outcome into an exit code: 0 success,
@@ -372,8 +398,10 @@ fn bom_diff(args: &BomDiffArgs) -> ExitCode {
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Colour only for a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();

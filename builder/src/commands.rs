@@ -126,8 +126,13 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
             );
             for p in &gpt.partitions {
                 println!(
-                    "  {:>3}  {:>12} {:>12}  {:>14} bytes  {}  {:?}",
-                    p.number, p.first_lba, p.last_lba, p.size, p.type_guid, p.name
+                    "  {:>3}  {:>12} {:>12}  {:>14} bytes  {}  \"{}\"",
+                    p.number,
+                    p.first_lba,
+                    p.last_lba,
+                    p.size,
+                    p.type_guid,
+                    crate::untrusted::escape(&p.name)
                 );
             }
         }

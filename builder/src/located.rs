@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-/// A file that does not parse or breaks a rule: `file:line:column: what`.
+/// A file that does not parse or breaks a rule: `file:line:column: what`, or `file: what` when
+/// the file could not be read at all.
 #[derive(Debug, thiserror::Error)]
-#[error("{}:{line}:{column}: {message}", path.display())]
+#[error("{}{}: {message}", path.display(), position(*line, *column))]
 pub struct LocatedError {
     /// The file.
     pub path: PathBuf,
@@ -16,6 +17,15 @@ pub struct LocatedError {
     pub column: usize,
     /// What is wrong.
     pub message: String,
+}
+
+/// `:line:column`, or nothing for line 0 (the file as a whole).
+fn position(line: usize, column: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}:{column}")
+    }
 }
 
 /// Turns byte offsets of a TOML text into [`LocatedError`]s.
@@ -54,13 +64,15 @@ impl Locator<'_> {
     }
 }
 
-/// Reads `path` as UTF-8 text; an unreadable file or invalid UTF-8 is a [`LocatedError`].
-pub(crate) fn read_text(path: &Path) -> Result<String, LocatedError> {
-    let bytes = std::fs::read(path).map_err(|e| LocatedError {
+/// Reads `path` as UTF-8 text of at most `limit` bytes (`what` names the document in the
+/// message: "a spec"); an unreadable, non-regular or too large file or invalid UTF-8 is a
+/// [`LocatedError`].
+pub(crate) fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, LocatedError> {
+    let bytes = crate::documents::read(path, limit, what).map_err(|message| LocatedError {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
-        message: format!("cannot read: {e}"),
+        message,
     })?;
     String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];

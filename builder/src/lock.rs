@@ -191,7 +191,7 @@ struct RawArtifact {
 
 /// Reads and checks the lock at `path`.
 pub fn load(path: &Path) -> Result<Lock, LockError> {
-    let text = crate::located::read_text(path)?;
+    let text = crate::located::read_text(path, crate::documents::LOCK_LIMIT, "a lock")?;
     parse(path, &text)
 }
 

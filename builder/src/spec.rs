@@ -251,7 +251,7 @@ struct RawScript {
 
 /// Reads and checks the spec at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = crate::located::read_text(path)?;
+    let text = crate::located::read_text(path, crate::documents::SPEC_LIMIT, "a spec")?;
     parse(path, &text)
 }
 
@@ -291,11 +291,22 @@ pub(crate) fn is_guest_path(dest: &str) -> bool {
         && !dest.contains('\0')
 }
 
-/// Octal permission bits such as `"0644"` (at most `0o7777`).
+/// An absolute guest path naming a file: [`is_guest_path`], not `/`, and no empty, `.` or `..`
+/// component (so no trailing slash and no `//`).
+pub(crate) fn is_guest_file_path(dest: &str) -> bool {
+    is_guest_path(dest)
+        && dest[1..]
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// Octal permission bits written as 3 or 4 octal digits such as `"0644"` or `"755"` (no sign,
+/// no space, no `0o`).
 pub(crate) fn parse_mode(text: &str) -> Option<u32> {
-    u32::from_str_radix(text, 8)
-        .ok()
-        .filter(|m| *m <= 0o7777 && !text.is_empty())
+    if !(3..=4).contains(&text.len()) || !text.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return None;
+    }
+    u32::from_str_radix(text, 8).ok()
 }
 
 fn is_name_char(c: char, extra: &str) -> bool {
@@ -452,11 +463,14 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
     let mut files = Vec::new();
     for f in &raw.files {
         let dest = f.dest.get_ref();
-        if !is_guest_path(dest) {
+        if !is_guest_file_path(dest) {
             return Err(loc.bad(
                 &f.dest,
                 "files.dest",
-                format!("{dest:?} must be an absolute path without .."),
+                format!(
+                    "{dest:?} must be an absolute path naming a file (not /, no trailing slash, \
+                     no . or .. components)"
+                ),
             ));
         }
         let mode_text = f.mode.get_ref();
@@ -464,7 +478,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
             loc.bad(
                 &f.mode,
                 "files.mode",
-                format!("{mode_text:?}: expected octal permission bits like \"0644\""),
+                format!("{mode_text:?}: expected 3 or 4 octal digits like \"0644\""),
             )
         })?;
         if f.source.get_ref().is_empty() {

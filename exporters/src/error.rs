@@ -10,16 +10,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O call failed on a file.
-    #[error("{op} {path}: {source}")]
+    /// An I/O call failed on a file. The cause is part of the message and deliberately not
+    /// also the error's `source()`: a printer of the whole chain (`{:#}`) would repeat it.
+    #[error("{op} {path}: {cause}")]
     Io {
         /// What was being done ("reading", "creating", ...).
         op: &'static str,
         /// The file.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// The input disk cannot be exported as it is.
     #[error("{path}: {reason}")]
@@ -94,11 +94,11 @@ pub enum Error {
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: &Path, cause: io::Error) -> Self {
         Error::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 

@@ -115,7 +115,7 @@ pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome
     let io_err = |e: io::Error| Error::Io {
         op: "growing",
         path: path.to_path_buf(),
-        source: e,
+        cause: e,
     };
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -12,15 +12,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// An I/O call failed on a path.
-    #[error("{op} {path}: {source}")]
+    /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
+    #[error("{op} {path}: {cause}")]
     Io {
         /// What was being done.
         op: &'static str,
         /// The file or directory.
         path: PathBuf,
         /// The cause.
-        #[source]
-        source: io::Error,
+        cause: io::Error,
     },
     /// `qemu-system-x86_64` is not installed (or not executable) anywhere we looked.
     #[error(
@@ -217,11 +217,11 @@ impl std::fmt::Display for VmFailure {
 
 impl Error {
     /// An I/O error on `path`.
-    pub fn io(op: &'static str, path: &Path, source: io::Error) -> Self {
+    pub fn io(op: &'static str, path: &Path, cause: io::Error) -> Self {
         Error::Io {
             op,
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 

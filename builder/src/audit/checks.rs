@@ -1,7 +1,7 @@
 //! The seal hygiene rules. Each agrees with what `distros::seal` does to a golden disk: it
 //! flags what the seal removes or empties, and nothing a correctly sealed disk keeps.
 
-use exporters::ext4::FileKind;
+use exporters::ext4::{Ext4, FileKind};
 
 use super::view::{Found, View};
 use super::{AuditError, AuditOptions};
@@ -189,31 +189,44 @@ fn build_user(v: &mut View<'_>, o: &AuditOptions) -> Result<Vec<String>, AuditEr
     Ok(findings)
 }
 
-/// Every file under /root and /home.
-fn homes(v: &mut View<'_>) -> Result<Vec<Found>, AuditError> {
-    let mut all = Vec::new();
+/// Visits every file under /root and /home; a walk that could not finish is a finding.
+fn walk_homes(
+    v: &mut View<'_>,
+    findings: &mut Vec<String>,
+    mut visit: impl FnMut(&mut Ext4, Found, &mut Vec<String>) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
     for root in ["/root", "/home"] {
-        let (found, truncated) = v.walk(root)?;
-        if truncated {
-            tracing::warn!(
-                "{root}: too many files or levels; the audit looked at the first {}",
-                found.len()
-            );
-        }
-        all.extend(found);
+        walk(v, root, findings, &mut visit)?;
     }
-    Ok(all)
+    Ok(())
+}
+
+/// [`View::walk`] with `visit` adding to `findings`; a walk that stopped at a limit adds why,
+/// so the check fails rather than passing on what it did not see.
+fn walk(
+    v: &mut View<'_>,
+    root: &str,
+    findings: &mut Vec<String>,
+    mut visit: impl FnMut(&mut Ext4, Found, &mut Vec<String>) -> Result<(), AuditError>,
+) -> Result<(), AuditError> {
+    let mut found = Vec::new();
+    let incomplete = v.walk(root, |fs, f| visit(fs, f, &mut found))?;
+    found.sort();
+    findings.extend(found);
+    findings.extend(incomplete);
+    Ok(())
 }
 
 fn authorized_keys(v: &mut View<'_>, _: &AuditOptions) -> Result<Vec<String>, AuditError> {
-    Ok(homes(v)?
-        .into_iter()
-        .filter(|f| {
-            let name = f.path.rsplit('/').next().unwrap_or("");
-            name == "authorized_keys" || name == "authorized_keys2"
-        })
-        .map(|f| format!("{} ({} bytes)", f.path, f.inode.size))
-        .collect())
+    let mut findings = Vec::new();
+    walk_homes(v, &mut findings, |_, f, out| {
+        let name = f.path.rsplit('/').next().unwrap_or("");
+        if name == "authorized_keys" || name == "authorized_keys2" {
+            out.push(format!("{} ({} bytes)", f.path, f.inode.size));
+        }
+        Ok(())
+    })?;
+    Ok(findings)
 }
 
 fn cloud_init(v: &mut View<'_>, _: &AuditOptions) -> Result<Vec<String>, AuditError> {
@@ -259,16 +272,15 @@ fn is_private_key(head: &[u8]) -> bool {
 }
 
 fn private_keys(v: &mut View<'_>, _: &AuditOptions) -> Result<Vec<String>, AuditError> {
-    let mut files = homes(v)?;
-    let (ssh, _) = v.walk("/etc/ssh")?;
-    files.extend(ssh);
     let mut findings = Vec::new();
-    for f in files.into_iter().filter(|f| f.inode.is_file()) {
-        let head = v.fs.read_file(&f.inode, 1024)?;
-        if is_private_key(&head) {
-            findings.push(f.path);
+    let mut visit = |fs: &mut Ext4, f: Found, out: &mut Vec<String>| {
+        if f.inode.is_file() && is_private_key(&fs.read_file(&f.inode, 1024)?) {
+            out.push(f.path);
         }
-    }
+        Ok(())
+    };
+    walk_homes(v, &mut findings, &mut visit)?;
+    walk(v, "/etc/ssh", &mut findings, &mut visit)?;
     Ok(findings)
 }
 
@@ -321,34 +333,42 @@ fn apt_lists(v: &mut View<'_>, _: &AuditOptions) -> Result<Vec<String>, AuditErr
 }
 
 fn var_log_size(v: &mut View<'_>, o: &AuditOptions) -> Result<Vec<String>, AuditError> {
-    let (found, _) = v.walk("/var/log")?;
-    let mut files: Vec<Found> = found.into_iter().filter(|f| f.inode.is_file()).collect();
-    let total: u64 = files.iter().map(|f| f.inode.size).sum();
-    if total <= o.var_log_limit {
-        return Ok(Vec::new());
+    let mut files: Vec<(String, u64)> = Vec::new();
+    let incomplete = v.walk("/var/log", |_, f| {
+        if f.inode.is_file() {
+            files.push((f.path, f.inode.size));
+        }
+        Ok(())
+    })?;
+    let total: u64 = files.iter().map(|(_, size)| size).sum();
+    let mut findings = Vec::new();
+    if total > o.var_log_limit {
+        files.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        findings.push(format!(
+            "/var/log holds {total} bytes in {} regular files (limit {} bytes); largest:",
+            files.len(),
+            o.var_log_limit
+        ));
+        findings.extend(
+            files
+                .iter()
+                .take(10)
+                .map(|(path, size)| format!("{path} ({size} bytes)")),
+        );
     }
-    files.sort_by(|a, b| b.inode.size.cmp(&a.inode.size).then(a.path.cmp(&b.path)));
-    let mut findings = vec![format!(
-        "/var/log holds {total} bytes in {} regular files (limit {} bytes); largest:",
-        files.len(),
-        o.var_log_limit
-    )];
-    findings.extend(
-        files
-            .iter()
-            .take(10)
-            .map(|f| format!("{} ({} bytes)", f.path, f.inode.size)),
-    );
+    findings.extend(incomplete);
     Ok(findings)
 }
 
 fn journal_files(v: &mut View<'_>, _: &AuditOptions) -> Result<Vec<String>, AuditError> {
-    let (found, _) = v.walk("/var/log/journal")?;
-    Ok(found
-        .into_iter()
-        .filter(|f| !f.inode.is_dir())
-        .map(|f| format!("{} ({} bytes)", f.path, f.inode.size))
-        .collect())
+    let mut findings = Vec::new();
+    walk(v, "/var/log/journal", &mut findings, |_, f, out| {
+        if !f.inode.is_dir() {
+            out.push(format!("{} ({} bytes)", f.path, f.inode.size));
+        }
+        Ok(())
+    })?;
+    Ok(findings)
 }
 
 #[cfg(test)]

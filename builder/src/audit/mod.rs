@@ -102,15 +102,16 @@ impl AuditReport {
         for c in &self.checks {
             let status = if c.passed() { "ok  " } else { "FAIL" };
             let _ = writeln!(out, "{status} {:<20} {}", c.name, c.description);
+            // Findings hold file names from the disk: shown escaped, one line each.
             for f in &c.findings {
-                let _ = writeln!(out, "       {f}");
+                let _ = writeln!(out, "       {}", crate::untrusted::escape(f));
             }
         }
         let failed = self.failures().count();
         let _ = writeln!(
             out,
             "audit {} (root filesystem in partition {}): {} checks, {}",
-            self.disk.display(),
+            crate::untrusted::escape(&self.disk.display().to_string()),
             self.partition,
             self.checks.len(),
             if failed == 0 {

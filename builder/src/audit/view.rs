@@ -5,10 +5,12 @@ use exporters::ext4::{DirEntry, Ext4, Inode};
 
 use super::AuditError;
 
-/// Most entries a recursive walk visits before it stops (and says so).
-const MAX_WALK_ENTRIES: usize = 200_000;
-/// Deepest directory level a walk descends to.
-const MAX_WALK_DEPTH: usize = 32;
+/// Most entries one recursive walk visits. A real root filesystem holds ~100,000 files in all;
+/// a walk that would visit more cannot vouch for the rest and says so (the check fails).
+pub(crate) const MAX_WALK_ENTRIES: usize = 5_000_000;
+/// Deepest directory level a walk descends to (real trees stay below 30 levels); a directory
+/// deeper than this makes the walk incomplete (the check fails).
+pub(crate) const MAX_WALK_DEPTH: usize = 256;
 
 /// One file found by a walk.
 #[derive(Debug, Clone)]
@@ -57,40 +59,60 @@ impl View<'_> {
         }
     }
 
-    /// Every file below the directory `root` (not `root` itself), depth first in name order,
-    /// never following symlinks; nothing when `root` is missing. Bounded in depth and count:
-    /// when a bound is hit the walk stops and `truncated` is set.
-    pub fn walk(&mut self, root: &str) -> Result<(Vec<Found>, bool), AuditError> {
-        let mut out = Vec::new();
-        let mut truncated = false;
+    /// Visits every file below the directory `root` (not `root` itself), depth first in name
+    /// order, never following symlinks; nothing when `root` is missing. `visit` gets the
+    /// filesystem (to read what it finds) and each entry. Bounded in depth and count: when a
+    /// bound is hit the walk stops and returns why, naming the directory — the caller must
+    /// report that as a failure, never as a pass.
+    pub fn walk(
+        &mut self,
+        root: &str,
+        mut visit: impl FnMut(&mut Ext4, Found) -> Result<(), AuditError>,
+    ) -> Result<Option<String>, AuditError> {
         let Some(start) = self.fs.lookup_follow(root)? else {
-            return Ok((out, false));
+            return Ok(None);
         };
         if !start.is_dir() {
-            return Ok((out, false));
+            return Ok(None);
         }
+        let max_entries = max_walk_entries();
+        let mut visited = 0usize;
         let mut stack = vec![(root.trim_end_matches('/').to_string(), start, 0usize)];
         while let Some((dir_path, dir, depth)) = stack.pop() {
             let mut entries = self.fs.read_dir(&dir)?;
             entries.retain(|e| !e.is_dot());
             entries.sort_by(|a, b| b.name.cmp(&a.name));
             for e in entries {
-                if out.len() >= MAX_WALK_ENTRIES {
-                    return Ok((out, true));
+                if visited >= max_entries {
+                    return Ok(Some(format!(
+                        "{root}: not fully checked: the walk stopped after {max_entries} entries \
+                         (the audit's limit)"
+                    )));
                 }
+                visited += 1;
                 let inode = self.fs.inode(e.ino)?;
                 let path = format!("{dir_path}/{}", e.name());
                 if inode.is_dir() {
-                    if depth + 1 < MAX_WALK_DEPTH {
-                        stack.push((path.clone(), inode.clone(), depth + 1));
-                    } else {
-                        truncated = true;
+                    if depth + 1 >= MAX_WALK_DEPTH {
+                        return Ok(Some(format!(
+                            "{path}: not checked: deeper than {MAX_WALK_DEPTH} directory levels \
+                             (the audit's limit)"
+                        )));
                     }
+                    stack.push((path.clone(), inode.clone(), depth + 1));
                 }
-                out.push(Found { path, inode });
+                visit(self.fs, Found { path, inode })?;
             }
         }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok((out, truncated))
+        Ok(None)
     }
+}
+
+/// [`MAX_WALK_ENTRIES`], or the lower `NODEIMG_AUDIT_MAX_WALK_ENTRIES` when set: a test-only knob, so the
+/// tests can show a walk that hits the limit without building a disk of five million files.
+fn max_walk_entries() -> usize {
+    std::env::var("NODEIMG_AUDIT_MAX_WALK_ENTRIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(MAX_WALK_ENTRIES, |n: usize| n.min(MAX_WALK_ENTRIES))
 }

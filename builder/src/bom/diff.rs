@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::model::{BOM_FILE, Bom, BomError};
+use crate::untrusted::escape;
 
 /// One changed entry: `key` had `from` in A and has `to` in B.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -75,19 +76,23 @@ impl BomDiff {
         self.groups().iter().all(|(_, g)| g.is_empty())
     }
 
-    /// The readable report: one block per group that differs.
+    /// The readable report: one block per group that differs. Every string from the BOMs (and
+    /// the paths) is shown through [`escape`], so a name cannot colour the terminal or forge a
+    /// line.
     pub fn render(&self, a: &Path, b: &Path) -> String {
         let mut out = String::new();
+        let a = a.display().to_string();
+        let b = b.display().to_string();
         if self.is_identical() {
             let _ = writeln!(
                 out,
                 "identical: {} and {} list the same contents",
-                a.display(),
-                b.display()
+                escape(&a),
+                escape(&b)
             );
             return out;
         }
-        let _ = writeln!(out, "--- {}\n+++ {}", a.display(), b.display());
+        let _ = writeln!(out, "--- {}\n+++ {}", escape(&a), escape(&b));
         for (name, g) in self.groups() {
             if g.is_empty() {
                 continue;
@@ -100,13 +105,19 @@ impl BomDiff {
                 g.changed.len()
             );
             for a in &g.added {
-                let _ = writeln!(out, "  + {a}");
+                let _ = writeln!(out, "  + {}", escape(a));
             }
             for r in &g.removed {
-                let _ = writeln!(out, "  - {r}");
+                let _ = writeln!(out, "  - {}", escape(r));
             }
             for c in &g.changed {
-                let _ = writeln!(out, "  ~ {}: {} -> {}", c.key, c.from, c.to);
+                let _ = writeln!(
+                    out,
+                    "  ~ {}: {} -> {}",
+                    escape(&c.key),
+                    escape(&c.from),
+                    escape(&c.to)
+                );
             }
         }
         out

@@ -127,13 +127,14 @@ pub struct NodeConfig {
 /// A BOM (or advisory feed) file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum BomError {
-    /// The file cannot be read.
-    #[error("{path}: cannot read: {source}")]
+    /// The file cannot be read: missing, unreadable, not a regular file or larger than the
+    /// limit for its kind ([`crate::documents::BOM_LIMIT`], [`crate::documents::FEED_LIMIT`]).
+    #[error("{path}: {reason}")]
     Read {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (`cannot read: …`, `is a FIFO, not a regular file`, `is larger than 1 GiB …`).
+        reason: String,
     },
     /// The file is not a BOM (or not a feed).
     #[error("{path}: {reason}")]
@@ -189,11 +190,16 @@ impl Bom {
                 )));
             }
         }
-        match value.get("version").and_then(serde_json::Value::as_u64) {
-            Some(v) if v == u64::from(BOM_VERSION) => {}
-            other => {
+        match value.get("version") {
+            Some(v) if v.as_u64() == Some(u64::from(BOM_VERSION)) => {}
+            Some(v) => {
                 return Err(invalid(format!(
-                    "`version` is {other:?}; this nodeimg reads BOM version {BOM_VERSION}"
+                    "`version` is {v}; this nodeimg reads BOM version {BOM_VERSION}"
+                )));
+            }
+            None => {
+                return Err(invalid(format!(
+                    "no `version` key; this nodeimg reads BOM version {BOM_VERSION}"
                 )));
             }
         }
@@ -202,10 +208,12 @@ impl Bom {
 
     /// Reads and parses the BOM at `path`.
     pub fn load(path: &Path) -> Result<Self, BomError> {
-        let text = std::fs::read(path).map_err(|source| BomError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
+        let text = crate::documents::read(path, crate::documents::BOM_LIMIT, "a BOM").map_err(
+            |reason| BomError::Read {
+                path: path.display().to_string(),
+                reason,
+            },
+        )?;
         Self::parse(path, &text)
     }
 }
@@ -290,14 +298,19 @@ pub(crate) mod tests {
     fn bad_files_name_the_file_and_the_fault() {
         let p = Path::new("/x/bom.json");
         let text = sample().to_json();
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 7] = [
             (&text.as_bytes()[..text.len() / 2], "truncated JSON"),
             (b"not json", "not JSON"),
             (br#"{"format": "cyclonedx"}"#, "not a nodeimg BOM"),
             (
                 br#"{"format": "nodeimg-bom", "version": 7}"#,
-                "BOM version 1",
+                "`version` is 7; this nodeimg reads BOM version 1",
             ),
+            (
+                br#"{"format": "nodeimg-bom", "version": "1"}"#,
+                "`version` is \"1\"; this",
+            ),
+            (br#"{"format": "nodeimg-bom"}"#, "no `version` key"),
             (
                 br#"{"format": "nodeimg-bom", "version": 1, "inputs": 3}"#,
                 "wrong schema",

@@ -78,6 +78,7 @@ impl Inputs {
 /// error naming the file, the artifact and the command that fixes it.
 pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
     let spec = spec::load(spec_path)?;
+    check_files(spec_path, &spec)?;
     let lock_path = lock::path_for_spec(spec_path);
     if !lock_path.is_file() {
         return Err(anyhow!(
@@ -126,4 +127,21 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
         base,
         payload,
     })
+}
+
+/// Every `[[files]]` source exists, is a regular file (not a FIFO, device or directory) and can
+/// be opened for reading: checked here, before anything is written or booted, rather than
+/// found out when the file is copied into the guest.
+fn check_files(spec_path: &Path, spec: &Spec) -> Result<()> {
+    for (i, f) in spec.files.iter().enumerate() {
+        if let Err(e) = exporters::input_file::open_regular(&f.source) {
+            return Err(anyhow!(
+                "{}: files[{i}].source: {}: {}",
+                spec_path.display(),
+                f.source.display(),
+                crate::documents::failure(&e)
+            ));
+        }
+    }
+    Ok(())
 }

@@ -21,12 +21,13 @@ pub enum ChecksumError {
         file_name: String,
     },
     /// Reading a file to hash it failed.
-    #[error("{path}: {source}")]
+    /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -80,9 +81,9 @@ pub fn find(
 
 /// SHA-256 (and SHA-512 when asked) of a file in one pass, with its length.
 pub fn hash(path: &Path, sha512: bool) -> Result<(String, Option<String>, u64), ChecksumError> {
-    let err = |source| ChecksumError::Io {
+    let err = |cause| ChecksumError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     };
     let mut f = File::open(path).map_err(err)?;
     let mut h256 = Sha256::new();

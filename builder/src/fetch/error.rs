@@ -45,19 +45,20 @@ pub enum FetchError {
         why: String,
     },
     /// A local file could not be read or written.
-    #[error("{path}: {source}")]
+    /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
+    #[error("{path}: {cause}")]
     Io {
         /// The file.
         path: String,
         /// The error.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 /// Maps an I/O error on `path` into [`FetchError::Io`].
 pub fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> FetchError + '_ {
-    move |source| FetchError::Io {
+    move |cause| FetchError::Io {
         path: path.display().to_string(),
-        source,
+        cause,
     }
 }

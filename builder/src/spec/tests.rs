@@ -144,6 +144,17 @@ fn rule_violations_point_at_the_value() {
             "files.dest",
         ),
         ("mode = \"0644\"", "mode = \"0999\"", 8, "files.mode"),
+        ("mode = \"0644\"", "mode = \"+644\"", 8, "files.mode"),
+        ("mode = \"0644\"", "mode = \"64\"", 8, "files.mode"),
+        ("mode = \"0644\"", "mode = \"00644\"", 8, "files.mode"),
+        ("dest = \"/etc/motd\"", "dest = \"/\"", 8, "files.dest"),
+        ("dest = \"/etc/motd\"", "dest = \"/etc/\"", 8, "files.dest"),
+        (
+            "dest = \"/etc/motd\"",
+            "dest = \"/etc/../motd\"",
+            8,
+            "files.dest",
+        ),
         (
             "run = \"test -s /etc/motd\"",
             "run = \"  \"",

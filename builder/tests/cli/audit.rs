@@ -22,10 +22,10 @@ const CHECKS: &[&str] = &[
     "journal-files",
 ];
 
-const FAKE_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
+pub(super) const FAKE_KEY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ\n-----END OPENSSH PRIVATE KEY-----\n";
 
 /// Runs `nodeimg audit DISK ARGS…`: (exit code, stdout, stderr).
-fn audit(disk: &Path, args: &[&str]) -> (i32, String, String) {
+pub(super) fn audit(disk: &Path, args: &[&str]) -> (i32, String, String) {
     let o = nodeimg()
         .arg("audit")
         .arg(disk)
@@ -37,7 +37,7 @@ fn audit(disk: &Path, args: &[&str]) -> (i32, String, String) {
 }
 
 /// The status word (`ok` or `FAIL`) the report gives `check`.
-fn status_of(stdout: &str, check: &str) -> String {
+pub(super) fn status_of(stdout: &str, check: &str) -> String {
     stdout
         .lines()
         .find(|l| l.split_whitespace().nth(1) == Some(check))
@@ -47,7 +47,7 @@ fn status_of(stdout: &str, check: &str) -> String {
 }
 
 /// The indented finding lines below `check`'s line.
-fn findings_of(stdout: &str, check: &str) -> Vec<String> {
+pub(super) fn findings_of(stdout: &str, check: &str) -> Vec<String> {
     stdout
         .lines()
         .skip_while(|l| l.split_whitespace().nth(1) != Some(check))
@@ -224,6 +224,12 @@ fn debian_base_planted_findings_fail_and_hand_sealed_passes() {
 
 /// A small GPT disk whose root holds what a sealed root holds in the audited places.
 fn sealed_synthetic(dir: &Path) -> PathBuf {
+    let root = sealed_rootfs(dir);
+    root_disk(dir, &root, 64 << 20, &[])
+}
+
+/// `DIR/rootfs`: the files a sealed root holds in the audited places.
+pub(super) fn sealed_rootfs(dir: &Path) -> PathBuf {
     let root = dir.join("rootfs");
     let mk = |p: &str| std::fs::create_dir_all(root.join(p)).unwrap();
     let w = |p: &str, d: &[u8]| std::fs::write(root.join(p), d).unwrap();
@@ -250,19 +256,24 @@ fn sealed_synthetic(dir: &Path) -> PathBuf {
     w("var/log/apt/history.log", b"");
     w("root/.bashrc", b"# ~/.bashrc\n");
     std::os::unix::fs::symlink("/etc/machine-id", root.join("var/lib/dbus/machine-id")).unwrap();
+    root
+}
+
+/// `DIR/sealed.raw`: a GPT disk of `size` bytes whose root partition is an ext4 filesystem
+/// made from the tree `root` (`mkfs_args` passed to mkfs.ext4 too, e.g. `-N` for many files).
+pub(super) fn root_disk(dir: &Path, root: &Path, size: u64, mkfs_args: &[&str]) -> PathBuf {
     let disk = dir.join("sealed.raw");
     // Not fixtures::ext4::ext4_disk: it puts each source under `N-name`, not at the root.
-    std::fs::File::create(&disk)
-        .unwrap()
-        .set_len(64 << 20)
-        .unwrap();
+    std::fs::File::create(&disk).unwrap().set_len(size).unwrap();
     let (start, end) = fixtures::gpt_disk::write_gpt(&disk).unwrap();
     fixtures::tools::run_ok(
         Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-b", "4096", "-E"])
+            .args(["-q", "-F", "-b", "4096"])
+            .args(mkfs_args)
+            .arg("-E")
             .arg(format!("offset={start},root_owner=0:0"))
             .arg("-d")
-            .arg(&root)
+            .arg(root)
             .arg(&disk)
             .arg(((end - start) / 4096).to_string()),
     );

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use super::{nodeimg, out_str};
 
-fn bom() -> Value {
+pub(super) fn bom() -> Value {
     json!({
         "format": "nodeimg-bom",
         "version": 1,
@@ -40,7 +40,7 @@ fn bom() -> Value {
     })
 }
 
-fn write(dir: &Path, name: &str, v: &Value) -> std::path::PathBuf {
+pub(super) fn write(dir: &Path, name: &str, v: &Value) -> std::path::PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, serde_json::to_string_pretty(v).unwrap()).unwrap();
     p

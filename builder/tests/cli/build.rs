@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::{listing, nodeimg, out_str};
 
-pub(crate) struct Fixture {
-    _dir: tempfile::TempDir,
-    pub(crate) spec: PathBuf,
-    lock: PathBuf,
-    pub(crate) cache: PathBuf,
-    pub(crate) out: PathBuf,
+pub(super) struct Fixture {
+    pub(super) _dir: tempfile::TempDir,
+    pub(super) spec: PathBuf,
+    pub(super) lock: PathBuf,
+    pub(super) cache: PathBuf,
+    pub(super) out: PathBuf,
 }
 
 fn sha(data: &[u8]) -> String {
@@ -29,7 +29,7 @@ fn put(cache: &Path, data: &[u8]) -> String {
 }
 
 /// A spec, a matching lock and a cache with every entry; the base image is a small raw file.
-pub(crate) fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let base = vec![0u8; 4096];

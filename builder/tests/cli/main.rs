@@ -13,6 +13,7 @@ mod fetch;
 mod r10_children;
 mod r10_export;
 mod r10_fetch;
+mod r10_inputs;
 mod scan;
 
 fn nodeimg() -> Command {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{nodeimg, out_str};
 
 /// A BOM with the given (source, source version) packages and (component, version) pairs.
-fn bom(dir: &Path, packages: &[(&str, &str)], components: &[(&str, &str)]) -> PathBuf {
+pub(super) fn bom(dir: &Path, packages: &[(&str, &str)], components: &[(&str, &str)]) -> PathBuf {
     let packages: Vec<Value> = packages
         .iter()
         .map(|(source, version)| {
@@ -77,7 +77,7 @@ fn standard_bom(dir: &Path) -> PathBuf {
     )
 }
 
-fn scan(bom: &Path, feeds: &[&Path], extra: &[&str]) -> Output {
+pub(super) fn scan(bom: &Path, feeds: &[&Path], extra: &[&str]) -> Output {
     let mut cmd = nodeimg();
     cmd.arg("scan").arg(bom);
     for f in feeds {

@@ -13,6 +13,7 @@ use super::matcher::{ScanResult, scan};
 use super::{Finding, FixState, Severity, SubjectKind};
 use crate::bom::{BOM_FILE, Bom};
 use crate::cli::{ScanArgs, bad_input};
+use crate::untrusted::escape;
 
 const SEVERITIES: [Severity; 6] = [
     Severity::Unknown,
@@ -173,11 +174,11 @@ pub fn render_table(result: &ScanResult, summary: &Summary, fail_on: Option<Seve
         .iter()
         .map(|f| {
             [
-                f.id.clone(),
+                escape(&f.id).into_owned(),
                 f.severity.name().to_owned(),
-                f.installed.clone(),
-                fixed_text(f),
-                f.feed.clone(),
+                escape(&f.installed).into_owned(),
+                escape(&fixed_text(f)).into_owned(),
+                escape(&f.feed).into_owned(),
             ]
         })
         .collect();
@@ -210,13 +211,17 @@ pub fn render_table(result: &ScanResult, summary: &Summary, fail_on: Option<Seve
                 SubjectKind::Package => "package",
                 SubjectKind::Component => "component",
             };
-            out.push_str(&format!("{kind} {} {}\n", f.name, f.installed));
+            out.push_str(&format!(
+                "{kind} {} {}\n",
+                escape(&f.name),
+                escape(&f.installed)
+            ));
             group = Some(key);
         }
         out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4]]));
     }
     for n in &result.notes {
-        out.push_str(&format!("note: {n}\n"));
+        out.push_str(&format!("note: {}\n", escape(n)));
     }
     let counts: Vec<String> = SEVERITIES
         .iter()

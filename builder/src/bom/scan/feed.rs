@@ -146,10 +146,11 @@ pub fn parse_feed(path: &Path, bytes: &[u8]) -> Result<Feed, FeedError> {
 
 /// Reads and parses the feed at `path`.
 pub fn load_feed(path: &Path) -> Result<Feed, FeedError> {
-    let bytes = std::fs::read(path).map_err(|source| FeedError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = crate::documents::read(path, crate::documents::FEED_LIMIT, "an advisory feed")
+        .map_err(|reason| FeedError::Read {
+            path: path.display().to_string(),
+            reason,
+        })?;
     parse_feed(path, &bytes)
 }
 

@@ -89,7 +89,14 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
         match &feed.content {
             FeedContent::DebianTracker(tracker) => match &release {
                 Some(release) => {
-                    match_tracker(tracker, release, &packages, &feed.path, &mut findings);
+                    match_tracker(
+                        tracker,
+                        release,
+                        &packages,
+                        &feed.path,
+                        &mut findings,
+                        &mut notes,
+                    );
                 }
                 None => {
                     notes.insert(format!(
@@ -112,6 +119,8 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
                             }
                             for (source, raw, v) in &packages {
                                 if *source == affected.name {
+                                    let parse = |s: &str| DebVersion::parse(s).ok();
+                                    ctx.note_unparseable(source, raw, parse, &mut notes);
                                     ctx.check(
                                         SubjectKind::Package,
                                         source,
@@ -125,6 +134,8 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
                         } else if affected.ecosystem.eq_ignore_ascii_case("Go") {
                             for (name, raw, v) in &parsed_components {
                                 if osv_modules(name).contains(&affected.name.as_str()) {
+                                    let parse = |s: &str| UpstreamVersion::parse(s).ok();
+                                    ctx.note_unparseable(name, raw, parse, &mut notes);
                                     ctx.check(
                                         SubjectKind::Component,
                                         name,
@@ -164,6 +175,7 @@ fn match_tracker(
     packages: &[(&str, &str, DebVersion)],
     feed: &str,
     findings: &mut Vec<Finding>,
+    notes: &mut BTreeSet<String>,
 ) {
     for (source, raw, installed) in packages {
         let Some(issues) = tracker.packages.get(*source) else {
@@ -183,10 +195,18 @@ fn match_tracker(
                     let Some(fixed) = &state.fixed_version else {
                         continue;
                     };
-                    // An unparseable fixed version cannot be compared; "0" is never affected.
+                    // "0" is never affected; an unparseable fixed version cannot be
+                    // compared, and the advisory is reported as a note rather than dropped.
                     match DebVersion::parse(fixed) {
                         Ok(f) if *installed < f => (FixState::Fixed, Some(fixed.clone())),
-                        _ => continue,
+                        Ok(_) => continue,
+                        Err(e) => {
+                            notes.insert(format!(
+                                "{feed}: {id} for package {source} {raw}: not checked: \
+                                 fixed_version {fixed:?} does not parse: {e}"
+                            ));
+                            continue;
+                        }
                     }
                 }
                 Status::Open => (FixState::Open, None),
@@ -213,6 +233,37 @@ struct OsvContext<'a> {
 }
 
 impl OsvContext<'_> {
+    /// Notes every range event of this advisory whose version does not parse (it cannot be
+    /// compared, so the advisory may be missed): the advisory, the subject and the version.
+    fn note_unparseable<V>(
+        &self,
+        name: &str,
+        raw: &str,
+        parse: impl Fn(&str) -> Option<V>,
+        notes: &mut BTreeSet<String>,
+    ) {
+        let ranges = self
+            .affected
+            .ranges
+            .iter()
+            .filter(|r| !r.kind.eq_ignore_ascii_case("GIT"));
+        for e in ranges.flat_map(|r| &r.events) {
+            let (event, v) = match e {
+                Event::Introduced(v) if v != "0" => ("introduced", v),
+                Event::Fixed(v) => ("fixed", v),
+                Event::LastAffected(v) => ("last_affected", v),
+                _ => continue,
+            };
+            if parse(v).is_none() {
+                notes.insert(format!(
+                    "{}: {} for {name} {raw}: not checked fully: {event} version {v:?} does \
+                     not parse",
+                    self.feed, self.record.id
+                ));
+            }
+        }
+    }
+
     fn check<V: Ord + Clone>(
         &self,
         kind: SubjectKind,
