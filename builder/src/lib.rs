@@ -11,6 +11,7 @@ pub mod cli;
 mod commands;
 mod doctor;
 pub mod fetch;
+pub mod image_check;
 mod interrupt;
 pub mod junit;
 pub mod located;

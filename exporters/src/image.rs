@@ -16,6 +16,12 @@ pub trait DiskImage: Send + std::fmt::Debug {
     fn virtual_size(&self) -> u64;
     /// Fills `buf` with the virtual bytes at `offset`; reading past the end is an error.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Checks the container's own mapping tables against the file without reading the guest
+    /// data (a qcow2: every L2 entry points inside the file), so a corrupt image is refused
+    /// before it is booted. Containers without mapping tables have nothing to check.
+    fn check_mappings(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A byte range of a file: a whole file, or a member inside an archive.
@@ -28,9 +34,10 @@ pub struct FileSlice {
 }
 
 impl FileSlice {
-    /// The whole of `path`.
+    /// The whole of `path`, a regular file ([`crate::input_file::open_regular`]: a FIFO,
+    /// socket, device or directory is refused with its path, never read).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).at("opening", path)?;
+        let file = crate::input_file::open_regular(path).at("opening", path)?;
         let len = file.metadata().at("reading metadata of", path)?.len();
         Ok(FileSlice {
             file,

@@ -19,6 +19,20 @@ pub fn prepare(
     out: &Path,
     size_bytes: u64,
 ) -> Result<()> {
+    let fmt = match format {
+        BaseFormat::Qcow2 => "qcow2",
+        BaseFormat::Raw => "raw",
+    };
+    // qemu-img would follow a qcow2's backing file and read a corrupt one into garbage: the
+    // project's reader checks the base (and its real format) first.
+    let found = crate::image_check::bootable_format(base)?;
+    if found.as_str() != fmt {
+        bail!(
+            "{}: is a {} image, the spec says {fmt}",
+            base.display(),
+            found.as_str()
+        );
+    }
     let (actual, _) = crate::cache::hash_file(base)?;
     if actual != sha256 {
         bail!(
@@ -26,10 +40,6 @@ pub fn prepare(
             base.display()
         );
     }
-    let fmt = match format {
-        BaseFormat::Qcow2 => "qcow2",
-        BaseFormat::Raw => "raw",
-    };
     let tmp = out.with_extension("raw.partial");
     let o = Command::new(qemu_img)
         .args(["convert", "-q", "-f", fmt, "-O", "raw", "-S", "64k"])

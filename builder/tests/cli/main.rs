@@ -10,6 +10,7 @@ mod boot;
 mod build;
 mod doctor;
 mod fetch;
+mod r10_readers;
 mod scan;
 
 fn nodeimg() -> Command {
