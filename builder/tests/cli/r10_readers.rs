@@ -207,7 +207,7 @@ fn patch_entry(path: &Path, index: usize, edit: impl Fn(&mut [u8])) {
 /// First and last LBA of partition entry `index` (0-based) in the primary GPT of `path`.
 fn entry_lbas(path: &Path, index: usize) -> (u64, u64) {
     let bytes = std::fs::read(path).unwrap();
-    let at = le64(&bytes, 512 + 72) as usize * 512 + index * 128;
+    let at = usize::try_from(le64(&bytes, 512 + 72)).unwrap() * 512 + index * 128;
     (le64(&bytes, at + 32), le64(&bytes, at + 40))
 }
 
@@ -383,18 +383,17 @@ fn audit_reads_the_backup_gpt_and_logs_it() {
 fn invalid_tables(dir: &Path) -> Vec<(PathBuf, String)> {
     let sectors = (64u64 << 20) / 512;
     let mut out = Vec::new();
-    let kinds: [(&str, fn(u64, u64, u64, u64, u64) -> (u64, u64)); 3] = [
-        ("past-end", |_, _, f2, _, sectors| (f2, sectors + 100)),
-        ("overlap", |f1, l1, _, l2, _| ((f1 + l1) / 2, l2)),
-        ("first-after-last", |_, _, f2, l2, _| (l2, f2)),
-    ];
-    for (name, change) in kinds {
+    for name in ["past-end", "overlap", "first-after-last"] {
         let sub = dir.join(name);
         std::fs::create_dir(&sub).unwrap();
         let disk = super::disk(&sub, 64 << 20);
         let (f1, l1) = entry_lbas(&disk, 0);
         let (f2, l2) = entry_lbas(&disk, 1);
-        let (first, last) = change(f1, l1, f2, l2, sectors);
+        let (first, last) = match name {
+            "past-end" => (f2, sectors + 100),
+            "overlap" => (f1.midpoint(l1), l2),
+            _ => (l2, f2),
+        };
         patch_entry(&disk, 1, |e| set_lbas(e, first, last));
         let fault = match name {
             "past-end" => format!(
