@@ -316,3 +316,67 @@ pub fn validate(gpt: &GptInfo, disk_size: u64) -> Vec<String> {
     }
     faults
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(parts: &[(u32, u64, u64)]) -> GptInfo {
+        GptInfo {
+            header: "primary",
+            disk_guid: String::new(),
+            first_usable_lba: 34,
+            last_usable_lba: 2014,
+            backup_lba: 2047,
+            partitions: parts
+                .iter()
+                .map(|&(number, first_lba, last_lba)| PartitionInfo {
+                    number,
+                    name: String::new(),
+                    type_guid: String::new(),
+                    guid: String::new(),
+                    first_lba,
+                    last_lba,
+                    size: 0,
+                })
+                .collect(),
+            primary_damage: None,
+            faults: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_valid_table_has_no_faults() {
+        let t = table(&[(1, 34, 999), (2, 1000, 2014)]);
+        assert!(validate(&t, 2048 * 512).is_empty());
+    }
+
+    #[test]
+    fn each_fault_is_named() {
+        let faults = |parts: &[(u32, u64, u64)]| validate(&table(parts), 2048 * 512);
+        assert_eq!(
+            faults(&[(1, 34, 999), (2, 1000, 4000)]),
+            ["partition 2: ends at LBA 4000, past the end of the disk (last LBA 2047)"]
+        );
+        assert_eq!(
+            faults(&[(1, 34, 999), (2, 500, 2014)]),
+            ["partitions 1 and 2 overlap (LBAs 500..=999)"]
+        );
+        assert_eq!(
+            faults(&[(1, 34, 999), (2, 1500, 1000)]),
+            ["partition 2: first LBA 1500 is after its last LBA 1000"]
+        );
+        assert_eq!(
+            faults(&[(1, 10, 999)]),
+            ["partition 1: LBAs 10..=999 lie outside the usable LBAs 34..=2014"]
+        );
+        // A partition inside another one overlaps it too, whatever the numbering.
+        assert_eq!(
+            faults(&[(3, 34, 2014), (1, 100, 200), (2, 300, 400)]),
+            [
+                "partitions 3 and 1 overlap (LBAs 100..=200)",
+                "partitions 3 and 2 overlap (LBAs 300..=400)"
+            ]
+        );
+    }
+}
