@@ -27,7 +27,9 @@ pub struct PadOutcome {
     pub gpt_relocated: bool,
 }
 
-/// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT.
+/// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT. A GPT that
+/// cannot be moved faithfully is refused: a damaged one, one whose primary header is damaged
+/// (only the backup is intact), and an invalid one ([`crate::gpt_table::validate`]).
 pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     let original_size = source.virtual_size();
     let path = source.path().to_path_buf();

@@ -9,7 +9,8 @@ use std::process::Command;
 use crate::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
 
-/// Checks `base` against `sha256`, converts it to sparse raw at `out` (written as a temporary
+/// Checks `base` with the project's reader (its format is the spec's, no backing file, no
+/// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as a temporary
 /// file next to it and renamed), and grows it to `size_bytes`.
 pub fn prepare(
     qemu_img: &Path,
