@@ -39,8 +39,9 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         properties,
     };
     let progress = CliProgress::new(args.json, "export");
-    let out = args.out.clone();
-    crate::interrupt::on_interrupt(move || crate::interrupt::remove_partials(&out));
+    // Removes only what this export wrote, and only once it holds the --out lock: never
+    // another run's files. A previous complete export there stays as it was.
+    crate::interrupt::on_interrupt(exporters::export::abandon_in_progress);
     let report = exporters::export(&args.disk, &args.out, &options, &progress)
         .with_context(|| format!("exporting {}", args.disk.display()))?;
     if args.json {
@@ -148,12 +149,11 @@ fn default_name(disk: &Path) -> Result<String> {
     Ok(stem.to_string())
 }
 
-/// `SOURCE_DATE_EPOCH` from the environment, or the fixed default.
+/// `SOURCE_DATE_EPOCH` from the environment, or the fixed default; refused when negative, not
+/// a number, or later than every export format can record.
 pub(crate) fn source_date_epoch() -> Result<u64> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse::<u64>().with_context(|| {
-            format!("SOURCE_DATE_EPOCH={v:?} is not a whole number of seconds since 1970-01-01")
-        }),
+        Ok(v) => exporters::format::parse_source_date_epoch(&v).map_err(anyhow::Error::msg),
         Err(std::env::VarError::NotPresent) => Ok(DEFAULT_SOURCE_DATE_EPOCH),
         Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
     }

@@ -4,7 +4,6 @@
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 
 use anyhow::{Result, bail};
@@ -480,27 +479,14 @@ fn check_qemu_img(found: qemu::Result<PathBuf>) -> QemuImgCheck {
         version: None,
         version_line: None,
     };
-    let out = match Command::new(&path).arg("--version").output() {
-        Ok(out) => out,
-        Err(e) => return fail(format!("starting {shown} --version: {e}")),
-    };
-    if !out.status.success() {
-        return fail(format!(
-            "{shown} --version exited with {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().next().unwrap_or("").trim().to_owned();
-    match host::parse_version_line(&line) {
-        Some(v) => QemuImgCheck {
+    match host::tool_version(&path, "qemu-img version query") {
+        Ok((v, line)) => QemuImgCheck {
             outcome: Outcome::ok(format!("{shown} {v}")),
             path: Some(shown.clone()),
             version: Some(v.to_string()),
             version_line: Some(line),
         },
-        None => fail(format!("{shown} --version: no version in {line:?}")),
+        Err(e) => fail(e.to_string()),
     }
 }
 

@@ -1,4 +1,5 @@
-//! SIGINT/SIGTERM: kill every QEMU this process started, run the command's clean-up (remove an
+//! SIGINT/SIGTERM: kill every child this process started (QEMU, qemu-img, mkfs.ext4, ..., each
+//! with its process group), run the command's clean-up (remove an
 //! export's `.nodeimg-partial.*` files, a VM directory), say so, and exit 130 — an interrupted
 //! command leaves nothing behind.
 //!
@@ -16,7 +17,7 @@ static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Blocks SIGINT and SIGTERM in this thread (and so in every thread spawned after it: call it
 /// before starting any) and starts a thread that waits for them. `clean_up` runs after the
-/// QEMU children are killed and returns what it did, for the message.
+/// children are killed and returns what it did, for the message.
 pub fn on_interrupt(clean_up: impl Fn() -> String + Send + 'static) {
     let mut set = SigSet::empty();
     set.add(Signal::SIGINT);
@@ -33,20 +34,20 @@ pub fn on_interrupt(clean_up: impl Fn() -> String + Send + 'static) {
                 continue;
             }
             STOPPING.store(true, Ordering::SeqCst);
-            let killed = qemu::process::kill_all();
+            let killed = child_process::kill_all();
             let done = clean_up();
-            let vms = if killed > 0 {
-                format!("killed {killed} QEMU process(es); ")
+            let children = if killed > 0 {
+                format!("killed {killed} child process(es); ")
             } else {
                 String::new()
             };
-            eprintln!("error: interrupted by {signal}; {vms}{done}");
+            eprintln!("error: interrupted by {signal}; {children}{done}");
             std::process::exit(130);
         }
     });
 }
 
-/// If a signal is being handled (QEMU killed, clean-up running, exit 130 next), waits for the
+/// If a signal is being handled (children killed, clean-up running, exit 130 next), waits for the
 /// handler to end the process: the command's own error (e.g. "QEMU exited") is a consequence
 /// of the interruption and must not win the race with exit status 130.
 pub fn yield_to_handler() {
@@ -75,22 +76,4 @@ pub fn remove_dir(dir: &std::path::Path) -> String {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => format!("could not remove {}: {e}", dir.display()),
     }
-}
-
-/// Removes the export temporaries from `dir`; returns the message for [`on_interrupt`].
-pub fn remove_partials(dir: &std::path::Path) -> String {
-    let removed = std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| {
-                    e.file_name()
-                        .to_string_lossy()
-                        .starts_with(exporters::artifact::TEMP_PREFIX)
-                })
-                .filter(|e| std::fs::remove_file(e.path()).is_ok())
-                .count()
-        })
-        .unwrap_or(0);
-    format!("removed {removed} partial file(s) from {}", dir.display())
 }

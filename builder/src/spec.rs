@@ -348,6 +348,9 @@ pub(crate) fn check_version(
 
 fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecError> {
     let name = check_name(loc, &raw.image.name, "image.name", false)?;
+    // The artifacts' base name: the export's own rule too (the one `export --name` obeys).
+    exporters::format::validate_name(&name)
+        .map_err(|e| loc.bad(&raw.image.name, "image.name", e))?;
     let distro = check_name(loc, &raw.image.distro, "image.distro", false)?;
     distros::find(&distro).map_err(|e| loc.bad(&raw.image.distro, "image.distro", e))?;
     let firmware = match raw.image.firmware.get_ref().as_str() {

@@ -77,6 +77,16 @@ pub enum Error {
         /// What differs.
         reason: String,
     },
+    /// Another nodeimg holds the lock on a directory this run would write into.
+    #[error(
+        "{path}: in use by another nodeimg ({holder}); wait for it to finish or choose another directory"
+    )]
+    InUse {
+        /// The directory.
+        path: PathBuf,
+        /// Who holds it, as the holder recorded it (`pid N: COMMAND`).
+        holder: String,
+    },
     /// A writer thread panicked or the pipeline broke down.
     #[error("export pipeline: {0}")]
     Pipeline(String),

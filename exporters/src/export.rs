@@ -1,13 +1,16 @@
-//! `nodeimg export`: check the disk and the size rules, pad when asked, run the single pass,
-//! then commit every artifact and write `SHA256SUMS` and `manifest.json` last.
+//! `nodeimg export`: check the options, the disk and the size rules, pad when asked, lock the
+//! output directory, run the single pass, then commit every artifact and `SHA256SUMS` and
+//! `manifest.json` last.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::artifact::{TEMP_PREFIX, TempArtifact};
+use crate::dir_lock::{DirLock, EXPORT_LOCK_FILE};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{ExportOptions, Format, GIB, validate_name};
+use crate::format::{ExportOptions, Format, GIB, check_source_date_epoch, validate_name};
 use crate::ids::hex_digest;
 use crate::instructions::import_instructions;
 use crate::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestArtifact, SUMS_FILE};
@@ -28,28 +31,115 @@ pub struct ExportReport {
 }
 
 /// Exports `disk` into `out_dir` as `options` asks.
+///
+/// The directory is locked for the whole run ([`DirLock`], `OUT/.nodeimg.lock`): a second
+/// export into it fails at once, naming the holder. A previous complete export there stays
+/// complete and verifiable until the new one is: see [`commit`]. When the run fails, an
+/// `out_dir` it created is removed again if it is still empty.
 pub fn export(
     disk: &Path,
     out_dir: &Path,
     options: &ExportOptions,
     progress: &dyn Progress,
 ) -> Result<ExportReport> {
-    validate_name(&options.name).map_err(|reason| Error::BadInput {
-        path: PathBuf::from("--name"),
-        reason,
-    })?;
-    if options.formats.is_empty() {
-        return Err(Error::BadInput {
-            path: PathBuf::from("--formats"),
-            reason: "no format requested".into(),
-        });
-    }
+    check_options(options)?;
+    refuse_containers(disk)?;
     let mut source = DiskSource::open(disk)?;
     let pad = apply_size_rules(&mut source, options)?;
-    prepare_out_dir(out_dir, disk, options)?;
+    let created = make_out_dir(out_dir)?;
+    let result = export_locked(&source, pad, out_dir, created, options, progress);
+    if result.is_err() && created {
+        // Only when empty: the lock file and every temporary are gone by now.
+        let _ = fs::remove_dir(out_dir);
+    }
+    result
+}
+
+/// Refuses a bad `--name`, no formats, a `--property` key given twice and a
+/// `SOURCE_DATE_EPOCH` later than every format can record.
+fn check_options(options: &ExportOptions) -> Result<()> {
+    let bad = |what: &str, reason: String| Error::BadInput {
+        path: PathBuf::from(what),
+        reason,
+    };
+    validate_name(&options.name).map_err(|reason| bad("--name", reason))?;
+    if options.formats.is_empty() {
+        return Err(bad("--formats", "no format requested".into()));
+    }
+    for (i, (key, _)) in options.properties.iter().enumerate() {
+        if options.properties[..i].iter().any(|(k, _)| k == key) {
+            return Err(bad(
+                "--property",
+                format!("key {key:?} is given twice (an OVF property key must be unique)"),
+            ));
+        }
+    }
+    check_source_date_epoch(options.source_date_epoch)
+        .map_err(|reason| bad("SOURCE_DATE_EPOCH", reason))?;
+    Ok(())
+}
+
+/// Refuses an input that is an image container rather than a raw disk (detected by its
+/// magic, as `inspect` does), with the command that makes a raw disk of it.
+fn refuse_containers(disk: &Path) -> Result<()> {
+    // Only a non-empty regular file is probed; for anything else (and when no format is
+    // recognised) `DiskSource::open` gives the precise error. Probing before that check
+    // matters: a qcow2 need not be whole sectors, and must not be called "not a raw disk
+    // size".
+    let probe = crate::input_file::open_regular(disk)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.len() > 0);
+    let format = match probe.then(|| crate::inspect::detect(disk)) {
+        Some(Ok(format)) => format,
+        _ => return Ok(()),
+    };
+    let shown = disk.display();
+    let how = match format {
+        "raw" => return Ok(()),
+        "qcow2" => format!("qemu-img convert -f qcow2 -O raw {shown} OUT.raw"),
+        "vhd" => format!("qemu-img convert -f vpc -O raw {shown} OUT.raw"),
+        "vmdk" => format!("qemu-img convert -f vmdk -O raw {shown} OUT.raw"),
+        "ova" => format!(
+            "tar -xf {shown} (the .vmdk inside), then qemu-img convert -f vmdk -O raw DISK.vmdk OUT.raw"
+        ),
+        _ => format!("tar -xzf {shown} disk.raw"),
+    };
+    Err(Error::BadInput {
+        path: disk.to_path_buf(),
+        reason: format!("is a {format} image, not a raw disk; export takes a raw disk: {how}"),
+    })
+}
+
+/// Creates `out_dir` if missing (true when this call created it); refuses a non-directory.
+fn make_out_dir(out_dir: &Path) -> Result<bool> {
+    match fs::metadata(out_dir) {
+        Ok(m) if !m.is_dir() => Err(Error::BadInput {
+            path: out_dir.to_path_buf(),
+            reason: "output path exists and is not a directory".into(),
+        }),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(out_dir).at("creating directory", out_dir)?;
+            Ok(true)
+        }
+        Err(e) => Err(Error::io("reading metadata of", out_dir, e)),
+    }
+}
+
+fn export_locked(
+    source: &DiskSource,
+    pad: Option<PadOutcome>,
+    out_dir: &Path,
+    created: bool,
+    options: &ExportOptions,
+    progress: &dyn Progress,
+) -> Result<ExportReport> {
+    let _lock = DirLock::acquire(out_dir, EXPORT_LOCK_FILE)?;
+    let _active = Active::register(out_dir, created);
+    prepare_out_dir(out_dir, source.path(), options)?;
 
     let writers = crate::formats::writers_for(options, out_dir, source.virtual_size())?;
-    let (ctx, mut produced) = pipeline::run(&source, writers, options, out_dir, progress)?;
+    let (ctx, mut produced) = pipeline::run(source, writers, options, out_dir, progress)?;
 
     let sizes: Vec<(String, u64)> = produced
         .iter()
@@ -81,18 +171,130 @@ pub fn export(
             .collect(),
         build: None,
     };
-    // Every artifact is complete and synced: rename them into place, then the sums, then the
-    // manifest, so a manifest exists only when everything it lists does.
-    for p in produced {
-        p.artifact.commit()?;
-    }
-    write_small_file(out_dir, SUMS_FILE, manifest.sums().as_bytes())?;
-    let manifest_path = write_small_file(out_dir, MANIFEST_FILE, manifest.to_json().as_bytes())?;
+    let sums = small_file(out_dir, SUMS_FILE, manifest.sums().as_bytes())?;
+    let manifest_file = small_file(out_dir, MANIFEST_FILE, manifest.to_json().as_bytes())?;
+    let manifest_path = commit(
+        out_dir,
+        produced.into_iter().map(|p| p.artifact).collect(),
+        sums,
+        manifest_file,
+    )?;
     Ok(ExportReport {
         manifest,
         manifest_path,
         pad,
     })
+}
+
+/// Puts a complete, synced new set in place of whatever `out_dir` holds: the old
+/// `manifest.json` and `SHA256SUMS` go first (so no manifest ever describes bytes it does not
+/// match), then every artifact is renamed into place, then `SHA256SUMS`, then `manifest.json`
+/// last. Nothing here writes data: every file was written and fsynced beforehand, so the
+/// window is a few renames. Interrupt clean-up ([`abandon_in_progress`]) waits for it.
+///
+/// A crash (power loss, SIGKILL) inside the window can leave: no manifest and no sums, the
+/// artifacts renamed so far (new) next to the not yet replaced ones (old), and the remaining
+/// `.nodeimg-partial.*` temporaries (removed by the next export). `nodeimg verify` then fails
+/// with "no manifest" — never a manifest that lies; export again to get a complete set.
+fn commit(
+    out_dir: &Path,
+    artifacts: Vec<TempArtifact>,
+    sums: TempArtifact,
+    manifest: TempArtifact,
+) -> Result<PathBuf> {
+    let _window = active_exports();
+    for old in [MANIFEST_FILE, SUMS_FILE] {
+        let path = out_dir.join(old);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("removing the previous", &path, e)),
+        }
+    }
+    sync_dir(out_dir)?;
+    for artifact in artifacts {
+        artifact.commit()?;
+    }
+    sums.commit()?;
+    manifest.commit()
+}
+
+fn sync_dir(dir: &Path) -> Result<()> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .at("syncing directory", dir)
+}
+
+/// Output directories this process is exporting into while holding their lock, each with
+/// whether this run created it.
+static ACTIVE: Mutex<Vec<(PathBuf, bool)>> = Mutex::new(Vec::new());
+
+fn active_exports() -> MutexGuard<'static, Vec<(PathBuf, bool)>> {
+    ACTIVE.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Registration of one locked export, for [`abandon_in_progress`]; removed on drop.
+struct Active {
+    dir: PathBuf,
+}
+
+impl Active {
+    fn register(dir: &Path, created: bool) -> Self {
+        active_exports().push((dir.to_path_buf(), created));
+        Active {
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        let mut active = active_exports();
+        if let Some(i) = active.iter().position(|(d, _)| *d == self.dir) {
+            active.remove(i);
+        }
+    }
+}
+
+/// For a signal handler about to end the process: removes the `.nodeimg-partial.*`
+/// temporaries and the lock file of every export this process has in progress (only those
+/// whose directory it holds the lock of), and returns what it did. An export inside its
+/// commit window finishes the commit first. The previous complete set in each directory is
+/// left untouched.
+pub fn abandon_in_progress() -> String {
+    let active = active_exports();
+    let mut done = Vec::new();
+    for (dir, created) in active.iter() {
+        let removed = remove_temporaries(dir).unwrap_or(0);
+        let _ = fs::remove_file(dir.join(EXPORT_LOCK_FILE));
+        if *created {
+            let _ = fs::remove_dir(dir);
+        }
+        done.push(format!(
+            "removed {removed} partial file(s) from {}",
+            dir.display()
+        ));
+    }
+    // Keep the lock on ACTIVE: the caller exits, and no commit may start after this.
+    std::mem::forget(active);
+    if done.is_empty() {
+        "no export was writing".into()
+    } else {
+        done.join("; ")
+    }
+}
+
+/// Removes every `.nodeimg-partial.*` in `dir` (call only while holding its lock).
+fn remove_temporaries(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir).at("listing", dir)? {
+        let entry = entry.at("listing", dir)?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(entry.path()).at("removing stale temporary", &entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
 }
 
 /// Refuses sizes that break a requested format's rule, or pads when `--pad` was given.
@@ -124,20 +326,10 @@ fn apply_size_rules(
     pad_disk(source, padded).map(Some)
 }
 
+/// Refuses an artifact name that is the input disk, and removes temporaries a killed export
+/// left (we hold the directory's lock: no other export is writing them). The previous
+/// complete set (artifacts, `SHA256SUMS`, `manifest.json`) is left alone until [`commit`].
 fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Result<()> {
-    match fs::metadata(out_dir) {
-        Ok(m) if !m.is_dir() => {
-            return Err(Error::BadInput {
-                path: out_dir.to_path_buf(),
-                reason: "output path exists and is not a directory".into(),
-            });
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            fs::create_dir_all(out_dir).at("creating directory", out_dir)?
-        }
-        Err(e) => return Err(Error::io("reading metadata of", out_dir, e)),
-    }
     // Never let an artifact replace the input disk.
     if let (Ok(input), Ok(dir)) = (disk.canonicalize(), out_dir.canonicalize()) {
         for ext in ["raw", "qcow2", "vhd", "ova", "tar.gz", "vmdk"] {
@@ -151,20 +343,7 @@ fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Resu
             }
         }
     }
-    // A previous export's manifest must not survive next to new, possibly partial files.
-    for stale in [MANIFEST_FILE, SUMS_FILE] {
-        match fs::remove_file(out_dir.join(stale)) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io("removing old", &out_dir.join(stale), e)),
-        }
-    }
-    for entry in fs::read_dir(out_dir).at("listing", out_dir)? {
-        let entry = entry.at("listing", out_dir)?;
-        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-            fs::remove_file(entry.path()).at("removing stale temporary", &entry.path())?;
-        }
-    }
+    remove_temporaries(out_dir)?;
     Ok(())
 }
 
@@ -198,9 +377,11 @@ pub(crate) fn metadata_artifact(
     })
 }
 
-fn write_small_file(dir: &Path, file: &str, bytes: &[u8]) -> Result<PathBuf> {
+/// A small file written and synced under its temporary name, committed later.
+fn small_file(dir: &Path, file: &str, bytes: &[u8]) -> Result<TempArtifact> {
     let mut artifact = TempArtifact::create(dir, file)?;
     let path = artifact.temp_path().to_path_buf();
     artifact.file().write_all(bytes).at("writing", &path)?;
-    artifact.commit()
+    artifact.sync()?;
+    Ok(artifact)
 }

@@ -165,18 +165,57 @@ impl ExportOptions {
     }
 }
 
-/// Checks an artifact base name: non-empty, no path separators, no leading dot, printable.
+/// Checks an artifact base name (`export --name`, a spec's `image.name`): 1 to 100 of
+/// `A-Z a-z 0-9 - _ . +`, starting with a letter or digit — so it is never a path, never
+/// hidden, and never read as an option (`-rf.vmdk`) by the tools the import instructions call.
 pub fn validate_name(name: &str) -> Result<(), String> {
     let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+');
     if name.is_empty() || name.len() > 100 {
         return Err(format!("name {name:?} must be 1 to 100 characters"));
     }
-    if name.starts_with('.') || !name.chars().all(ok_char) {
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) || !name.chars().all(ok_char) {
         return Err(format!(
-            "name {name:?} may hold only A-Z a-z 0-9 - _ . + and must not start with '.'"
+            "name {name:?} may hold only A-Z a-z 0-9 - _ . + and must start with a letter or digit"
         ));
     }
     Ok(())
+}
+
+/// The latest `SOURCE_DATE_EPOCH` every format can record unchanged: a VHD footer's timestamp
+/// is a u32 of seconds since 2000-01-01 (2136-02-07T06:28:15Z). The other embedded times hold
+/// more: ustar and old-GNU tar mtimes take 11 octal digits (8^11 - 1 s, year 2242); the gzip
+/// member's MTIME is always 0, and VMDK, OVF and the JSON files carry no time.
+pub const MAX_SOURCE_DATE_EPOCH: u64 = DEFAULT_SOURCE_DATE_EPOCH + u32::MAX as u64;
+
+/// Parses a `SOURCE_DATE_EPOCH` value: whole seconds since 1970-01-01, at most
+/// [`MAX_SOURCE_DATE_EPOCH`]. The error names the variable, the value and the limit.
+pub fn parse_source_date_epoch(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "SOURCE_DATE_EPOCH={value:?} is not a whole, non-negative number of seconds since 1970-01-01"
+        ));
+    }
+    // All digits: it either fits or is too large.
+    v.parse::<u64>()
+        .ok()
+        .filter(|&n| n <= MAX_SOURCE_DATE_EPOCH)
+        .ok_or_else(|| too_late(value))
+}
+
+/// Checks a `SOURCE_DATE_EPOCH` already parsed (a library caller's).
+pub fn check_source_date_epoch(seconds: u64) -> Result<u64, String> {
+    if seconds > MAX_SOURCE_DATE_EPOCH {
+        return Err(too_late(&seconds.to_string()));
+    }
+    Ok(seconds)
+}
+
+fn too_late(value: &str) -> String {
+    format!(
+        "SOURCE_DATE_EPOCH={value:?} is later than {MAX_SOURCE_DATE_EPOCH} \
+         (2136-02-07T06:28:15Z), the latest time a VHD footer can record"
+    )
 }
 
 #[cfg(test)]
@@ -199,8 +238,26 @@ mod tests {
     #[test]
     fn names_with_paths_are_refused() {
         assert!(validate_name("node-1.30").is_ok());
-        for bad in ["", "../x", "a/b", ".hidden", "sp ace"] {
+        for bad in ["", "../x", "a/b", ".hidden", "sp ace", "-rf", "_x", "+x"] {
             assert!(validate_name(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn source_date_epoch_is_refused_beyond_what_every_format_holds() {
+        assert_eq!(parse_source_date_epoch("0"), Ok(0));
+        assert_eq!(
+            parse_source_date_epoch(" 5241652095 "),
+            Ok(MAX_SOURCE_DATE_EPOCH)
+        );
+        assert_eq!(MAX_SOURCE_DATE_EPOCH, 5_241_652_095);
+        let e = parse_source_date_epoch("5241652096").unwrap_err();
+        assert!(e.contains("5241652095") && e.contains("VHD"), "{e}");
+        let e = parse_source_date_epoch("99999999999999999999999").unwrap_err();
+        assert!(e.contains("later than"), "{e}");
+        for bad in ["-1", "", "1.5", "yesterday", "+5"] {
+            let e = parse_source_date_epoch(bad).unwrap_err();
+            assert!(e.contains("not a whole, non-negative number"), "{bad}: {e}");
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod artifact;
 pub mod batch;
 pub mod deflate;
+pub mod dir_lock;
 pub mod error;
 pub mod export;
 pub mod ext4;

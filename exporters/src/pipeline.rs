@@ -95,6 +95,7 @@ pub fn run(
     let total = source.virtual_size();
     let ranges = source.data_ranges()?;
 
+    let mut tasks: Vec<&'static str> = writers.iter().map(|w| w.task()).collect();
     let (writers, hasher) = thread::scope(|scope| -> Result<_> {
         let (raw_tx, raw_rx) = sync_channel::<Result<Batch>>(2);
         let reader = scope.spawn(move || read_batches(source, &ranges, &raw_tx));
@@ -157,6 +158,8 @@ pub fn run(
         options: options.clone(),
         dir: dir.to_path_buf(),
     };
+    // Nothing is reported done until every writer has finished: a failed export (a full disk)
+    // must not print "done" for a phase just before its error.
     let produced = thread::scope(|scope| {
         let handles: Vec<_> = writers
             .into_iter()
@@ -171,7 +174,6 @@ pub fn run(
                         seconds = finishing.elapsed().as_secs_f64(),
                         "finished"
                     );
-                    progress.finished(task);
                     result
                 })
             })
@@ -195,6 +197,10 @@ pub fn run(
             None => Ok(all),
         }
     })?;
+    tasks.insert(0, "digest");
+    for task in tasks {
+        progress.finished(task);
+    }
     Ok((ctx, produced))
 }
 
@@ -313,7 +319,6 @@ fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) 
         }
         progress.advanced("digest", batch.end());
     }
-    progress.finished("digest");
     tracing::debug!(
         seconds = started.elapsed().as_secs_f64(),
         "content digest done"

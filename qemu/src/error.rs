@@ -60,15 +60,10 @@ pub enum Error {
         /// The pairs looked for.
         searched: String,
     },
-    /// A child process could not be started.
-    #[error("starting {program}: {source}")]
-    Spawn {
-        /// The program.
-        program: PathBuf,
-        /// The cause.
-        #[source]
-        source: io::Error,
-    },
+    /// Running an external program (qemu-img, ssh-keygen, `qemu --version`) failed: it could
+    /// not start, timed out, wrote too much or exited non-zero.
+    #[error(transparent)]
+    Run(#[from] child_process::Error),
     /// A child process did not finish in time; it has been killed.
     #[error(
         "{what} (pid {pid}) did not exit within {after:?} and was killed; last stderr:\n{stderr_tail}"

@@ -3,7 +3,7 @@
 use std::ffi::OsStr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -177,24 +177,35 @@ fn find_program(
     })
 }
 
+/// How long `--version` of a QEMU tool may take (it answers at once: this catches a hang).
+pub const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How much `--version` of a QEMU tool may print (one line, a copyright notice).
+pub const VERSION_OUTPUT_CAP: usize = 64 * 1024;
+
 /// Runs `qemu --version` and parses the first line.
 pub fn qemu_version(qemu: &Path) -> Result<(QemuVersion, String)> {
-    let out = Command::new(qemu)
+    tool_version(qemu, "qemu version query")
+}
+
+/// Runs `program --version` (`qemu-system-x86_64`, `qemu-img`) with a deadline
+/// ([`VERSION_TIMEOUT`]) and an output cap ([`VERSION_OUTPUT_CAP`]) and parses the first line;
+/// `what` names the query in errors.
+pub fn tool_version(program: &Path, what: &str) -> Result<(QemuVersion, String)> {
+    let out = child_process::Command::new(program, VERSION_TIMEOUT)
+        .what(what)
         .arg("--version")
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: qemu.to_path_buf(),
-            source,
-        })?;
+        .stdout_cap(VERSION_OUTPUT_CAP)
+        .run_status()?;
     let bad = |reason: String| Error::QemuVersion {
-        path: qemu.to_path_buf(),
+        path: program.to_path_buf(),
         reason,
     };
     if !out.status.success() {
         return Err(bad(format!(
             "exited with {}: {}",
             out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr_tail.trim()
         )));
     }
     let text = String::from_utf8_lossy(&out.stdout);

@@ -5,10 +5,13 @@
 //! first, which also refuses a base that has a backing file of its own).
 
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
 use crate::cmdline::DiskFormat;
 use crate::error::{Error, Result};
+
+/// How long `qemu-img create` of an overlay may take (it writes a few KiB: this catches hangs).
+const OVERLAY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Creates the qcow2 overlay `overlay` backed by `base` (format `base_format`), with the base's
 /// virtual size. The backing path is made absolute so the overlay works from anywhere.
@@ -19,7 +22,8 @@ pub fn create_overlay(
     overlay: &Path,
 ) -> Result<()> {
     let base = std::fs::canonicalize(base).map_err(|e| Error::io("resolving", base, e))?;
-    let out = Command::new(qemu_img)
+    let out = child_process::Command::new(qemu_img, OVERLAY_TIMEOUT)
+        .what("qemu-img create")
         .args([
             "create",
             "-q",
@@ -31,11 +35,7 @@ pub fn create_overlay(
         ])
         .arg(&base)
         .arg(overlay)
-        .output()
-        .map_err(|source| Error::Spawn {
-            program: qemu_img.to_path_buf(),
-            source,
-        })?;
+        .run_status()?;
     if !out.status.success() {
         return Err(Error::Image {
             path: overlay.to_path_buf(),
@@ -43,7 +43,7 @@ pub fn create_overlay(
                 "qemu-img create -b {} failed ({}): {}",
                 base.display(),
                 out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
+                out.stderr_tail.trim()
             ),
         });
     }

@@ -174,6 +174,13 @@ pub fn staging_dir(out: &Path, name: &str) -> PathBuf {
     out.join(format!(".{name}.partial"))
 }
 
+/// The lock file a build of `name` holds in `OUT` for its whole run (`OUT/.NAME.lock`): a
+/// second build of the same name into the same `OUT` fails at once, naming the holder, and
+/// never touches the first one's staging directory.
+pub fn lock_file(name: &str) -> String {
+    format!(".{name}.lock")
+}
+
 /// Runs the whole build.
 pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
     let cache = Cache::new(&opts.cache);
@@ -188,13 +195,24 @@ pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
     }
     let final_dir = opts.out.join(&spec.image.name);
     let staging = staging_dir(&opts.out, &spec.image.name);
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("creating {}", opts.out.display()))?;
+    // Held until the build is published or has failed; a stale staging directory is removed
+    // only under it.
+    let lock = exporters::dir_lock::DirLock::acquire(&opts.out, &lock_file(&spec.image.name))?;
     if staging.exists() {
         std::fs::remove_dir_all(&staging)
             .with_context(|| format!("removing the stale {}", staging.display()))?;
     }
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let cleanup = staging.clone();
-    crate::interrupt::on_interrupt(move || crate::interrupt::remove_dir(&cleanup));
+    let lock_path = lock.path().to_path_buf();
+    crate::interrupt::on_interrupt(move || {
+        let done = crate::interrupt::remove_dir(&cleanup);
+        // The process exits next, releasing the lock.
+        let _ = std::fs::remove_file(&lock_path);
+        done
+    });
     reporter.open_log(&staging.join(output::BUILD_LOG))?;
     reporter.log(&format!(
         "nodeimg {} build {} (spec sha256 {}, lock sha256 {})",

@@ -5,9 +5,9 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, PayloadItem};
 
 use super::inputs::{Input, Inputs};
@@ -55,6 +55,10 @@ pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
     items
 }
 
+/// How long `mkfs.ext4 -d` of the payload may take (a few GiB of packages and images, copied
+/// into a fresh file system: this catches a hang, not a slow disk).
+const MKFS_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+
 /// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch.
 /// Returns its size in bytes.
 pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
@@ -80,20 +84,21 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.set_len(size)?;
     drop(f);
-    let o = Command::new("mkfs.ext4")
+    let made = child_process::Command::new("mkfs.ext4", MKFS_TIMEOUT)
+        .what("mkfs.ext4 of the payload disk")
         .args(["-q", "-F", "-L", PAYLOAD_LABEL, "-O", "^has_journal"])
         .args(["-E", "root_owner=0:0", "-d"])
         .arg(&root)
         .arg(&tmp)
-        .output()
-        .context("running mkfs.ext4 (install e2fsprogs)")?;
-    if !o.status.success() {
+        .run();
+    if let Err(e) = made {
         let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "mkfs.ext4 -d {} failed: {}",
-            root.display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
+        let hint = if matches!(e, child_process::Error::Spawn { .. }) {
+            " (install e2fsprogs)"
+        } else {
+            ""
+        };
+        return Err(e).with_context(|| format!("mkfs.ext4 -d {}{hint}", root.display()));
     }
     std::fs::rename(&tmp, out)?;
     std::fs::remove_dir_all(&root)?;

@@ -4,14 +4,18 @@
 //! only read.
 
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
 
 use crate::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
 
+/// How long `qemu-img convert` of the base image may take (tens of GiB on a slow disk: this
+/// catches a hang).
+const CONVERT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// Checks `base` with the project's reader (its format is the spec's, no backing file, no
-/// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as a temporary
-/// file next to it and renamed), and grows it to `size_bytes`.
+/// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as
+/// a temporary file next to it and renamed), and grows it to `size_bytes`.
 pub fn prepare(
     qemu_img: &Path,
     base: &Path,
@@ -42,19 +46,15 @@ pub fn prepare(
         );
     }
     let tmp = out.with_extension("raw.partial");
-    let o = Command::new(qemu_img)
+    let converted = child_process::Command::new(qemu_img, CONVERT_TIMEOUT)
+        .what("qemu-img convert")
         .args(["convert", "-q", "-f", fmt, "-O", "raw", "-S", "64k"])
         .arg(base)
         .arg(&tmp)
-        .output()
-        .with_context(|| format!("running {}", qemu_img.display()))?;
-    if !o.status.success() {
+        .run();
+    if let Err(e) = converted {
         let _ = std::fs::remove_file(&tmp);
-        bail!(
-            "{}: qemu-img convert -f {fmt} failed: {}",
-            base.display(),
-            String::from_utf8_lossy(&o.stderr).trim()
-        );
+        return Err(e).with_context(|| format!("{}: qemu-img convert -f {fmt}", base.display()));
     }
     let size = std::fs::metadata(&tmp)?.len();
     if size > size_bytes {
@@ -75,6 +75,7 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
 
     fn qemu_img() -> Option<std::path::PathBuf> {
         if !fixtures::tools::have("qemu-img") {

@@ -1,4 +1,5 @@
-//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR]`: the only step that uses the network.
+//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the only
+//! step that uses the network.
 //! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
 //! its published checksum (and the base image against the spec's `base.sha256`), moves it into
 //! the content-addressed [`cache`](crate::cache) and writes the lock next to the spec, last and
@@ -6,6 +7,11 @@
 //! unverified enters the cache. An artifact the existing lock already pins, with the same
 //! source and a verified cache entry, is not downloaded again, nor is anything whose published
 //! SHA-256 is already in the cache.
+//!
+//! Each artifact (everything fetched for it: checksum file, body, manifests, blobs) must be
+//! complete within `--deadline`, each attempt within `--timeout` (see [`http`]); failed
+//! attempts are logged as they happen and every download shows progress
+//! ([`crate::progress::DownloadProgress`]).
 //!
 //! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
 //! whether or not a mirror served them, so a lock does not depend on where it was fetched.
@@ -18,6 +24,7 @@ pub mod plan;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use distros::ChecksumAlgorithm;
@@ -25,6 +32,7 @@ use distros::ChecksumAlgorithm;
 use crate::cache::Cache;
 use crate::cli::FetchArgs;
 use crate::lock::{self, Artifact, Lock};
+use crate::progress::human;
 use error::{FetchError, io_at};
 use plan::{Checksum, Mirror, Planned, Source};
 
@@ -82,6 +90,41 @@ pub fn store(
     Ok((path, sha256, len))
 }
 
+/// How many times a download whose bytes do not verify is made (a mirror can serve a torn
+/// or stale file once).
+const MISMATCH_TRIES: u32 = 2;
+
+/// Downloads `url` into `part` and [`store`]s it. A mismatch deletes the part and, once,
+/// downloads it again, logged like any failed attempt. Returns the cached path, its SHA-256,
+/// its length and the bytes transferred.
+pub fn download_verified(
+    http: &http::Http,
+    cache: &Cache,
+    url: &str,
+    headers: &[(&str, String)],
+    part: &Path,
+    expect: &[Expect<'_>],
+) -> Result<(PathBuf, String, u64, u64), FetchError> {
+    let mut tries = http.tries(url, MISMATCH_TRIES);
+    let mut transferred = 0;
+    loop {
+        tries.start()?;
+        transferred += http.download(url, headers, part)?;
+        match store(cache, part, url, expect) {
+            Err(FetchError::Mismatch {
+                algorithm,
+                expected,
+                actual,
+                what,
+                ..
+            }) if !tries.last_chance() => tries.failed(format!(
+                "{algorithm} mismatch: expected {expected}, got {actual} ({what})"
+            )),
+            r => return r.map(|(path, sha256, len)| (path, sha256, len, transferred)),
+        }
+    }
+}
+
 struct Fetcher<'a> {
     http: http::Http,
     cache: &'a Cache,
@@ -103,6 +146,7 @@ impl Fetcher<'_> {
     }
 
     fn fetch(&self, p: &Planned) -> Result<Got, FetchError> {
+        let http = self.http.for_artifact();
         match &p.source {
             Source::Local(path) => {
                 let part = self.part(&p.name);
@@ -121,11 +165,11 @@ impl Fetcher<'_> {
                     downloaded: 0,
                 })
             }
-            Source::Url { url, checksum } => self.fetch_url(p, url, checksum),
+            Source::Url { url, checksum } => self.fetch_url(&http, p, url, checksum),
             Source::Image(image) => {
                 let base = plan::registry_base(self.mirror.as_ref(), image);
                 tracing::info!("pulling {} from {base}", image.reference());
-                let pulled = registry::pull(&self.http, &base, image, self.cache, &self.partial)?;
+                let pulled = registry::pull(&http, &base, image, self.cache, &self.partial)?;
                 let part = self.part(&format!("{}.oci.tar", p.name));
                 oci::write(&part, &pulled, &image.reference(), &image.tag).map_err(io_at(&part))?;
                 let (_, sha256, size) = self.store_checked(&part, &base, &[])?;
@@ -148,7 +192,13 @@ impl Fetcher<'_> {
         store(self.cache, part, url, expect)
     }
 
-    fn fetch_url(&self, p: &Planned, url: &str, checksum: &Checksum) -> Result<Got, FetchError> {
+    fn fetch_url(
+        &self,
+        http: &http::Http,
+        p: &Planned,
+        url: &str,
+        checksum: &Checksum,
+    ) -> Result<Got, FetchError> {
         let from = plan::fetch_url(self.mirror.as_ref(), url);
         let mut expect_owned: Vec<(ChecksumAlgorithm, String, String)> = Vec::new();
         if let Some(pinned) = &p.pinned_sha256 {
@@ -165,7 +215,7 @@ impl Fetcher<'_> {
         } = checksum
         {
             let sums_from = plan::fetch_url(self.mirror.as_ref(), sums);
-            let text = self.http.get_ok(&sums_from, 4 << 20)?;
+            let text = http.get_ok(&sums_from, 4 << 20)?;
             let hex = checksum::find(
                 &String::from_utf8_lossy(&text),
                 &sums_from,
@@ -194,7 +244,6 @@ impl Fetcher<'_> {
             });
         }
         let part = self.part(&p.name);
-        let downloaded = self.http.download(&from, &[], &part)?;
         let expect: Vec<Expect<'_>> = expect_owned
             .iter()
             .map(|(algorithm, hex, what)| Expect {
@@ -203,7 +252,8 @@ impl Fetcher<'_> {
                 what,
             })
             .collect();
-        let (_, sha256, size) = self.store_checked(&part, &from, &expect)?;
+        let (_, sha256, size, downloaded) =
+            download_verified(http, self.cache, &from, &[], &part, &expect)?;
         Ok(Got {
             sha256,
             size,
@@ -247,23 +297,6 @@ fn reusable(old: Option<&Lock>, p: &Planned, cache: &Cache) -> Option<Artifact> 
     (same && cache.verified(a, "").is_ok()).then(|| a.clone())
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut unit = 0;
-    let mut whole = bytes;
-    let mut tenths = 0;
-    while whole >= 1024 && unit + 1 < UNITS.len() {
-        tenths = (whole % 1024) * 10 / 1024;
-        whole /= 1024;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{whole}.{tenths} {}", UNITS[unit])
-    }
-}
-
 /// `nodeimg fetch`.
 pub fn run(args: &FetchArgs) -> Result<()> {
     let spec = crate::spec::load(&args.spec)?;
@@ -287,8 +320,12 @@ pub fn run(args: &FetchArgs) -> Result<()> {
     } else {
         None
     };
+    let limits = http::Limits {
+        timeout: args.timeout,
+        deadline: args.deadline,
+    };
     let fetcher = Fetcher {
-        http: http::Http::new(),
+        http: http::Http::new(limits, Arc::new(crate::progress::DownloadProgress::new())),
         cache: &cache,
         partial,
         mirror,
@@ -348,14 +385,6 @@ pub fn run(args: &FetchArgs) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_are_shown_in_binary_units() {
-        assert_eq!(human(0), "0 B");
-        assert_eq!(human(1023), "1023 B");
-        assert_eq!(human(1536), "1.5 KiB");
-        assert_eq!(human(5 << 30), "5.0 GiB");
-    }
 
     #[test]
     fn a_mismatch_names_the_url_and_both_digests_and_caches_nothing() {

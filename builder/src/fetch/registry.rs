@@ -221,21 +221,16 @@ impl Session<'_> {
             ));
         }
         let part = partial.join(format!("blob-{hex}.part"));
+        let expect = [super::Expect::sha256(&hex, "its digest")];
         let mut headers = self.headers(false);
-        let mut got = self.http.download(&url, &headers, &part);
-        if let Err(super::http::HttpError::Status { status: 401, .. }) = &got {
+        let mut got = super::download_verified(self.http, cache, &url, &headers, &part, &expect);
+        if let Err(FetchError::Http(super::http::HttpError::Status { status: 401, .. })) = &got {
             let challenge = self.http.get_small(&url, &headers, MANIFEST_LIMIT).ok();
             self.authenticate(&url, challenge.and_then(|c| c.www_authenticate).as_deref())?;
             headers = self.headers(false);
-            got = self.http.download(&url, &headers, &part);
+            got = super::download_verified(self.http, cache, &url, &headers, &part, &expect);
         }
-        let n = got?;
-        let (path, _, _) = super::store(
-            cache,
-            &part,
-            &url,
-            &[super::Expect::sha256(&hex, "its digest")],
-        )?;
+        let (path, _, _, n) = got?;
         Ok((
             Blob {
                 sha256: hex,

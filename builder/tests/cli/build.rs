@@ -8,12 +8,12 @@ use sha2::{Digest, Sha256};
 
 use crate::{listing, nodeimg, out_str};
 
-struct Fixture {
+pub(crate) struct Fixture {
     _dir: tempfile::TempDir,
-    spec: PathBuf,
+    pub(crate) spec: PathBuf,
     lock: PathBuf,
-    cache: PathBuf,
-    out: PathBuf,
+    pub(crate) cache: PathBuf,
+    pub(crate) out: PathBuf,
 }
 
 fn sha(data: &[u8]) -> String {
@@ -29,7 +29,7 @@ fn put(cache: &Path, data: &[u8]) -> String {
 }
 
 /// A spec, a matching lock and a cache with every entry; the base image is a small raw file.
-fn fixture() -> Fixture {
+pub(crate) fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
     let base = vec![0u8; 4096];

@@ -2,7 +2,7 @@
 //! out under it and a real `docker-registry` filled with `skopeo copy`. Nothing here touches
 //! the internet.
 
-mod server;
+pub(super) mod server;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -18,15 +18,15 @@ use sha2::{Digest, Sha256, Sha512};
 use super::{nodeimg, out_str};
 use server::Server;
 
-const BASE_URL: &str = "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2";
-const K8S: &str = "v1.30.2";
+pub(super) const BASE_URL: &str = "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2";
+pub(super) const K8S: &str = "v1.30.2";
 
-fn sha256(b: &[u8]) -> String {
+pub(super) fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
 /// Reproducible filler bytes.
-fn bytes(seed: u32, len: usize) -> Vec<u8> {
+pub(super) fn bytes(seed: u32, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
     (0..len)
         .map(|_| {
@@ -38,7 +38,7 @@ fn bytes(seed: u32, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn put(root: &Path, url: &str, data: &[u8]) -> String {
+pub(super) fn put(root: &Path, url: &str, data: &[u8]) -> String {
     let rel = url.split_once("://").unwrap().1;
     let p = root.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -48,7 +48,7 @@ fn put(root: &Path, url: &str, data: &[u8]) -> String {
 
 /// Lays out every upstream file of the spec below under `root` (as the mirror serves them);
 /// returns the base image's SHA-256.
-fn upstream(root: &Path) -> String {
+pub(super) fn upstream(root: &Path) -> String {
     let base = bytes(1, 3 << 20);
     put(root, BASE_URL, &base);
     let dir = BASE_URL.rsplit_once('/').unwrap().0;
@@ -136,7 +136,7 @@ fn upstream(root: &Path) -> String {
     sha256(&base)
 }
 
-fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
+pub(super) fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
     let spec = dir.join("node.toml");
     let text = format!(
         "[image]\nname = \"node\"\ndistro = \"debian-12\"\nfirmware = \"uefi\"\ndisk_gib = 8\n\n\
@@ -149,7 +149,7 @@ fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
     spec
 }
 
-fn fetch(spec: &Path, mirror: &str, cache: &Path) -> Output {
+pub(super) fn fetch(spec: &Path, mirror: &str, cache: &Path) -> Output {
     nodeimg()
         .arg("fetch")
         .arg(spec)

@@ -10,6 +10,9 @@ mod boot;
 mod build;
 mod doctor;
 mod fetch;
+mod r10_children;
+mod r10_export;
+mod r10_fetch;
 mod r10_readers;
 mod scan;
 

@@ -1,9 +1,10 @@
 //! A plain HTTP/1.1 file server on 127.0.0.1 for the fetch tests: serves a directory, honours
 //! `Range: bytes=N-` with 206, records every request, can cut one response short (send the
 //! full `Content-Length`, half the body, close) to test resuming, and passes `/v2/` requests
-//! through to a registry, so one mirror URL serves files and images.
+//! through to a registry, so one mirror URL serves files and images. It can also answer a
+//! path with an error status a number of times, or serve it with one byte flipped once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -22,6 +23,8 @@ pub struct Seen {
 struct State {
     seen: Vec<Seen>,
     cut_once: HashSet<String>,
+    fail: HashMap<String, (u16, u32)>,
+    flip_once: HashSet<String>,
     registry: Option<String>,
     token: Option<String>,
 }
@@ -62,6 +65,20 @@ impl Server {
         self.state.lock().unwrap().cut_once.insert(path.to_owned());
     }
 
+    /// The next `times` requests for `path` are answered with `status` and no body.
+    pub fn fail(&self, path: &str, status: u16, times: u32) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail
+            .insert(path.to_owned(), (status, times));
+    }
+
+    /// The next response for `path` has its middle byte flipped.
+    pub fn flip_once(&self, path: &str) {
+        self.state.lock().unwrap().flip_once.insert(path.to_owned());
+    }
+
     /// `/v2/` requests need `Authorization: Bearer <token>`: without it the answer is 401
     /// with a bearer challenge whose realm is this server's `/token`, which hands it out.
     pub fn require_token(&self, token: &str) {
@@ -100,19 +117,34 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
         }
     }
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let (cut, registry, token) = {
+    let (cut, flip, fail, registry, token) = {
         let mut s = state.lock().unwrap();
         s.seen.push(Seen {
             path: path.clone(),
             range: range.clone(),
         });
+        let fail = match s.fail.get_mut(&path) {
+            Some((status, times)) if *times > 0 => {
+                *times -= 1;
+                Some(*status)
+            }
+            _ => None,
+        };
         (
             s.cut_once.remove(&path),
+            s.flip_once.remove(&path),
+            fail,
             s.registry.clone(),
             s.token.clone(),
         )
     };
     let mut conn = conn;
+    if let Some(status) = fail {
+        return write!(
+            conn,
+            "HTTP/1.1 {status} Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+    }
     if let Some(token) = token {
         if path.starts_with("/token?") {
             let body = format!("{{\"token\":\"{token}\"}}");
@@ -143,7 +175,7 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
         return conn.flush();
     }
     let file: PathBuf = root.join(path.trim_start_matches('/'));
-    let Ok(data) = std::fs::read(&file)
+    let Ok(mut data) = std::fs::read(&file)
         .map_err(drop)
         .and_then(|d| if path.contains("..") { Err(()) } else { Ok(d) })
     else {
@@ -151,6 +183,10 @@ fn serve(conn: TcpStream, root: &Path, state: &Mutex<State>) -> std::io::Result<
             b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         );
     };
+    if flip && !data.is_empty() {
+        let mid = data.len() / 2;
+        data[mid] ^= 0x01;
+    }
     let start = range
         .as_deref()
         .and_then(|r| r.strip_prefix("bytes="))
