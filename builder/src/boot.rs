@@ -30,6 +30,8 @@ pub fn boot(args: &BootArgs) -> Result<()> {
         bail!("--cpus must be at least 1");
     }
     let image = args.image.as_path();
+    // The project's reader checks the image before anything is created or started.
+    let format = crate::image_check::bootable_format(image)?;
     let work_dir = match &args.work_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir(),
@@ -50,7 +52,7 @@ pub fn boot(args: &BootArgs) -> Result<()> {
     let cleanup_dir = vm_dir.clone();
     interrupt::on_interrupt(move || interrupt::remove_dir(&cleanup_dir));
 
-    let result = boot_in(args, image, &vm_dir);
+    let result = boot_in(args, image, format, &vm_dir);
     if result.is_err() {
         interrupt::yield_to_handler();
     }
@@ -71,9 +73,13 @@ pub fn boot(args: &BootArgs) -> Result<()> {
     result
 }
 
-fn boot_in(args: &BootArgs, image: &Path, vm_dir: &Path) -> Result<()> {
+fn boot_in(
+    args: &BootArgs,
+    image: &Path,
+    format: qemu::cmdline::DiskFormat,
+    vm_dir: &Path,
+) -> Result<()> {
     let mut phases = Phases::new();
-    let format = qemu::overlay::detect_format(image)?;
     let (host, qemu_img) = phases.run("host check", || -> Result<(Host, PathBuf)> {
         Ok((Host::discover()?, host::find_qemu_img()?))
     })?;

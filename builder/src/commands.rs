@@ -117,6 +117,7 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
     println!("file size:      {} bytes", found.file_size);
     println!("allocated:      {} bytes", found.allocated_bytes);
     match &found.gpt {
+        None if !found.warnings.is_empty() => println!("partitions:     none shown"),
         None => println!("partitions:     no GPT"),
         Some(gpt) => {
             println!("disk GUID:      {}", gpt.disk_guid);
@@ -136,6 +137,9 @@ pub fn inspect(args: &InspectArgs) -> Result<()> {
                 );
             }
         }
+    }
+    for warning in &found.warnings {
+        println!("warning:        {warning}");
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ mod commands;
 mod doctor;
 pub mod documents;
 pub mod fetch;
+pub mod image_check;
 mod interrupt;
 pub mod junit;
 pub mod located;

@@ -1,8 +1,9 @@
 //! Reading artifacts back: random access to the virtual disk inside each container, used by
-//! `verify` (content digest) and `inspect` (GPT, sizes).
+//! `verify` (content digest), `inspect` (GPT, sizes), `audit` (the root filesystem) and the
+//! check before `boot`.
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,12 @@ pub trait DiskImage: Send + std::fmt::Debug {
     fn virtual_size(&self) -> u64;
     /// Fills `buf` with the virtual bytes at `offset`; reading past the end is an error.
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()>;
+    /// Checks the container's own mapping tables against the file without reading the guest
+    /// data (a qcow2: every L2 entry points inside the file), so a corrupt image is refused
+    /// before it is booted. Containers without mapping tables have nothing to check.
+    fn check_mappings(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A byte range of a file: a whole file, or a member inside an archive.
@@ -28,9 +35,10 @@ pub struct FileSlice {
 }
 
 impl FileSlice {
-    /// The whole of `path`.
+    /// The whole of `path`, a regular file ([`crate::input_file::open_regular`]: a FIFO,
+    /// socket, device or directory is refused with its path, never read).
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).at("opening", path)?;
+        let file = crate::input_file::open_regular(path).at("opening", path)?;
         let len = file.metadata().at("reading metadata of", path)?.len();
         Ok(FileSlice {
             file,
@@ -180,55 +188,6 @@ pub fn content_digest(
     Ok(hasher.finalize().into())
 }
 
-/// `Read + Write + Seek` over a [`DiskImage`] so the `gpt` crate can read a partition table
-/// from any container. Writes are refused.
-#[derive(Debug)]
-pub struct ImageDevice<'a> {
-    image: &'a mut dyn DiskImage,
-    pos: u64,
-}
-
-impl<'a> ImageDevice<'a> {
-    /// Wraps `image`.
-    pub fn new(image: &'a mut dyn DiskImage) -> Self {
-        ImageDevice { image, pos: 0 }
-    }
-}
-
-impl Read for ImageDevice<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.image.virtual_size().saturating_sub(self.pos);
-        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(0);
-        if n == 0 {
-            return Ok(0);
-        }
-        self.image
-            .read_at(self.pos, &mut buf[..n])
-            .map_err(io::Error::other)?;
-        self.pos += n as u64;
-        Ok(n)
-    }
-}
-
-impl Write for ImageDevice<'_> {
-    fn write(&mut self, _: &[u8]) -> io::Result<usize> {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            "image opened read-only",
-        ))
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Seek for ImageDevice<'_> {
-    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
-        self.pos = seek_target(self.pos, self.image.virtual_size(), to)?;
-        Ok(self.pos)
-    }
-}
-
 /// Where a `seek(to)` from `pos` on a device of `size` bytes lands; before 0 is an error.
 pub(crate) fn seek_target(pos: u64, size: u64, to: SeekFrom) -> io::Result<u64> {
     let target = match to {
@@ -239,7 +198,7 @@ pub(crate) fn seek_target(pos: u64, size: u64, to: SeekFrom) -> io::Result<u64> 
     target.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "seek before start"))
 }
 
-/// Checks the fields of a primary GPT header (LBA 1) that the `gpt` crate trusts without
+/// Checks the fields of a GPT header that the `gpt` crate trusts without
 /// checking (it asserts or reads without bound on them), so malformed tables become errors
 /// instead of panics or endless reads.
 pub fn check_gpt_header(header: &[u8; 92], disk_size: u64) -> std::result::Result<(), String> {

@@ -14,16 +14,21 @@ use std::path::Path;
 /// (`O_NONBLOCK`, cleared again for a regular file), and the type is checked on the opened
 /// descriptor, so a file swapped between a check and the open cannot slip through.
 pub fn open_regular(path: &Path) -> io::Result<File> {
-    let file = std::fs::OpenOptions::new()
+    let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)?;
+        .open(path)
+    {
+        Ok(file) => file,
+        // A socket cannot be opened at all (ENXIO): say what it is rather than the errno.
+        Err(e) => match std::fs::metadata(path) {
+            Ok(meta) if !meta.is_file() => return Err(not_regular(meta.file_type())),
+            _ => return Err(e),
+        },
+    };
     let kind = file.metadata()?.file_type();
     if !kind.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("is {}, not a regular file", describe(kind)),
-        ));
+        return Err(not_regular(kind));
     }
     // Back to blocking reads (O_NONBLOCK has no effect on regular files on Linux, but keep the
     // descriptor ordinary for whoever reads it).
@@ -69,6 +74,13 @@ pub fn read_bounded_string(path: &Path, limit: u64, what: &str) -> io::Result<St
             format!("is not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
         )
     })
+}
+
+fn not_regular(kind: std::fs::FileType) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("is {}, not a regular file", describe(kind)),
+    )
 }
 
 fn describe(kind: std::fs::FileType) -> &'static str {
@@ -134,6 +146,16 @@ mod tests {
         std::fs::write(&p, [0xff, 0xfe]).unwrap();
         let e = read_bounded_string(&p, 10, "a spec").unwrap_err();
         assert_eq!(e.to_string(), "is not UTF-8 text (byte 0)");
+    }
+
+    #[test]
+    fn refuses_a_socket_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("s.raw");
+        let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let e = open_regular(&sock).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), "is a socket, not a regular file");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Firmware, Format};
+use crate::input_file::read_bounded_string;
 use crate::pipeline::Role;
 
 /// Manifest schema version.
@@ -14,6 +15,8 @@ pub const MANIFEST_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// File name of the checksum list.
 pub const SUMS_FILE: &str = "SHA256SUMS";
+/// Largest `manifest.json` or `SHA256SUMS` read back (an export's are a few KiB).
+pub const DOCUMENT_LIMIT: u64 = 16 << 20;
 
 /// What one export produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +90,7 @@ impl Manifest {
     /// Reads `dir/manifest.json`.
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).at("reading", &path)?;
+        let text = read_bounded_string(&path, DOCUMENT_LIMIT, "a manifest").at("reading", &path)?;
         serde_json::from_str(&text).map_err(|e| Error::BadInput {
             path: path.clone(),
             reason: format!(

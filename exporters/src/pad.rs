@@ -12,7 +12,8 @@ use gpt::mbr::ProtectiveMBR;
 
 use crate::batch::SECTOR;
 use crate::error::{Error, Result};
-use crate::image::{check_gpt_header, seek_target};
+use crate::gpt_table::{GptRead, read_gpt};
+use crate::image::{DiskImage, seek_target};
 use crate::source::DiskSource;
 
 /// What padding did.
@@ -26,36 +27,43 @@ pub struct PadOutcome {
     pub gpt_relocated: bool,
 }
 
-/// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT.
+/// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT. A GPT that
+/// cannot be moved faithfully is refused: a damaged one, one whose primary header is damaged
+/// (only the backup is intact), and an invalid one ([`crate::gpt_table::validate`]).
 pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     let original_size = source.virtual_size();
     let path = source.path().to_path_buf();
-    let has_gpt = {
-        let mut sig = [0u8; 8];
-        original_size >= 2 * SECTOR
-            && source.read_at(SECTOR, &mut sig).is_ok()
-            && &sig == b"EFI PART"
+    let gpt_error = |reason: String| Error::BadInput {
+        path: path.clone(),
+        reason: format!("cannot move the backup GPT: {reason}"),
     };
-    source.set_virtual_size(new_size);
-    if !has_gpt {
+    let gpt = match read_gpt(&mut SourceImage(source))? {
+        GptRead::Absent => None,
+        GptRead::Damaged(why) => return Err(gpt_error(format!("the GPT is damaged: {why}"))),
+        GptRead::Found(gpt) => Some(gpt),
+    };
+    let Some(gpt) = gpt else {
+        source.set_virtual_size(new_size);
         tracing::info!(disk = %path.display(), "no GPT found: the exported copy is padded with zeros only");
         return Ok(PadOutcome {
             original_size,
             padded_size: new_size,
             gpt_relocated: false,
         });
+    };
+    if let Some(damage) = gpt.primary_damage {
+        return Err(gpt_error(format!(
+            "{damage}; repair the table first (sgdisk -e, or gdisk's recovery menu)"
+        )));
     }
-    let gpt_error = |reason: String| Error::BadInput {
-        path: path.clone(),
-        reason: format!("cannot move the backup GPT: {reason}"),
-    };
-
-    let old_backup_lba = {
-        let mut header = [0u8; 92];
-        source.read_at(SECTOR, &mut header)?;
-        check_gpt_header(&header, original_size).map_err(&gpt_error)?;
-        u64::from_le_bytes(header[32..40].try_into().unwrap_or([0; 8]))
-    };
+    if !gpt.faults.is_empty() {
+        return Err(gpt_error(format!(
+            "invalid partition table: {}",
+            gpt.faults.join("; ")
+        )));
+    }
+    let old_backup_lba = gpt.backup_lba;
+    source.set_virtual_size(new_size);
     // The gpt crate asserts on some malformed tables; a panic there is a bad input, not a crash.
     let outcome = catch_unwind(AssertUnwindSafe(|| -> std::result::Result<(), String> {
         let device = OverlayDevice {
@@ -128,6 +136,19 @@ pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome
     }
     file.sync_all().map_err(io_err)?;
     Ok(outcome)
+}
+
+/// The source (before padding) as a [`DiskImage`], for reading its partition table.
+#[derive(Debug)]
+struct SourceImage<'a>(&'a DiskSource);
+
+impl DiskImage for SourceImage<'_> {
+    fn virtual_size(&self) -> u64 {
+        self.0.virtual_size()
+    }
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.0.read_at(offset, buf)
+    }
 }
 
 /// The source as a read/write device for the `gpt` crate; writes land in the overlay.

@@ -5,9 +5,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::ext4::{EXT4_MAGIC, Ext4};
-use crate::formats::{ova, qcow2::Qcow2Image, vmdk::VmdkImage};
-use crate::image::{DiskImage, RawImage, VhdImage};
-use crate::inspect::{PartitionInfo, detect, read_gpt};
+use crate::gpt_table::{GptRead, PartitionInfo, read_gpt};
+use crate::reader::open_image;
 
 /// GPT type of a Linux root partition (x86-64).
 pub const LINUX_ROOT_X86_64: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
@@ -25,28 +24,10 @@ pub struct RootFs {
     pub format: &'static str,
 }
 
-/// Opens the disk image `path` (raw, qcow2, vmdk, vhd or ova) for reading its virtual disk.
-pub fn open_image(path: &Path) -> Result<(Box<dyn DiskImage>, &'static str)> {
-    let format = detect(path)?;
-    let image: Box<dyn DiskImage> = match format {
-        "qcow2" => Box::new(Qcow2Image::open(path)?),
-        "vmdk" => Box::new(VmdkImage::open(path)?),
-        "ova" => Box::new(ova::open_disk(path)?),
-        "vhd" => Box::new(VhdImage::open(path)?),
-        "raw" => Box::new(RawImage::open(path)?),
-        other => {
-            return Err(Error::BadInput {
-                path: path.to_path_buf(),
-                reason: format!("is a {other} file, not a disk image that can be read in place"),
-            });
-        }
-    };
-    Ok((image, format))
-}
-
 /// Opens the root filesystem of the disk image `path`: among the GPT partitions typed Linux
 /// root (x86-64) or Linux filesystem data, the one carrying the ext4 magic (the largest when
-/// several do). Errors name the file: no GPT, no Linux partition, or a Linux partition that is
+/// several do). A damaged primary GPT header is logged and the backup used. Errors name the
+/// file: no GPT, a damaged or invalid partition table, no Linux partition, or a Linux partition that is
 /// not ext4 (with the magic found), or a corrupt or unsupported ext4.
 pub fn open_root_fs(path: &Path) -> Result<RootFs> {
     let (mut image, format) = open_image(path)?;
@@ -54,11 +35,24 @@ pub fn open_root_fs(path: &Path) -> Result<RootFs> {
         path: path.to_path_buf(),
         reason,
     };
-    let Some(gpt) = read_gpt(image.as_mut()) else {
-        return Err(bad(format!(
-            "no GPT (no valid partition table in this {format} disk)"
-        )));
+    let gpt = match read_gpt(image.as_mut())? {
+        GptRead::Absent => {
+            return Err(bad(format!(
+                "no GPT (no valid partition table in this {format} disk)"
+            )));
+        }
+        GptRead::Damaged(why) => return Err(bad(format!("damaged GPT: {why}"))),
+        GptRead::Found(gpt) => gpt,
     };
+    if !gpt.faults.is_empty() {
+        return Err(bad(format!(
+            "invalid partition table: {}",
+            gpt.faults.join("; ")
+        )));
+    }
+    if let Some(damage) = &gpt.primary_damage {
+        tracing::warn!("{}: {damage}", path.display());
+    }
     let mut linux: Vec<PartitionInfo> = gpt
         .partitions
         .into_iter()

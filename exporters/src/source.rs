@@ -26,17 +26,13 @@ impl DiskSource {
     /// Opens `path` and checks that it can be exported: a regular, non-empty file whose size is
     /// a whole number of 512-byte sectors.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).at("reading metadata of", path)?;
+        // A FIFO, socket, device or directory is refused here, without blocking.
+        let file = crate::input_file::open_regular(path).at("opening", path)?;
+        let meta = file.metadata().at("reading metadata of", path)?;
         let bad = |reason: String| Error::BadInput {
             path: path.to_path_buf(),
             reason,
         };
-        if meta.is_dir() {
-            return Err(bad("is a directory, not a raw disk image".into()));
-        }
-        if !meta.is_file() {
-            return Err(bad("is not a regular file".into()));
-        }
         let size = meta.len();
         if size == 0 {
             return Err(bad(
@@ -49,7 +45,6 @@ impl DiskSource {
                 size % SECTOR
             )));
         }
-        let file = File::open(path).at("opening", path)?;
         // Catch "opens but cannot be read" (EISDIR-like, EIO) now, with the path.
         let mut probe = [0u8; 512];
         file.read_exact_at(&mut probe, 0).at("reading", path)?;

@@ -7,7 +7,6 @@
 //! is the file itself, and a fixed VHD's is the file minus its footer, so for those both
 //! digests come from one read.
 
-use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,10 +14,11 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
-use crate::formats::{gce, ova, qcow2::Qcow2Image, vmdk::VmdkImage};
+use crate::formats::gce;
 use crate::ids::hex_digest;
-use crate::image::{DiskImage, RawImage, VhdImage, content_digest};
-use crate::manifest::{BuildFile, Manifest, ManifestArtifact, SUMS_FILE};
+use crate::image::{DiskImage, VhdImage, content_digest};
+use crate::input_file::{open_regular, read_bounded_string};
+use crate::manifest::{BuildFile, DOCUMENT_LIMIT, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pipeline::Role;
 use crate::progress::Progress;
 
@@ -51,7 +51,8 @@ type KnownContent = Option<(u64, [u8; 32])>;
 pub fn verify(dir: &Path, progress: &dyn Progress) -> Result<VerifyReport> {
     let manifest = Manifest::load(dir)?;
     let sums_path = dir.join(SUMS_FILE);
-    let sums = std::fs::read_to_string(&sums_path).at("reading", &sums_path)?;
+    let sums = read_bounded_string(&sums_path, DOCUMENT_LIMIT, "a SHA256SUMS file")
+        .at("reading", &sums_path)?;
     if sums != manifest.sums() {
         return Err(Error::mismatch(
             &sums_path,
@@ -101,7 +102,7 @@ fn check_file(
     };
     let task = format!("{} sha256", artifact.file);
     progress.started(&task, size);
-    let mut file = File::open(&path).at("opening", &path)?;
+    let mut file = open_regular(&path).at("opening", &path)?;
     let mut hasher = Sha256::new();
     let mut content = None;
     let mut buf = vec![0u8; 1 << 20];
@@ -150,7 +151,7 @@ fn check_build_file(dir: &Path, file: &BuildFile, progress: &dyn Progress) -> Re
     let task = format!("{} sha256", file.file);
     progress.started(&task, size);
     let reader =
-        std::io::BufReader::with_capacity(1 << 20, File::open(&path).at("opening", &path)?);
+        std::io::BufReader::with_capacity(1 << 20, open_regular(&path).at("opening", &path)?);
     let sha = hex_digest(&crate::artifact::sha256_reader(reader).at("reading", &path)?);
     progress.finished(&task);
     if sha != file.sha256 {
@@ -235,16 +236,12 @@ pub fn read_disk(
     container: &str,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, [u8; 32])> {
-    let mut image: Box<dyn DiskImage> = match container {
-        "raw" => Box::new(RawImage::open(path)?),
-        "vhd" => Box::new(VhdImage::open(path)?),
-        "qcow2" => Box::new(Qcow2Image::open(path)?),
-        "vmdk" => Box::new(VmdkImage::open(path)?),
-        "ova" => Box::new(ova::open_disk(path)?),
+    let mut image = match container {
         "tar.gz" => {
             let content = gce::read_content(path, on_progress)?;
             return Ok((content.virtual_size, content.content_digest));
         }
+        "raw" | "vhd" | "qcow2" | "vmdk" | "ova" => crate::reader::open_as(path, container)?,
         other => {
             return Err(Error::mismatch(
                 path,

@@ -13,8 +13,9 @@ use anyhow::{Context, Result, bail};
 /// catches a hang).
 const CONVERT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
-/// Checks `base` against `sha256`, converts it to sparse raw at `out` (written as a temporary
-/// file next to it and renamed), and grows it to `size_bytes`.
+/// Checks `base` with the project's reader (its format is the spec's, no backing file, no
+/// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as
+/// a temporary file next to it and renamed), and grows it to `size_bytes`.
 pub fn prepare(
     qemu_img: &Path,
     base: &Path,
@@ -23,6 +24,20 @@ pub fn prepare(
     out: &Path,
     size_bytes: u64,
 ) -> Result<()> {
+    let fmt = match format {
+        BaseFormat::Qcow2 => "qcow2",
+        BaseFormat::Raw => "raw",
+    };
+    // qemu-img would follow a qcow2's backing file and read a corrupt one into garbage: the
+    // project's reader checks the base (and its real format) first.
+    let found = crate::image_check::bootable_format(base)?;
+    if found.as_str() != fmt {
+        bail!(
+            "{}: is a {} image, the spec says {fmt}",
+            base.display(),
+            found.as_str()
+        );
+    }
     let (actual, _) = crate::cache::hash_file(base)?;
     if actual != sha256 {
         bail!(
@@ -30,10 +45,6 @@ pub fn prepare(
             base.display()
         );
     }
-    let fmt = match format {
-        BaseFormat::Qcow2 => "qcow2",
-        BaseFormat::Raw => "raw",
-    };
     let tmp = out.with_extension("raw.partial");
     let converted = child_process::Command::new(qemu_img, CONVERT_TIMEOUT)
         .what("qemu-img convert")

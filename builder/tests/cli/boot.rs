@@ -48,6 +48,8 @@ fn boot_refuses_a_vmdk_and_a_tiny_file_by_name() {
     boot_fails_naming(&work, &vmdk, &["disk.vmdk", "VMDK", "not a qcow2 or raw"]);
     let tiny = dir.path().join("tiny.raw");
     std::fs::write(&tiny, b"not a disk").unwrap();
+    boot_fails_naming(&work, &tiny, &["tiny.raw", "not a multiple of 512"]);
+    std::fs::write(&tiny, [0u8; 4096]).unwrap();
     boot_fails_naming(&work, &tiny, &["tiny.raw", "too small"]);
 }
 

@@ -14,6 +14,7 @@ mod r10_children;
 mod r10_export;
 mod r10_fetch;
 mod r10_inputs;
+mod r10_readers;
 mod scan;
 
 fn nodeimg() -> Command {

@@ -132,3 +132,46 @@ fn inspect_refuses_garbage_without_panicking() {
         assert!(err.contains(name), "{name}: {err}");
     }
 }
+
+#[test]
+fn pad_refuses_a_disk_whose_primary_gpt_is_damaged_instead_of_dropping_the_backup() {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = crate::common::gpt_disk(dir.path(), 20 << 20);
+    let f = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+    f.write_all_at(&[0u8; 512], 512).unwrap();
+    drop(f);
+    let mut options = ExportOptions::new("node");
+    options.formats = vec![Format::Gce];
+    options.pad = true;
+    let out = dir.path().join("out");
+    let err = exporters::export(&disk, &out, &options, &NoProgress)
+        .expect_err("padded a disk whose GPT lives only in its backup")
+        .to_string();
+    assert!(
+        err.contains("golden.raw")
+            && err.contains("primary GPT header (LBA 1) is damaged")
+            && err.contains("repair the table first"),
+        "{err}"
+    );
+}
+
+#[test]
+fn inspect_and_the_readers_refuse_a_fifo_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("x.qcow2");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let err = exporters::inspect::inspect(&fifo).unwrap_err().to_string();
+    assert!(
+        err.contains("x.qcow2") && err.contains("is a FIFO"),
+        "{err}"
+    );
+    let err = exporters::reader::open_as(&fifo, "qcow2")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a FIFO"), "{err}");
+    let err = exporters::rootfs::open_root_fs(&fifo)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("is a FIFO"), "{err}");
+}

@@ -105,8 +105,14 @@ fn pad_refuses_a_malformed_gpt_without_panicking() {
         err.contains("golden.raw") && err.contains("entry size 256"),
         "{err}"
     );
-    // inspect treats it as a disk without a readable GPT, no panic either.
-    assert!(exporters::inspect::inspect(&disk).unwrap().gpt.is_none());
+    // inspect reads the intact backup header instead, says why, and does not panic either.
+    let found = exporters::inspect::inspect(&disk).unwrap();
+    assert_eq!(found.gpt.map(|g| g.header), Some("backup"));
+    assert!(
+        found.warnings[0].contains("entry size 256"),
+        "{:?}",
+        found.warnings
+    );
 }
 
 #[test]

@@ -43,7 +43,7 @@ fn vm_lifecycle_on_the_debian_cloud_fixture() {
 
     let dir = tempfile::Builder::new().prefix("vmlib").tempdir().unwrap();
     assert_eq!(
-        qemu::overlay::detect_format(&image).unwrap(),
+        builder::image_check::bootable_format(&image).unwrap(),
         DiskFormat::Qcow2
     );
     let config = overlay_vm_config(&host, &qemu_img, &image, dir.path(), "vm-lib-test");

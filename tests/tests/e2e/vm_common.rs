@@ -52,7 +52,7 @@ pub fn overlay_vm_config(
     name: &str,
 ) -> VmConfig {
     let overlay = dir.join("overlay.qcow2");
-    let format = qemu::overlay::detect_format(image).expect("the image's format");
+    let format = builder::image_check::bootable_format(image).expect("the image's format");
     qemu::overlay::create_overlay(qemu_img, image, format, &overlay).expect("overlay");
     let verdict = accel::resolve(AccelChoice::Auto, &host.qemu);
     println!("accelerator: {} ({})", verdict.accel, verdict.reason);

@@ -2,7 +2,6 @@
 //! sparse or regular), expand `disk.raw` in order without materializing holes, and insist
 //! on exactly one member. Every problem is an [`Error::Corrupt`]; nothing panics.
 
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::Path;
 
@@ -65,13 +64,13 @@ pub fn read_disk(
     sink: &mut dyn DiskSink,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<u64> {
-    let mut file = File::open(path).at("opening", path)?;
+    let mut file = crate::input_file::open_regular(path).at("opening", path)?;
     let mut magic = [0u8; 2];
     let got = read_full(&mut file, &mut magic).at("reading", path)?;
     if got < 2 || magic != [0x1f, 0x8b] {
         return Err(Error::corrupt(path, 0, "not a gzip file (no 1f 8b magic)"));
     }
-    let file = File::open(path).at("opening", path)?;
+    let file = crate::input_file::open_regular(path).at("opening", path)?;
     let mut tar = TarStream {
         inner: MultiGzDecoder::new(BufReader::with_capacity(1 << 20, file)),
         pos: 0,

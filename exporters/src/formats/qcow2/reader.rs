@@ -308,6 +308,60 @@ impl Qcow2Image {
         Ok(count)
     }
 
+    /// Checks every L2 entry: a data cluster cluster-aligned and inside the file, a
+    /// compressed cluster starting inside the file. Reads each L2 table once.
+    fn check_l2_entries(&self) -> Result<()> {
+        let path = self.slice.path();
+        let file_len = self.slice.len();
+        let mut table = vec![0u8; to_usize(path, 0, self.cluster_size)?];
+        let shift = 62 - (self.cluster_bits - 8);
+        for entry in &self.l1 {
+            let l2 = entry & OFFSET_MASK;
+            if l2 == 0 {
+                continue;
+            }
+            self.slice.read_exact_at(l2, &mut table)?;
+            for (slot, raw) in (0u64..).zip(table.chunks_exact(8)) {
+                let e = be64(raw, 0);
+                let at = l2 + slot * 8;
+                if e & OFLAG_COMPRESSED != 0 {
+                    let offset = e & ((1u64 << shift) - 1);
+                    if offset >= file_len {
+                        return Err(Error::corrupt(
+                            path,
+                            at,
+                            format!(
+                                "compressed cluster at {offset} lies past the end of the file ({file_len} bytes)"
+                            ),
+                        ));
+                    }
+                    continue;
+                }
+                let host = e & OFFSET_MASK;
+                if host == 0 || (self.version >= 3 && e & OFLAG_ZERO != 0) {
+                    continue;
+                }
+                if !host.is_multiple_of(self.cluster_size) {
+                    return Err(Error::corrupt(
+                        path,
+                        at,
+                        format!("data cluster offset {host} is not cluster-aligned"),
+                    ));
+                }
+                if host >= file_len {
+                    return Err(Error::corrupt(
+                        path,
+                        at,
+                        format!(
+                            "data cluster at {host} lies past the end of the file ({file_len} bytes)"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The L2 entry of guest cluster `guest` and the file offset it was read from.
     fn l2_entry(&mut self, guest: u64) -> Result<(u64, u64)> {
         let per_table = self.cluster_size / 8;
@@ -433,6 +487,10 @@ impl Qcow2Image {
 impl DiskImage for Qcow2Image {
     fn virtual_size(&self) -> u64 {
         self.size
+    }
+
+    fn check_mappings(&mut self) -> Result<()> {
+        self.check_l2_entries()
     }
 
     fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
