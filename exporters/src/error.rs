@@ -29,6 +29,16 @@ pub enum Error {
         /// Why it is refused.
         reason: String,
     },
+    /// The file is an image format nodeimg cannot read (VHDX, a VMDK descriptor, ...).
+    #[error(
+        "{path}: is {what}; nodeimg reads raw, qcow2, fixed VHD, streamOptimized VMDK, OVA and GCE tar.gz"
+    )]
+    UnsupportedFormat {
+        /// The file.
+        path: PathBuf,
+        /// What it is, in words ("a VHDX image").
+        what: &'static str,
+    },
     /// The disk's size breaks the size rule of a format.
     #[error(
         "{path}: {format} needs {rule}; the disk is {size} bytes; nearest valid sizes are {below} and {above} bytes (pass --pad to grow the exported copy to {padded} bytes)"

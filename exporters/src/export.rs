@@ -91,6 +91,10 @@ fn refuse_containers(disk: &Path) -> Result<()> {
         .is_ok_and(|m| m.len() > 0);
     let format = match probe.then(|| crate::inspect::detect(disk)) {
         Some(Ok(format)) => format,
+        // A format nodeimg cannot read at all (VHDX, a VMDK descriptor, ...) is named, never
+        // exported as if it were raw; a size that is not whole sectors is left to
+        // `DiskSource::open`, whose message says how far into a sector the file ends.
+        Some(Err(e @ Error::UnsupportedFormat { .. })) => return Err(e),
         _ => return Ok(()),
     };
     let shown = disk.display();

@@ -44,11 +44,9 @@ pub fn detect(path: &Path) -> Result<&'static str> {
     }
     for (magic, what) in UNREADABLE {
         if head.starts_with(magic) {
-            return Err(Error::BadInput {
+            return Err(Error::UnsupportedFormat {
                 path: path.to_path_buf(),
-                reason: format!(
-                    "is {what}; nodeimg reads raw, qcow2, fixed VHD, streamOptimized VMDK, OVA and GCE tar.gz"
-                ),
+                what,
             });
         }
     }

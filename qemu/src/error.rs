@@ -128,15 +128,14 @@ pub enum Error {
     },
     /// An SSH key could not be generated or encoded (`keys`); `path` is where it was going,
     /// or `<memory>` when nothing was being written.
-    #[error("{op} {path}: {source}")]
+    #[error("{op} {path}: {cause}")]
     Key {
         /// What was being done.
         op: &'static str,
         /// The key file, or `<memory>`.
         path: std::path::PathBuf,
-        /// The cause.
-        #[source]
-        source: russh::keys::ssh_key::Error,
+        /// The cause (in the message, so not also the `source()`: no doubled chain).
+        cause: russh::keys::ssh_key::Error,
     },
     /// A field of a NoCloud seed spec is unusable (`seed`); `path` is the seed file it belongs
     /// in (`meta-data` or `user-data`).
@@ -151,15 +150,14 @@ pub enum Error {
     },
     /// Building the in-memory FAT seed image failed (`seed`); `path` is the file inside the
     /// image, or `<volume>` for the file system itself.
-    #[error("{op} {path} in the seed image: {source}")]
+    #[error("{op} {path} in the seed image: {cause}")]
     SeedImage {
         /// What was being done.
         op: &'static str,
         /// The file inside the image.
         path: std::path::PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
+        /// The cause (in the message, so not also the `source()`).
+        cause: std::io::Error,
     },
     /// An SSH operation on a guest failed.
     #[error("SSH {target}: {op}: {reason}")]

@@ -50,7 +50,7 @@ impl BuildKey {
                 Error::Key {
                     op: "generating an ed25519 key",
                     path: PathBuf::from(IN_MEMORY),
-                    source,
+                    cause: source,
                 }
             })?;
         key.set_comment(KEY_COMMENT);
@@ -68,7 +68,7 @@ impl BuildKey {
             .map_err(|source| Error::Key {
                 op: "encoding the public key",
                 path: PathBuf::from(IN_MEMORY),
-                source,
+                cause: source,
             })
     }
 
@@ -103,7 +103,7 @@ impl BuildKey {
             .map_err(|source| Error::Key {
                 op: "encoding the private key for",
                 path: path.clone(),
-                source,
+                cause: source,
             })?;
         write_atomic(&path, pem.as_bytes(), 0o600)?;
         tracing::debug!(path = %path.display(), fingerprint = %self.fingerprint(), "wrote the build key");

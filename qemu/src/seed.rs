@@ -274,7 +274,7 @@ fn fat_image(files: &[(&'static str, &[u8])]) -> Result<Vec<u8>> {
         move |source: std::io::Error| Error::SeedImage {
             op,
             path: PathBuf::from(name),
-            source,
+            cause: source,
         }
     };
     let mut hash = Sha256::new();

@@ -109,12 +109,12 @@ impl Watch for Unwatched {
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     /// The request failed (connection, TLS, protocol).
-    #[error("{url}: {source}")]
+    #[error("{url}: {cause}")]
     Request {
         /// The URL.
         url: String,
-        /// The error.
-        source: ureq::Error,
+        /// The error (in the message, so not also the `source()`: no doubled chain).
+        cause: ureq::Error,
     },
     /// The server answered with an unusable status.
     #[error("{url}: HTTP {status}{detail}")]
@@ -127,14 +127,14 @@ pub enum HttpError {
         detail: String,
     },
     /// Reading the response or writing the file failed.
-    #[error("{url}: {path}: {source}")]
+    #[error("{url}: {path}: {cause}")]
     Io {
         /// The URL.
         url: String,
         /// The file being written.
         path: String,
-        /// The error.
-        source: io::Error,
+        /// The error (in the message, so not also the `source()`).
+        cause: io::Error,
     },
     /// A small response (checksum file, manifest, token) was larger than expected.
     #[error("{url}: the response is larger than {limit} bytes")]
@@ -477,7 +477,7 @@ impl Http {
                 Err(source) => {
                     return Err(HttpError::Request {
                         url: url.to_owned(),
-                        source,
+                        cause: source,
                     });
                 }
             };
@@ -504,7 +504,7 @@ impl Http {
                     return Err(HttpError::Io {
                         url: url.to_owned(),
                         path: "(memory)".to_owned(),
-                        source,
+                        cause: source,
                     });
                 }
             }
@@ -544,7 +544,7 @@ impl Http {
         let io_err = |source| HttpError::Io {
             url: url.to_owned(),
             path: part.display().to_string(),
-            source,
+            cause: source,
         };
         let mut transferred = 0u64;
         let mut tries = self.tries(url, ATTEMPTS);
@@ -565,7 +565,7 @@ impl Http {
                 Err(source) => {
                     return Err(HttpError::Request {
                         url: url.to_owned(),
-                        source,
+                        cause: source,
                     });
                 }
             };

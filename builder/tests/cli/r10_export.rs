@@ -304,6 +304,27 @@ fn qcow2_and_vhd_inputs_are_refused_with_the_conversion_line() {
     }
 }
 
+#[test]
+fn a_format_nodeimg_cannot_read_is_named_not_exported_as_raw() {
+    let dir = tempfile::tempdir().unwrap();
+    // Whole sectors, so only the magic tells it from a raw disk.
+    for (name, magic, what) in [
+        ("disk.vhdx", &b"vhdxfile"[..], "is a VHDX image"),
+        (
+            "disk.vmdk",
+            &b"# Disk DescriptorFile\n"[..],
+            "is a VMDK descriptor",
+        ),
+    ] {
+        let input = dir.path().join(name);
+        let mut bytes = vec![0u8; 1 << 20];
+        bytes[..magic.len()].copy_from_slice(magic);
+        std::fs::write(&input, bytes).unwrap();
+        let out = dir.path().join(format!("out-{name}"));
+        refused(&mut export_cmd(&input, &out, "raw"), &out, &[what, name]);
+    }
+}
+
 fn refused(cmd: &mut Command, out: &Path, wants: &[&str]) {
     let o = run(cmd);
     let (_, stderr) = out_str(&o);
