@@ -24,6 +24,31 @@ fn nodeimg() -> Command {
     cmd
 }
 
+/// Runs `cmd` to its end with a hang guard: a command still running after 120 s is killed and
+/// the test fails (the bugs this guards against block forever — on a FIFO, on `/dev/zero` —
+/// they are not slow); not a timing assertion.
+fn run_guarded(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} still running after 120 s (killed): {}",
+                out_str(&o).1
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 fn out_str(o: &Output) -> (String, String) {
     (
         String::from_utf8_lossy(&o.stdout).into_owned(),

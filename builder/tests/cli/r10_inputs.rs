@@ -5,36 +5,11 @@
 //! cosmetics: one OS error once, BOM versions not in Rust `Debug` form, no colour in a pipe.
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use super::audit::{FAKE_KEY, audit, findings_of, root_disk, sealed_rootfs, status_of};
-use super::{nodeimg, out_str};
-
-/// Runs `cmd` to its end with a generous hang guard (a command that blocks on a FIFO or reads
-/// `/dev/zero` forever is killed and the test fails); not a timing assertion.
-fn run_guarded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!("still running after 120 s (killed): {}", out_str(&o).1);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use super::{nodeimg, out_str, run_guarded};
 
 /// One `error:` line on stderr containing every one of `wants`.
 fn one_error_line(stderr: &str, wants: &[&str]) {

@@ -6,31 +6,9 @@
 
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use super::{nodeimg, out_str};
-
-/// Runs `cmd` with a hang guard: a command that has not exited after 60 s is killed and the
-/// test fails (the bug was blocking forever, not being slow).
-fn run_guarded(cmd: &mut Command) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} still running after 60 s: it blocked");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
-}
+use super::{nodeimg, out_str, run_guarded};
 
 /// `nodeimg ARGS… PATH`, guarded: (exit code, stdout, stderr).
 fn run(args: &[&str], path: &Path) -> (i32, String, String) {
