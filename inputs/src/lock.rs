@@ -154,15 +154,29 @@ struct LockFile<'a> {
 
 /// Renders a lock file's text (what `nodeimg fetch` writes), artifacts in the given order.
 pub fn render(artifacts: &[Artifact]) -> String {
+    render_with_comment(
+        artifacts,
+        "nodeimg lock: every input of the build, pinned by SHA-256. Written by `nodeimg fetch`;\n\
+         `nodeimg build` reads only this file and the cache.",
+    )
+}
+
+/// Renders a lock file's text headed by `comment` (each line becomes a `# ` line), artifacts
+/// in the given order: what [`render`] writes, for a lock made by another tool (the fixtures).
+pub fn render_with_comment(artifacts: &[Artifact], comment: &str) -> String {
     let body = toml::to_string(&LockFile {
         version: LOCK_VERSION,
         artifact: artifacts,
     })
     .unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-    format!(
-        "# nodeimg lock: every input of the build, pinned by SHA-256. Written by `nodeimg fetch`;\n\
-         # `nodeimg build` reads only this file and the cache.\n{body}"
-    )
+    let mut text = String::new();
+    for line in comment.lines() {
+        text.push_str("# ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&body);
+    text
 }
 
 #[derive(Deserialize)]
