@@ -205,14 +205,13 @@ struct RawArtifact {
 
 /// Reads and checks the lock at `path`.
 pub fn load(path: &Path) -> Result<Lock, LockError> {
-    let text = crate::located::read_text(path, crate::documents::LOCK_LIMIT, "a lock")?;
-    parse(path, &text)
+    crate::located::load(path, crate::documents::LOCK_LIMIT, "a lock", parse)
 }
 
 /// Parses and checks lock `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
     let loc = Locator { path, text };
-    let raw: RawLock = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+    let raw: RawLock = loc.from_toml()?;
     if *raw.version.get_ref() != LOCK_VERSION {
         return Err(loc.bad(
             &raw.version,

@@ -400,13 +400,11 @@ pub fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::tests::{HELLO_SHA256, cache_and_hello};
 
     #[test]
     fn a_mismatch_names_the_url_and_both_digests_and_caches_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::new(d.path().join("c"));
-        let part = d.path().join("x.part");
-        std::fs::write(&part, b"hello").unwrap();
+        let (d, cache, part) = cache_and_hello("x.part");
         let want = "0".repeat(64);
         let e = store(
             &cache,
@@ -426,7 +424,7 @@ mod tests {
         assert!(!d.path().join("c/cas").exists());
 
         std::fs::write(&part, b"hello").unwrap();
-        let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let good = HELLO_SHA256;
         let (path, sha, len) = store(&cache, &part, "u", &[Expect::sha256(good, "w")]).unwrap();
         assert_eq!((sha.as_str(), len), (good, 5));
         assert_eq!(std::fs::read(path).unwrap(), b"hello");
