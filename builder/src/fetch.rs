@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use inputs::cache::Cache;
-use inputs::fetch::{Limits, Options};
 use inputs::fetch::plan::Mirror;
+use inputs::fetch::{Limits, Options};
 
 use crate::cli::FetchArgs;
 use crate::progress::human;

@@ -58,7 +58,7 @@ impl Locator<'_> {
     }
 
     /// The text as `T`; a TOML syntax or shape error is located.
-    pub(crate) fn from_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, LocatedError> {
+    pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, LocatedError> {
         toml::from_str(self.text).map_err(|e| self.toml(&e))
     }
 

@@ -211,7 +211,7 @@ pub fn load(path: &Path) -> Result<Lock, LockError> {
 /// Parses and checks lock `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
     let loc = Locator { path, text };
-    let raw: RawLock = loc.from_toml()?;
+    let raw: RawLock = loc.parse_toml()?;
     if *raw.version.get_ref() != LOCK_VERSION {
         return Err(loc.bad(
             &raw.version,

@@ -257,7 +257,7 @@ pub fn load(path: &Path) -> Result<Spec, SpecError> {
 /// Parses and checks spec `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     let loc = Locator { path, text };
-    let raw: RawSpec = loc.from_toml()?;
+    let raw: RawSpec = loc.parse_toml()?;
     let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     check(&loc, raw, sha256)
 }

@@ -96,7 +96,8 @@ fn sha256_of(path: &Path) -> Result<BuildFile> {
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let path = dir.join(name);
-    ::inputs::atomic::write_atomic(&path, data).with_context(|| format!("writing {}", path.display()))
+    ::inputs::atomic::write_atomic(&path, data)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Exports `golden.raw` in `staging` to the spec's formats; returns the exporters' manifest.

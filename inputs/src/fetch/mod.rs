@@ -30,8 +30,8 @@ use distros::ChecksumAlgorithm;
 use crate::cache::Cache;
 use crate::lock::{self, Artifact, Lock};
 use crate::spec::Spec;
-use error::io_at;
 pub use error::FetchError;
+use error::io_at;
 pub use http::{Limits, Watch};
 use plan::{Checksum, Mirror, Planned, Source};
 
