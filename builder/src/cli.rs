@@ -122,12 +122,12 @@ pub struct FetchArgs {
     /// get the response headers, and between two reads of the body (`90`, `90s`, `5m`, `2h`).
     /// A failed attempt is logged and retried (up to 5 times).
     #[arg(long, value_name = "DURATION", default_value = "30s",
-          value_parser = crate::fetch::http::parse_duration)]
+          value_parser = inputs::fetch::http::parse_duration)]
     pub timeout: std::time::Duration,
     /// Give up on an artifact after this long, all its requests and attempts together (raise
     /// it on a slow link).
     #[arg(long, value_name = "DURATION", default_value = "30m",
-          value_parser = crate::fetch::http::parse_duration)]
+          value_parser = inputs::fetch::http::parse_duration)]
     pub deadline: std::time::Duration,
 }
 

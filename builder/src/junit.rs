@@ -134,7 +134,7 @@ pub fn render(suite: &str, cases: &[CaseResult]) -> String {
 /// flushed and fsynced, renamed over `path`, then the directory fsynced. Readers see the old
 /// report or the new one, never a part. The file is mode 0644.
 pub fn write(path: &Path, suite: &str, cases: &[CaseResult]) -> io::Result<()> {
-    crate::atomic::write_atomic(path, render(suite, cases).as_bytes())
+    inputs::atomic::write_atomic(path, render(suite, cases).as_bytes())
 }
 
 #[cfg(test)]

@@ -1,12 +1,10 @@
 //! `nodeimg`: the command line and build pipeline of the offline Kubernetes node image builder.
 //! The binary is a thin wrapper over [`cli::main`].
 
-pub mod atomic;
 pub mod audit;
 pub mod bom;
 mod boot;
 pub mod build;
-pub mod cache;
 pub mod cli;
 mod commands;
 mod doctor;
@@ -15,9 +13,6 @@ pub mod fetch;
 pub mod image_check;
 mod interrupt;
 pub mod junit;
-pub mod located;
-pub mod lock;
 mod phases;
 mod progress;
-pub mod spec;
 pub mod untrusted;

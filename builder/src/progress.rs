@@ -226,7 +226,7 @@ fn so_far(at: u64, total: Option<u64>) -> String {
     }
 }
 
-impl crate::fetch::http::Watch for DownloadProgress {
+impl inputs::fetch::Watch for DownloadProgress {
     fn started(&self, url: &str, at: u64, total: Option<u64>) {
         match self {
             DownloadProgress::Bars { multi, bars } => {

@@ -34,11 +34,6 @@ pub use node::node_checks;
 pub const CHECK_ROOT_VAR: &str = "NODEIMG_CHECK_ROOT";
 /// The base of the container id [`CheckKind::ContainerRun`] uses (`nodeimg-check-run-<pid>`).
 pub const CONTAINER_RUN_ID: &str = "nodeimg-check-run";
-/// The suffix of a crictl pin that means "the nodeimg stand-in", e.g. `1.20.0-nodeimg-standin`
-/// (fixtures/payload/crictl; the spec pins it this way).
-pub const CRICTL_STANDIN_SUFFIX: &str = "-nodeimg-standin";
-/// What the crictl stand-in prints in `crictl version` (its `Note:` line).
-pub const CRICTL_STANDIN_NOTE: &str = "nodeimg crictl stand-in (not cri-tools)";
 /// kubelet's configuration written by `kubeadm init`/`join`; absent while kubelet waits.
 pub const KUBELET_CONFIG: &str = "/var/lib/kubelet/config.yaml";
 
@@ -187,7 +182,7 @@ pub struct Expectations {
     pub runc: String,
     /// CNI plugins, e.g. `1.1.1`.
     pub cni_plugins: String,
-    /// crictl, e.g. `1.20.0`; ending in [`CRICTL_STANDIN_SUFFIX`] for the stand-in.
+    /// crictl, e.g. `1.20.0`: what `crictl --version` must print (`crictl version v1.20.0`).
     pub crictl: String,
     /// The pause (sandbox) image, e.g. `k8s.gcr.io/pause:3.2`; one of [`Expectations::images`].
     pub pause_image: String,

@@ -14,7 +14,7 @@ use super::payload::payload_file;
 use super::report::Reporter;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
-use crate::lock::Kind;
+use ::inputs::lock::Kind;
 
 /// How long the guest may take to list and hash everything.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -121,7 +121,7 @@ pub fn write(dir: &Path, bom: &Bom, source_date_epoch: u64) -> Result<()> {
         ),
     ] {
         let path = dir.join(name);
-        crate::atomic::write_atomic(&path, text.as_bytes())
+        ::inputs::atomic::write_atomic(&path, text.as_bytes())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

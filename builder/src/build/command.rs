@@ -17,7 +17,10 @@ pub fn build(args: &BuildArgs) -> Result<()> {
     let opts = BuildOptions {
         spec: args.spec.clone(),
         out: args.out.clone(),
-        cache: args.cache.clone().unwrap_or_else(crate::cache::default_dir),
+        cache: args
+            .cache
+            .clone()
+            .unwrap_or_else(::inputs::cache::default_dir),
         accel: args.accel,
         memory_mib: args.memory,
         cpus: args.cpus,

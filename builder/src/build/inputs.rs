@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow};
 
-use crate::cache::Cache;
-use crate::lock::{self, Artifact, Kind, Lock};
-use crate::spec::{self, BaseSource, Spec};
+use ::inputs::cache::Cache;
+use ::inputs::lock::{self, Artifact, Kind, Lock};
+use ::inputs::spec::{self, BaseSource, Spec};
 
 /// A locked artifact and its verified file in the cache.
 #[derive(Debug, Clone)]
@@ -97,7 +97,7 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
         Err(cache_err) => match &spec.base.source {
             // A local base image may be used where it is, after the same check.
             BaseSource::Path(p) if p.is_file() => {
-                let (sha256, _) = crate::cache::hash_file(p)?;
+                let (sha256, _) = ::inputs::cache::hash_file(p)?;
                 if sha256 != base_artifact.sha256 {
                     return Err(anyhow!(
                         "{}: sha256 is {sha256} but the lock pins {}; {hint}",

@@ -32,7 +32,7 @@ use qemu::cmdline::{DiskFormat, ExtraDisk};
 use qemu::host::{self, Host};
 use qemu::vm::{Vm, VmConfig};
 
-use crate::cache::Cache;
+use ::inputs::cache::Cache;
 use report::Reporter;
 use validate::CheckResult;
 

@@ -83,7 +83,7 @@ impl Progress for ExportProgress<'_> {
 }
 
 fn sha256_of(path: &Path) -> Result<BuildFile> {
-    let (sha256, size) = crate::cache::hash_file(path)?;
+    let (sha256, size) = ::inputs::cache::hash_file(path)?;
     Ok(BuildFile {
         file: path
             .file_name()
@@ -96,7 +96,8 @@ fn sha256_of(path: &Path) -> Result<BuildFile> {
 
 fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
     let path = dir.join(name);
-    crate::atomic::write_atomic(&path, data).with_context(|| format!("writing {}", path.display()))
+    ::inputs::atomic::write_atomic(&path, data)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Exports `golden.raw` in `staging` to the spec's formats; returns the exporters' manifest.

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, PayloadItem};
 
 use super::inputs::{Input, Inputs};
-use crate::lock::Kind;
+use ::inputs::lock::Kind;
 
 /// The file name of `input` on the payload disk.
 pub fn payload_file(input: &Input) -> String {
@@ -72,7 +72,7 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     for input in &inputs.payload {
         let file = payload_file(input);
         let to = root.join(&file);
-        crate::cache::link_or_copy(&input.path, &to)
+        ::inputs::cache::link_or_copy(&input.path, &to)
             .with_context(|| format!("copying {} to {}", input.path.display(), to.display()))?;
         let _ = writeln!(sums, "{}  {file}", input.artifact.sha256);
         total += input.artifact.size;

@@ -57,7 +57,7 @@ pub fn commands(inputs: &Inputs) -> Result<Vec<GuestCommand>> {
     let cni_from_package = inputs
         .lock
         .component("cni_plugins")
-        .any(|a| a.kind == crate::lock::Kind::Deb);
+        .any(|a| a.kind == ::inputs::lock::Kind::Deb);
     if cni_from_package && cni_dir != CNI_BIN_DIR {
         // CNI add-ons and containerd's default look in /opt/cni/bin; the distro's package
         // installs elsewhere.

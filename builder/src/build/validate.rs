@@ -72,7 +72,7 @@ pub fn run_checks(
 }
 
 /// The spec's own `[[checks]]`.
-pub fn spec_checks(spec: &crate::spec::Spec) -> Vec<NamedCheck> {
+pub fn spec_checks(spec: &::inputs::spec::Spec) -> Vec<NamedCheck> {
     spec.checks
         .iter()
         .map(|c| NamedCheck {

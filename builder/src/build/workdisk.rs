@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::spec::BaseFormat;
+use ::inputs::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
 
 /// How long `qemu-img convert` of the base image may take (tens of GiB on a slow disk: this
@@ -38,7 +38,7 @@ pub fn prepare(
             found.as_str()
         );
     }
-    let (actual, _) = crate::cache::hash_file(base)?;
+    let (actual, _) = ::inputs::cache::hash_file(base)?;
     if actual != sha256 {
         bail!(
             "{}: sha256 is {actual}, the spec pins {sha256}; refusing a base image that is not the pinned one",
@@ -97,7 +97,7 @@ mod tests {
                 .arg(&raw)
                 .arg(&base),
         );
-        let (sum, _) = crate::cache::hash_file(&base).unwrap();
+        let (sum, _) = ::inputs::cache::hash_file(&base).unwrap();
         let out = dir.path().join("work.raw");
 
         let wrong = "0".repeat(64);

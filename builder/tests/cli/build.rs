@@ -172,7 +172,7 @@ fn build_refuses_a_lock_made_for_other_pins() {
 #[test]
 fn build_refuses_a_missing_cache_entry() {
     let f = fixture();
-    let lock = builder::lock::load(&f.lock).unwrap();
+    let lock = inputs::lock::load(&f.lock).unwrap();
     let kubelet = lock.component("kubelet").next().unwrap();
     std::fs::remove_file(f.cache.join("cas/sha256").join(&kubelet.sha256)).unwrap();
     refused(&f, &["kubelet", "not in the cache", "nodeimg fetch"]);
@@ -181,7 +181,7 @@ fn build_refuses_a_missing_cache_entry() {
 #[test]
 fn build_refuses_a_corrupt_cache_entry() {
     let f = fixture();
-    let lock = builder::lock::load(&f.lock).unwrap();
+    let lock = inputs::lock::load(&f.lock).unwrap();
     let runc = lock.component("runc").next().unwrap();
     let path = f.cache.join("cas/sha256").join(&runc.sha256);
     let mut data = std::fs::read(&path).unwrap();
@@ -209,7 +209,7 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
 fn build_output_is_exported_recorded_published_and_verified() {
     use builder::build::{output, report};
     let f = fixture();
-    let inputs = builder::build::inputs::load(&f.spec, &builder::cache::Cache::new(&f.cache))
+    let inputs = builder::build::inputs::load(&f.spec, &inputs::cache::Cache::new(&f.cache))
         .expect("inputs");
     let staging = builder::build::staging_dir(&f.out, "node");
     std::fs::create_dir_all(&staging).unwrap();

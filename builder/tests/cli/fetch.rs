@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use builder::cache::Cache;
-use builder::lock::Kind;
+use inputs::cache::Cache;
+use inputs::lock::Kind;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -422,8 +422,8 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
 
     // The lock parses, matches the spec, records upstream sources, and the cache holds it all.
     let lock_path = dir.path().join("node.lock");
-    let lock = builder::lock::load(&lock_path).unwrap();
-    let spec_parsed = builder::spec::load(&spec).unwrap();
+    let lock = inputs::lock::load(&lock_path).unwrap();
+    let spec_parsed = inputs::spec::load(&spec).unwrap();
     lock.check_matches(&spec_parsed).unwrap();
     let names: Vec<&str> = lock.artifacts.iter().map(|a| a.name.as_str()).collect();
     assert_eq!(

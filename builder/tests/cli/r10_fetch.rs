@@ -400,7 +400,7 @@ fn a_cut_body_and_a_torn_file_are_retried_with_their_reasons() {
         sha256(&bytes(11, 200_000))
     );
     assert!(retries.iter().any(|l| l.contains(&torn)), "{stderr}");
-    let lock = builder::lock::load(&dir.path().join("node.lock")).unwrap();
+    let lock = inputs::lock::load(&dir.path().join("node.lock")).unwrap();
     let kubelet_entry = lock.artifacts.iter().find(|a| a.name == "kubelet").unwrap();
     assert_eq!(kubelet_entry.sha256, sha256(&bytes(11, 200_000)));
 }

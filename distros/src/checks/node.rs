@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{
-    CONTAINER_RUN_ID, CRICTL_STANDIN_NOTE, CRICTL_STANDIN_SUFFIX, Check, CheckKind, Expectations,
-    UnitState, check_units, service_check, unique, vars,
+    CONTAINER_RUN_ID, Check, CheckKind, Expectations, UnitState, check_units, service_check,
+    unique, vars,
 };
 use crate::distro::{ContainerdConfigSchema, Distro};
 use crate::error::Result;
@@ -217,26 +217,8 @@ fn cni_version(distro: &Distro, pin: &str) -> Check {
     )
 }
 
-/// crictl's version: `crictl --version` (`crictl version v1.20.0`) for cri-tools, or, for a
-/// pin ending in [`CRICTL_STANDIN_SUFFIX`], the stand-in's note in `crictl version`.
+/// crictl's version: `crictl --version` (`crictl version v1.20.0`), exactly the pin.
 fn crictl_version(pin: &str) -> Check {
-    if pin.ends_with(CRICTL_STANDIN_SUFFIX) {
-        let mut body = vars(&[("pin", pin), ("note", CRICTL_STANDIN_NOTE)]);
-        body.push_str(
-            "if ! out=$(crictl version 2>&1); then\n\
-             \tfail \"crictl version failed: $out; expected the $note (pin $pin)\"\n\
-             fi\n\
-             if ! printf '%s\\n' \"$out\" | grep -qF -- \"$note\"; then\n\
-             \tfail \"crictl version says $out, expected the $note (pin $pin)\"\n\
-             fi\n",
-        );
-        return Check::new(
-            "version-crictl".to_owned(),
-            CheckKind::Version,
-            secs(30),
-            &body,
-        );
-    }
     version_check(
         "crictl",
         "crictl --version",

@@ -63,13 +63,13 @@ fn extend_spec(spec: &Path, toml: &str) {
 /// boot test need no control-plane images (their import is the slowest provisioning step).
 fn slim_lock(spec: &Path) {
     let path = spec.with_extension("lock");
-    let lock = builder::lock::load(&path).expect("the fixture lock");
-    let kept: Vec<builder::lock::Artifact> = lock
+    let lock = inputs::lock::load(&path).expect("the fixture lock");
+    let kept: Vec<inputs::lock::Artifact> = lock
         .artifacts
         .into_iter()
-        .filter(|a| a.kind != builder::lock::Kind::Image || a.component.as_deref() == Some("pause"))
+        .filter(|a| a.kind != inputs::lock::Kind::Image || a.component.as_deref() == Some("pause"))
         .collect();
-    std::fs::write(&path, builder::lock::render(&kept)).unwrap();
+    std::fs::write(&path, inputs::lock::render(&kept)).unwrap();
 }
 
 /// The bumped crictl stand-in's pin.
@@ -79,9 +79,9 @@ const BUMPED_CRICTL: &str = "0.2.0-nodeimg-standin";
 /// `version` says 0.2.0) in the cache, the lock entry's version, size and digest, the spec's
 /// pin.
 fn bump_crictl(spec: &Path) {
-    let cache = builder::cache::Cache::new(fixtures::cache_dir());
+    let cache = inputs::cache::Cache::new(fixtures::cache_dir());
     let path = spec.with_extension("lock");
-    let mut artifacts = builder::lock::load(&path)
+    let mut artifacts = inputs::lock::load(&path)
         .expect("the fixture lock")
         .artifacts;
     let entry = artifacts
@@ -97,7 +97,7 @@ fn bump_crictl(spec: &Path) {
     entry.sha256 = sha256;
     entry.size = size;
     entry.version = Some(BUMPED_CRICTL.into());
-    std::fs::write(&path, builder::lock::render(&artifacts)).unwrap();
+    std::fs::write(&path, inputs::lock::render(&artifacts)).unwrap();
     let text = read(spec);
     let bumped = text.replace(
         &format!(

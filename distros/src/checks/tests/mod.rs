@@ -36,7 +36,8 @@ pub fn expectations() -> Expectations {
         containerd: "1.6.20".into(),
         runc: "1.1.5".into(),
         cni_plugins: "1.1.1".into(),
-        crictl: "1.20.0-nodeimg-standin".into(),
+        // what the fixture payload's crictl stand-in (installed below) reports
+        crictl: "0.1.0-nodeimg-standin".into(),
         pause_image: "k8s.gcr.io/pause:3.2".into(),
         images: IMAGES.iter().map(|s| (*s).to_owned()).collect(),
         sysctls: role.sysctls(),

@@ -3,6 +3,7 @@
 use super::{Artifact, COMPONENTS, Kind, Lock, RawArtifact};
 use crate::located::{LocatedError, Locator};
 use crate::spec::{self, Spec};
+use toml::Spanned;
 
 fn is_sha256(s: &str) -> bool {
     s.len() == 64
@@ -10,57 +11,65 @@ fn is_sha256(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-fn dest(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
-    let needs = matches!(kind, Kind::Binary | Kind::File | Kind::Archive);
-    match (&a.dest, needs) {
-        (Some(d), true) if !spec::is_guest_path(d.get_ref()) => Err(loc.bad(
-            d,
-            "artifact.dest",
-            format!("{:?} must be an absolute path without ..", d.get_ref()),
-        )),
-        (Some(d), true) => Ok(Some(d.get_ref().clone())),
+/// An optional field (`artifact.KEY`) that an artifact of `kind` must have when `needed` and
+/// must not have otherwise; a value given is checked with `check`.
+fn needed_field(
+    loc: &Locator<'_>,
+    a: &RawArtifact,
+    kind: Kind,
+    (field, key): (&Option<Spanned<String>>, &str),
+    needed: bool,
+    check: impl Fn(&Spanned<String>) -> Result<(), LocatedError>,
+) -> Result<Option<String>, LocatedError> {
+    let what = key.trim_start_matches("artifact.");
+    match (field, needed) {
+        (Some(v), true) => {
+            check(v)?;
+            Ok(Some(v.get_ref().clone()))
+        }
         (None, true) => Err(loc.bad(
             &a.name,
-            "artifact.dest",
-            format!("a {} artifact needs dest", kind.as_str()),
+            key,
+            format!("a {} artifact needs {what}", kind.as_str()),
         )),
-        (Some(d), false) => Err(loc.bad(
-            d,
-            "artifact.dest",
-            format!("a {} artifact has no dest", kind.as_str()),
+        (Some(v), false) => Err(loc.bad(
+            v,
+            key,
+            format!("a {} artifact has no {what}", kind.as_str()),
         )),
         (None, false) => Ok(None),
     }
 }
 
-fn mode(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
-    let needs = matches!(kind, Kind::Binary | Kind::File);
-    match (&a.mode, needs) {
-        (Some(m), true) => {
-            spec::parse_mode(m.get_ref()).ok_or_else(|| {
-                loc.bad(
-                    m,
-                    "artifact.mode",
-                    format!(
-                        "{:?}: expected octal permission bits like \"0755\"",
-                        m.get_ref()
-                    ),
-                )
-            })?;
-            Ok(Some(m.get_ref().clone()))
+fn dest(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
+    let needed = matches!(kind, Kind::Binary | Kind::File | Kind::Archive);
+    needed_field(loc, a, kind, (&a.dest, "artifact.dest"), needed, |d| {
+        if spec::is_guest_path(d.get_ref()) {
+            Ok(())
+        } else {
+            Err(loc.bad(
+                d,
+                "artifact.dest",
+                format!("{:?} must be an absolute path without ..", d.get_ref()),
+            ))
         }
-        (None, true) => Err(loc.bad(
-            &a.name,
-            "artifact.mode",
-            format!("a {} artifact needs mode", kind.as_str()),
-        )),
-        (Some(m), false) => Err(loc.bad(
-            m,
-            "artifact.mode",
-            format!("a {} artifact has no mode", kind.as_str()),
-        )),
-        (None, false) => Ok(None),
-    }
+    })
+}
+
+fn mode(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
+    let needed = matches!(kind, Kind::Binary | Kind::File);
+    needed_field(loc, a, kind, (&a.mode, "artifact.mode"), needed, |m| {
+        spec::parse_mode(m.get_ref()).map(drop).ok_or_else(|| {
+            loc.bad(
+                m,
+                "artifact.mode",
+                format!(
+                    "{:?}: expected octal permission bits like \"0755\"",
+                    m.get_ref()
+                ),
+            )
+        })
+    })
 }
 
 fn image(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {

@@ -271,45 +271,53 @@ pub fn plan(spec: &Spec) -> Result<Vec<Planned>, PlanError> {
         .install("/usr/local/sbin/runc", Some("0755")),
     );
 
-    let v = &c.containerd;
-    let url = format!(
-        "https://github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-amd64.tar.gz"
-    );
-    out.push(
-        Planned::new(
+    // The release archives: (artifact, component, version, URL, checksum file suffix, dest).
+    let archives = [
+        (
             "containerd",
-            Kind::Archive,
-            url_file(&url, format!("{url}.sha256sum"), ChecksumAlgorithm::Sha256),
-        )
-        .component("containerd", v)
-        .install("/usr/local", None),
-    );
-    let v = &c.crictl;
-    let url = format!(
-        "https://github.com/kubernetes-sigs/cri-tools/releases/download/v{v}/crictl-v{v}-linux-amd64.tar.gz"
-    );
-    out.push(
-        Planned::new(
+            "containerd",
+            &c.containerd,
+            format!(
+                "https://github.com/containerd/containerd/releases/download/v{v}/containerd-{v}-linux-amd64.tar.gz",
+                v = c.containerd
+            ),
+            ".sha256sum",
+            "/usr/local",
+        ),
+        (
             "crictl",
-            Kind::Archive,
-            url_file(&url, format!("{url}.sha256"), ChecksumAlgorithm::Sha256),
-        )
-        .component("crictl", v)
-        .install("/usr/local/bin", None),
-    );
-    let v = &c.cni_plugins;
-    let url = format!(
-        "https://github.com/containernetworking/plugins/releases/download/v{v}/cni-plugins-linux-amd64-v{v}.tgz"
-    );
-    out.push(
-        Planned::new(
+            "crictl",
+            &c.crictl,
+            format!(
+                "https://github.com/kubernetes-sigs/cri-tools/releases/download/v{v}/crictl-v{v}-linux-amd64.tar.gz",
+                v = c.crictl
+            ),
+            ".sha256",
+            "/usr/local/bin",
+        ),
+        (
             "cni-plugins",
-            Kind::Archive,
-            url_file(&url, format!("{url}.sha256"), ChecksumAlgorithm::Sha256),
-        )
-        .component("cni_plugins", v)
-        .install("/opt/cni/bin", None),
-    );
+            "cni_plugins",
+            &c.cni_plugins,
+            format!(
+                "https://github.com/containernetworking/plugins/releases/download/v{v}/cni-plugins-linux-amd64-v{v}.tgz",
+                v = c.cni_plugins
+            ),
+            ".sha256",
+            "/opt/cni/bin",
+        ),
+    ];
+    for (name, component, version, url, sums, dest) in archives {
+        out.push(
+            Planned::new(
+                name,
+                Kind::Archive,
+                url_file(&url, format!("{url}{sums}"), ChecksumAlgorithm::Sha256),
+            )
+            .component(component, version)
+            .install(dest, None),
+        );
+    }
 
     let templates = format!(
         "https://raw.githubusercontent.com/kubernetes/release/{RELEASE_TEMPLATES_VERSION}/cmd/krel/templates/latest"

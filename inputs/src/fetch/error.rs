@@ -4,6 +4,7 @@ use super::checksum::ChecksumError;
 use super::http::HttpError;
 use super::plan::PlanError;
 use crate::cache::CacheError;
+use crate::lock::LockError;
 
 /// A fetch problem.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,39 @@ pub enum FetchError {
         url: String,
         /// What is wrong.
         why: String,
+    },
+    /// Fetching one artifact failed.
+    #[error("fetching {name}")]
+    Artifact {
+        /// The artifact's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: Box<FetchError>,
+    },
+    /// The cache's download directory could not be made.
+    #[error("creating {path}")]
+    Create {
+        /// The directory.
+        path: String,
+        /// The error.
+        #[source]
+        cause: std::io::Error,
+    },
+    /// The lock about to be written does not parse back (a bug) or breaks a rule.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// The lock about to be written does not match the spec.
+    #[error("{0}")]
+    LockDoesNotMatch(String),
+    /// The lock could not be written.
+    #[error("writing {path}")]
+    Write {
+        /// The lock.
+        path: String,
+        /// The error.
+        #[source]
+        cause: std::io::Error,
     },
     /// A local file could not be read or written.
     /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)

@@ -251,14 +251,13 @@ struct RawScript {
 
 /// Reads and checks the spec at `path`.
 pub fn load(path: &Path) -> Result<Spec, SpecError> {
-    let text = crate::located::read_text(path, crate::documents::SPEC_LIMIT, "a spec")?;
-    parse(path, &text)
+    crate::located::load(path, crate::documents::SPEC_LIMIT, "a spec", parse)
 }
 
 /// Parses and checks spec `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Spec, SpecError> {
     let loc = Locator { path, text };
-    let raw: RawSpec = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+    let raw: RawSpec = loc.parse_toml()?;
     let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
     check(&loc, raw, sha256)
 }
@@ -313,6 +312,14 @@ fn is_name_char(c: char, extra: &str) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit() || extra.contains(c)
 }
 
+/// Whether `s` is 1 to 64 characters, each `allowed`, starting with an ASCII letter or digit.
+fn is_short_word(s: &str, allowed: impl Fn(char) -> bool) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && s.chars().all(allowed)
+}
+
 pub(crate) fn check_name(
     loc: &Locator<'_>,
     v: &Spanned<String>,
@@ -320,12 +327,9 @@ pub(crate) fn check_name(
     upper: bool,
 ) -> Result<String, SpecError> {
     let s = v.get_ref();
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| is_name_char(c, "._-") || (upper && c.is_ascii_uppercase()));
-    if !ok {
+    if !is_short_word(s, |c| {
+        is_name_char(c, "._-") || (upper && c.is_ascii_uppercase())
+    }) {
         let set = if upper { "A-Za-z0-9._-" } else { "a-z0-9._-" };
         return Err(loc.bad(
             v,
@@ -342,12 +346,7 @@ pub(crate) fn check_version(
     key: &str,
 ) -> Result<String, SpecError> {
     let s = v.get_ref();
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".+-~_:".contains(c));
-    if !ok {
+    if !is_short_word(s, |c| c.is_ascii_alphanumeric() || ".+-~_:".contains(c)) {
         return Err(loc.bad(
             v,
             key,

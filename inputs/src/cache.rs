@@ -188,9 +188,22 @@ impl Cache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::lock::Kind;
+
+    /// The SHA-256 of `hello`.
+    pub(crate) const HELLO_SHA256: &str =
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+
+    /// A temporary directory holding an empty cache at `c` and the file `name` with `hello`.
+    pub(crate) fn cache_and_hello(name: &str) -> (tempfile::TempDir, Cache, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::new(dir.path().join("c"));
+        let file = dir.path().join(name);
+        std::fs::write(&file, b"hello").unwrap();
+        (dir, cache, file)
+    }
 
     fn artifact(sha256: &str, size: u64) -> Artifact {
         Artifact {
@@ -210,15 +223,9 @@ mod tests {
 
     #[test]
     fn inserted_bytes_are_found_by_digest_and_verified() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path().join("c"));
-        let src = dir.path().join("f");
-        std::fs::write(&src, b"hello").unwrap();
+        let (_dir, cache, src) = cache_and_hello("f");
         let (sha, len, path) = cache.insert(&src, None).unwrap();
-        assert_eq!(
-            sha,
-            "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-        );
+        assert_eq!(sha, HELLO_SHA256);
         assert_eq!(len, 5);
         assert_eq!(std::fs::read(&path).unwrap(), b"hello");
         assert_eq!(cache.verified(&artifact(&sha, 5), "hint").unwrap(), path);
@@ -226,10 +233,7 @@ mod tests {
 
     #[test]
     fn a_wrong_digest_never_enters_the_cache() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache::new(dir.path().join("c"));
-        let src = dir.path().join("f");
-        std::fs::write(&src, b"hello").unwrap();
+        let (dir, cache, src) = cache_and_hello("f");
         let want = "0".repeat(64);
         let e = cache.insert(&src, Some(&want)).unwrap_err().to_string();
         assert!(e.contains("nothing was cached"), "{e}");
@@ -248,7 +252,7 @@ mod tests {
     fn missing_and_corrupt_entries_name_the_artifact_and_the_hint() {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache::new(dir.path());
-        let sha = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let sha = HELLO_SHA256;
         let e = cache
             .verified(&artifact(sha, 5), "run `nodeimg fetch s.toml`")
             .unwrap_err()

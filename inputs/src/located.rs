@@ -57,6 +57,11 @@ impl Locator<'_> {
         self.at(value.span().start, format!("{key}: {why}"))
     }
 
+    /// The text as `T`; a TOML syntax or shape error is located.
+    pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(&self) -> Result<T, LocatedError> {
+        toml::from_str(self.text).map_err(|e| self.toml(&e))
+    }
+
     /// A TOML syntax or shape error from `toml::from_str`.
     pub(crate) fn toml(&self, e: &toml::de::Error) -> LocatedError {
         let offset = e.span().map_or(0, |s| s.start);
@@ -64,10 +69,21 @@ impl Locator<'_> {
     }
 }
 
+/// Reads the document at `path` (at most `limit` bytes of UTF-8 text; `what` names it in the
+/// message: "a spec") and `parse`s it.
+pub(crate) fn load<T>(
+    path: &Path,
+    limit: u64,
+    what: &str,
+    parse: fn(&Path, &str) -> Result<T, LocatedError>,
+) -> Result<T, LocatedError> {
+    parse(path, &read_text(path, limit, what)?)
+}
+
 /// Reads `path` as UTF-8 text of at most `limit` bytes (`what` names the document in the
 /// message: "a spec"); an unreadable, non-regular or too large file or invalid UTF-8 is a
 /// [`LocatedError`].
-pub(crate) fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, LocatedError> {
+fn read_text(path: &Path, limit: u64, what: &str) -> Result<String, LocatedError> {
     let bytes = crate::documents::read(path, limit, what).map_err(|message| LocatedError {
         path: path.to_path_buf(),
         line: 0,

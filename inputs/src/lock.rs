@@ -154,15 +154,29 @@ struct LockFile<'a> {
 
 /// Renders a lock file's text (what `nodeimg fetch` writes), artifacts in the given order.
 pub fn render(artifacts: &[Artifact]) -> String {
+    render_with_comment(
+        artifacts,
+        "nodeimg lock: every input of the build, pinned by SHA-256. Written by `nodeimg fetch`;\n\
+         `nodeimg build` reads only this file and the cache.",
+    )
+}
+
+/// Renders a lock file's text headed by `comment` (each line becomes a `# ` line), artifacts
+/// in the given order: what [`render`] writes, for a lock made by another tool (the fixtures).
+pub fn render_with_comment(artifacts: &[Artifact], comment: &str) -> String {
     let body = toml::to_string(&LockFile {
         version: LOCK_VERSION,
         artifact: artifacts,
     })
     .unwrap_or_else(|e| format!("# cannot render: {e}\n"));
-    format!(
-        "# nodeimg lock: every input of the build, pinned by SHA-256. Written by `nodeimg fetch`;\n\
-         # `nodeimg build` reads only this file and the cache.\n{body}"
-    )
+    let mut text = String::new();
+    for line in comment.lines() {
+        text.push_str("# ");
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.push_str(&body);
+    text
 }
 
 #[derive(Deserialize)]
@@ -191,14 +205,13 @@ struct RawArtifact {
 
 /// Reads and checks the lock at `path`.
 pub fn load(path: &Path) -> Result<Lock, LockError> {
-    let text = crate::located::read_text(path, crate::documents::LOCK_LIMIT, "a lock")?;
-    parse(path, &text)
+    crate::located::load(path, crate::documents::LOCK_LIMIT, "a lock", parse)
 }
 
 /// Parses and checks lock `text` read from `path`.
 pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
     let loc = Locator { path, text };
-    let raw: RawLock = toml::from_str(text).map_err(|e| loc.toml(&e))?;
+    let raw: RawLock = loc.parse_toml()?;
     if *raw.version.get_ref() != LOCK_VERSION {
         return Err(loc.bad(
             &raw.version,

@@ -1,5 +1,4 @@
-//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the only
-//! step that uses the network.
+//! [`fetch`] (what `nodeimg fetch` runs): the only step that uses the network.
 //! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
 //! its published checksum (and the base image against the spec's `base.sha256`), moves it into
 //! the content-addressed [`cache`](crate::cache) and writes the lock next to the spec, last and
@@ -10,8 +9,8 @@
 //!
 //! Each artifact (everything fetched for it: checksum file, body, manifests, blobs) must be
 //! complete within `--deadline`, each attempt within `--timeout` (see [`http`]); failed
-//! attempts are logged as they happen and every download shows progress
-//! ([`crate::progress::DownloadProgress`]).
+//! attempts are logged as they happen and every response body's bytes are reported to the
+//! caller's [`Watch`] (the binary draws them).
 //!
 //! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
 //! whether or not a mirror served them, so a lock does not depend on where it was fetched.
@@ -26,14 +25,14 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use distros::ChecksumAlgorithm;
 
 use crate::cache::Cache;
-use crate::cli::FetchArgs;
 use crate::lock::{self, Artifact, Lock};
-use crate::progress::human;
-use error::{FetchError, io_at};
+use crate::spec::Spec;
+pub use error::FetchError;
+use error::io_at;
+pub use http::{Limits, Watch};
 use plan::{Checksum, Mirror, Planned, Source};
 
 /// One digest a downloaded file must have.
@@ -297,17 +296,48 @@ fn reusable(old: Option<&Lock>, p: &Planned, cache: &Cache) -> Option<Artifact> 
     (same && cache.verified(a, "").is_ok()).then(|| a.clone())
 }
 
-/// `nodeimg fetch`.
-pub fn run(args: &FetchArgs) -> Result<()> {
-    let spec = crate::spec::load(&args.spec)?;
-    let mirror = match args.mirror.as_deref().or(spec.fetch.mirror.as_deref()) {
-        Some(m) => Some(Mirror::new(m).map_err(|e| anyhow::anyhow!("--mirror: {e}"))?),
-        None => None,
-    };
-    let planned = plan::plan(&spec)?;
-    let cache = Cache::new(args.cache.clone().unwrap_or_else(crate::cache::default_dir));
+/// How [`fetch`] works: where the cache is, which mirror serves the downloads, how long each
+/// may take, and where download progress goes.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The cache the artifacts go into (its `partial/` holds the downloads in flight).
+    pub cache: Cache,
+    /// Download everything from this mirror instead of upstream.
+    pub mirror: Option<Mirror>,
+    /// Per-attempt timeout and per-artifact deadline.
+    pub limits: http::Limits,
+    /// Receives the bytes of every response body.
+    pub watch: Arc<dyn Watch>,
+}
+
+/// What [`fetch`] did.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The lock it wrote (next to the spec).
+    pub lock_path: PathBuf,
+    /// The lock's artifacts, in lock order.
+    pub artifacts: Vec<Artifact>,
+    /// How many of them were downloaded (not reused from the lock or found in the cache).
+    pub downloaded_artifacts: usize,
+    /// Bytes transferred over the network.
+    pub downloaded_bytes: u64,
+}
+
+/// Fetches everything `spec` pins into the cache and writes its lock, last and atomically.
+/// `stored` is told of each artifact fetched now (not of those reused from the existing lock),
+/// as it enters the cache.
+pub fn fetch(
+    spec: &Spec,
+    options: &Options,
+    stored: &mut dyn FnMut(&Artifact),
+) -> Result<Fetched, FetchError> {
+    let planned = plan::plan(spec)?;
+    let cache = &options.cache;
     let partial = cache.root().join("partial");
-    std::fs::create_dir_all(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    std::fs::create_dir_all(&partial).map_err(|cause| FetchError::Create {
+        path: partial.display().to_string(),
+        cause,
+    })?;
     let lock_path = lock::path_for_spec(&spec.path);
     let old = if lock_path.exists() {
         match lock::load(&lock_path) {
@@ -320,78 +350,61 @@ pub fn run(args: &FetchArgs) -> Result<()> {
     } else {
         None
     };
-    let limits = http::Limits {
-        timeout: args.timeout,
-        deadline: args.deadline,
-    };
     let fetcher = Fetcher {
-        http: http::Http::new(limits, Arc::new(crate::progress::DownloadProgress::new())),
-        cache: &cache,
+        http: http::Http::new(options.limits, Arc::clone(&options.watch)),
+        cache,
         partial,
-        mirror,
+        mirror: options.mirror.clone(),
     };
     let mut artifacts = Vec::new();
-    let mut fresh = Vec::new();
-    let mut downloaded = 0u64;
+    let mut downloaded_artifacts = 0;
+    let mut downloaded_bytes = 0u64;
     for p in &planned {
-        if let Some(a) = reusable(old.as_ref(), p, &cache) {
+        if let Some(a) = reusable(old.as_ref(), p, cache) {
             tracing::info!("{}: locked and cached", p.name);
-            fresh.push(false);
             artifacts.push(a);
             continue;
         }
-        let got = fetcher
-            .fetch(p)
-            .with_context(|| format!("fetching {}", p.name))?;
-        tracing::info!(
-            "{}: {} sha256 {}",
-            p.name,
-            human(got.size),
-            &got.sha256[..12]
-        );
-        downloaded += got.downloaded;
-        fresh.push(got.downloaded > 0);
-        artifacts.push(artifact(p, &got));
+        let got = fetcher.fetch(p).map_err(|e| FetchError::Artifact {
+            name: p.name.clone(),
+            source: Box::new(e),
+        })?;
+        downloaded_bytes += got.downloaded;
+        if got.downloaded > 0 {
+            downloaded_artifacts += 1;
+        }
+        let a = artifact(p, &got);
+        stored(&a);
+        artifacts.push(a);
     }
     artifacts.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
     let text = lock::render(&artifacts);
     let checked = lock::parse(&lock_path, &text)?;
     checked
-        .check_matches(&spec)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    crate::atomic::write_atomic(&lock_path, text.as_bytes())
-        .with_context(|| format!("writing {}", lock_path.display()))?;
-
-    for a in &artifacts {
-        println!(
-            "  {:<24} {:<10} {:>11}  sha256 {}",
-            a.name,
-            a.kind.as_str(),
-            human(a.size),
-            &a.sha256[..12]
-        );
-    }
-    let new = fresh.iter().filter(|f| **f).count();
-    println!(
-        "lock: {} ({} artifacts; {} downloaded, {} of data)",
-        lock_path.display(),
-        artifacts.len(),
-        new,
-        human(downloaded)
-    );
-    Ok(())
+        .check_matches(spec)
+        .map_err(FetchError::LockDoesNotMatch)?;
+    crate::atomic::write_atomic(&lock_path, text.as_bytes()).map_err(|cause| {
+        FetchError::Write {
+            path: lock_path.display().to_string(),
+            cause,
+        }
+    })?;
+    Ok(Fetched {
+        lock_path,
+        artifacts,
+        downloaded_artifacts,
+        downloaded_bytes,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cache::tests::{HELLO_SHA256, cache_and_hello};
 
     #[test]
     fn a_mismatch_names_the_url_and_both_digests_and_caches_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let cache = Cache::new(d.path().join("c"));
-        let part = d.path().join("x.part");
-        std::fs::write(&part, b"hello").unwrap();
+        let (d, cache, part) = cache_and_hello("x.part");
         let want = "0".repeat(64);
         let e = store(
             &cache,
@@ -411,7 +424,7 @@ mod tests {
         assert!(!d.path().join("c/cas").exists());
 
         std::fs::write(&part, b"hello").unwrap();
-        let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let good = HELLO_SHA256;
         let (path, sha, len) = store(&cache, &part, "u", &[Expect::sha256(good, "w")]).unwrap();
         assert_eq!((sha.as_str(), len), (good, 5));
         assert_eq!(std::fs::read(path).unwrap(), b"hello");

@@ -7,7 +7,7 @@
 //! [`Limits::deadline`]. A failed attempt is logged as it happens (a `tracing` warning with
 //! the attempt number, the URL and the reason) and retried up to [`ATTEMPTS`] times while the
 //! deadline allows. Body bytes are reported to a [`Watch`]; the binary draws them
-//! (`crate::progress`), this module does not.
+//! (`builder`'s progress module), this module does not.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -377,6 +377,27 @@ impl Http {
         req.call()
     }
 
+    /// One attempt at `url`: its response, or `None` after a failure worth retrying (recorded
+    /// in `tries`), or the error that ends the tries.
+    fn attempt(
+        &self,
+        tries: &mut Tries<'_>,
+        url: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Option<Response<ureq::Body>>, HttpError> {
+        match self.call(url, headers) {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if retryable(&e) => {
+                tries.failed(self.reason(&e));
+                Ok(None)
+            }
+            Err(source) => Err(HttpError::Request {
+                url: url.to_owned(),
+                cause: source,
+            }),
+        }
+    }
+
     /// Why a request failed, in words.
     fn reason(&self, e: &ureq::Error) -> String {
         let timeout = show_duration(self.limits.timeout);
@@ -468,18 +489,8 @@ impl Http {
         let mut tries = self.tries(url, ATTEMPTS);
         loop {
             tries.start()?;
-            let mut resp = match self.call(url, headers) {
-                Ok(r) => r,
-                Err(e) if retryable(&e) => {
-                    tries.failed(self.reason(&e));
-                    continue;
-                }
-                Err(source) => {
-                    return Err(HttpError::Request {
-                        url: url.to_owned(),
-                        cause: source,
-                    });
-                }
+            let Some(mut resp) = self.attempt(&mut tries, url, headers)? else {
+                continue;
             };
             let status = resp.status().as_u16();
             if transient(status) {
@@ -556,18 +567,8 @@ impl Http {
                 hs.push(("Range", format!("bytes={have}-")));
                 tracing::info!("resuming {url} at byte {have}");
             }
-            let mut resp = match self.call(url, &hs) {
-                Ok(r) => r,
-                Err(e) if retryable(&e) => {
-                    tries.failed(self.reason(&e));
-                    continue;
-                }
-                Err(source) => {
-                    return Err(HttpError::Request {
-                        url: url.to_owned(),
-                        cause: source,
-                    });
-                }
+            let Some(mut resp) = self.attempt(&mut tries, url, &hs)? else {
+                continue;
             };
             let status = resp.status().as_u16();
             let mut file = match status {

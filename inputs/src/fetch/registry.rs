@@ -257,6 +257,21 @@ fn parse(url: &str, body: &[u8]) -> Result<Value, FetchError> {
     })
 }
 
+/// A [`FetchError::Mismatch`] naming `url` unless the SHA-256 `actual` is `expected` (from
+/// `what`).
+fn same_sha256(url: &str, expected: &str, actual: &str, what: &str) -> Result<(), FetchError> {
+    if expected == actual {
+        return Ok(());
+    }
+    Err(FetchError::Mismatch {
+        url: url.to_owned(),
+        algorithm: "sha256",
+        expected: expected.to_owned(),
+        actual: actual.to_owned(),
+        what: what.to_owned(),
+    })
+}
+
 /// Pulls `image` from the registry API at `base` (`scheme://host[:port]`), linux/amd64.
 /// Blobs are downloaded to `partial` and moved into `cache` once verified.
 pub fn pull(
@@ -276,15 +291,7 @@ pub fn pull(
     let mut digest = hex::encode(Sha256::digest(&r.body));
     if let Some(served) = r.docker_digest.as_deref() {
         let want = sha256_hex(served, &url)?;
-        if want != digest {
-            return Err(FetchError::Mismatch {
-                url,
-                algorithm: "sha256",
-                expected: want,
-                actual: digest,
-                what: "Docker-Content-Digest".into(),
-            });
-        }
+        same_sha256(&url, &want, &digest, "Docker-Content-Digest")?;
     }
     let mut json = parse(&url, &r.body)?;
     if let Some(list) = json["manifests"].as_array() {
@@ -307,15 +314,7 @@ pub fn pull(
         let want = sha256_hex(pick["digest"].as_str().unwrap_or(""), &url)?;
         (url, r) = s.manifest(&format!("sha256:{want}"))?;
         digest = hex::encode(Sha256::digest(&r.body));
-        if digest != want {
-            return Err(FetchError::Mismatch {
-                url,
-                algorithm: "sha256",
-                expected: want,
-                actual: digest,
-                what: "the manifest list".into(),
-            });
-        }
+        same_sha256(&url, &want, &digest, "the manifest list")?;
         json = parse(&url, &r.body)?;
     }
     let media_type = media_type(&json, r.content_type.as_deref());

@@ -1,0 +1,57 @@
+//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the command
+//! line of [`inputs::fetch`], the only step that uses the network. Downloads show progress
+//! ([`crate::progress::DownloadProgress`]); each artifact fetched is logged, and the lock's
+//! artifacts are listed at the end.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use inputs::cache::Cache;
+use inputs::fetch::plan::Mirror;
+use inputs::fetch::{Limits, Options};
+
+use crate::cli::FetchArgs;
+use crate::progress::human;
+
+/// `nodeimg fetch`.
+pub fn run(args: &FetchArgs) -> Result<()> {
+    let spec = inputs::spec::load(&args.spec)?;
+    let mirror = match args.mirror.as_deref().or(spec.fetch.mirror.as_deref()) {
+        Some(m) => Some(Mirror::new(m).map_err(|e| anyhow::anyhow!("--mirror: {e}"))?),
+        None => None,
+    };
+    let options = Options {
+        cache: Cache::new(
+            args.cache
+                .clone()
+                .unwrap_or_else(inputs::cache::default_dir),
+        ),
+        mirror,
+        limits: Limits {
+            timeout: args.timeout,
+            deadline: args.deadline,
+        },
+        watch: Arc::new(crate::progress::DownloadProgress::new()),
+    };
+    let fetched = inputs::fetch::fetch(&spec, &options, &mut |a| {
+        tracing::info!("{}: {} sha256 {}", a.name, human(a.size), &a.sha256[..12]);
+    })?;
+
+    for a in &fetched.artifacts {
+        println!(
+            "  {:<24} {:<10} {:>11}  sha256 {}",
+            a.name,
+            a.kind.as_str(),
+            human(a.size),
+            &a.sha256[..12]
+        );
+    }
+    println!(
+        "lock: {} ({} artifacts; {} downloaded, {} of data)",
+        fetched.lock_path.display(),
+        fetched.artifacts.len(),
+        fetched.downloaded_artifacts,
+        human(fetched.downloaded_bytes)
+    );
+    Ok(())
+}
