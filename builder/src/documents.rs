@@ -2,7 +2,10 @@
 //! read whole through [`exporters::input_file::read_bounded`] (a regular file only, never a
 //! FIFO or device) and only up to its kind's limit, named in the error.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use bom::scan::feed::{Feed, FeedError, parse_feed};
+use bom::{BOM_FILE, Bom, BomError};
 
 /// Most bytes of a spec (a hand-written TOML file is a few KiB).
 pub const SPEC_LIMIT: u64 = 4 << 20;
@@ -28,4 +31,35 @@ pub fn failure(e: &std::io::Error) -> String {
         std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => e.to_string(),
         _ => format!("cannot read: {e}"),
     }
+}
+
+/// The BOM file a command line argument names: the file itself, or `DIR/bom.json` for a build
+/// output directory.
+pub fn bom_path(arg: &Path) -> PathBuf {
+    if arg.is_dir() {
+        arg.join(BOM_FILE)
+    } else {
+        arg.to_path_buf()
+    }
+}
+
+/// Reads and parses the BOM at `path`.
+pub fn load_bom(path: &Path) -> Result<Bom, BomError> {
+    Bom::parse(path, &read_bom_document(path, BOM_LIMIT, "a BOM")?)
+}
+
+/// Reads and parses the advisory feed at `path`.
+pub fn load_feed(path: &Path) -> Result<Feed, FeedError> {
+    parse_feed(
+        path,
+        &read_bom_document(path, FEED_LIMIT, "an advisory feed")?,
+    )
+}
+
+/// [`read`] for the `bom` crate's documents, its fault as a [`BomError::Read`].
+fn read_bom_document(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, BomError> {
+    read(path, limit, what).map_err(|reason| BomError::Read {
+        path: path.display().to_string(),
+        reason,
+    })
 }

@@ -4,6 +4,7 @@
 pub mod atomic;
 pub mod audit;
 pub mod bom;
+mod bom_diff;
 mod boot;
 pub mod build;
 pub mod cache;
@@ -19,5 +20,6 @@ pub mod located;
 pub mod lock;
 mod phases;
 mod progress;
+mod scan;
 pub mod spec;
 pub mod untrusted;

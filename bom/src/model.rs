@@ -128,7 +128,7 @@ pub struct NodeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BomError {
     /// The file cannot be read: missing, unreadable, not a regular file or larger than the
-    /// limit for its kind ([`crate::documents::BOM_LIMIT`], [`crate::documents::FEED_LIMIT`]).
+    /// limit for its kind (the reader, `nodeimg`'s `documents`, sets the limits).
     #[error("{path}: {reason}")]
     Read {
         /// The file.
@@ -170,13 +170,7 @@ impl Bom {
             path: path.display().to_string(),
             reason,
         };
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
-            if e.is_eof() {
-                invalid(format!("truncated JSON ({e})"))
-            } else {
-                invalid(format!("not JSON: {e}"))
-            }
-        })?;
+        let value = parse_json(path, text)?;
         match value.get("format").and_then(|f| f.as_str()) {
             Some(BOM_FORMAT) => {}
             Some(other) => {
@@ -205,17 +199,19 @@ impl Bom {
         }
         serde_json::from_value(value).map_err(|e| invalid(format!("wrong schema: {e}")))
     }
+}
 
-    /// Reads and parses the BOM at `path`.
-    pub fn load(path: &Path) -> Result<Self, BomError> {
-        let text = crate::documents::read(path, crate::documents::BOM_LIMIT, "a BOM").map_err(
-            |reason| BomError::Read {
-                path: path.display().to_string(),
-                reason,
-            },
-        )?;
-        Self::parse(path, &text)
-    }
+/// `bytes` (the contents of `path`, a BOM or a feed) as JSON: a truncated document and one that
+/// is not JSON at all are told apart.
+pub(crate) fn parse_json(path: &Path, bytes: &[u8]) -> Result<serde_json::Value, BomError> {
+    serde_json::from_slice(bytes).map_err(|e| BomError::Invalid {
+        path: path.display().to_string(),
+        reason: if e.is_eof() {
+            format!("truncated JSON ({e})")
+        } else {
+            format!("not JSON: {e}")
+        },
+    })
 }
 
 #[cfg(test)]

@@ -200,15 +200,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// How long one `dpkg --compare-versions` may take (it answers in milliseconds).
+    const DPKG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
     /// What `dpkg --compare-versions` says about `a` and `b`, or `None` without dpkg.
     fn dpkg(a: &str, b: &str) -> Option<Ordering> {
         let run = |op: &str| {
-            std::process::Command::new("dpkg")
+            child_process::Command::new("dpkg", DPKG_TIMEOUT)
                 .args(["--compare-versions", a, op, b])
-                .stderr(std::process::Stdio::null())
-                .status()
+                .run_status()
                 .ok()
-                .map(|s| s.success())
+                .map(|out| out.status.success())
         };
         if run("lt")? {
             Some(Ordering::Less)

@@ -20,7 +20,7 @@ use super::feed::{Feed, FeedContent};
 use super::osv::{Affected, Event, OsvRecord};
 use super::upstream_version::UpstreamVersion;
 use super::{Finding, FixState, Severity, SubjectKind};
-use crate::bom::Bom;
+use crate::Bom;
 
 /// The outcome of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -357,9 +357,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::bom::model::tests::sample;
-    use crate::bom::model::{ComponentFile, Package};
-    use crate::bom::scan::feed::parse_feed;
+    use crate::model::tests::sample;
+    use crate::model::{ComponentFile, Package};
+    use crate::scan::feed::parse_feed;
 
     fn feed(text: &str) -> Feed {
         parse_feed(Path::new("feed.json"), text.as_bytes()).unwrap()
