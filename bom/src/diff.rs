@@ -167,36 +167,44 @@ fn os(b: &Bom) -> Keyed {
     single(map)
 }
 
-fn packages(b: &Bom) -> Keyed {
-    b.packages
+/// Each item under its key, with its named fields.
+fn keyed<T, const N: usize>(
+    items: &[T],
+    entry: impl Fn(&T) -> (String, [(&'static str, String); N]),
+) -> Keyed {
+    items
         .iter()
-        .map(|p| {
-            (
-                format!("{}:{}", p.name, p.architecture),
-                BTreeMap::from([
-                    ("version", p.version.clone()),
-                    ("source", format!("{} {}", p.source, p.source_version)),
-                    ("held", p.held.to_string()),
-                ]),
-            )
+        .map(|item| {
+            let (key, fields) = entry(item);
+            (key, BTreeMap::from(fields))
         })
         .collect()
 }
 
+fn packages(b: &Bom) -> Keyed {
+    keyed(&b.packages, |p| {
+        (
+            format!("{}:{}", p.name, p.architecture),
+            [
+                ("version", p.version.clone()),
+                ("source", format!("{} {}", p.source, p.source_version)),
+                ("held", p.held.to_string()),
+            ],
+        )
+    })
+}
+
 fn components(b: &Bom) -> Keyed {
-    b.components
-        .iter()
-        .map(|c| {
-            (
-                format!("{} {}", c.name, c.path),
-                BTreeMap::from([
-                    ("version", c.version.clone()),
-                    ("sha256", c.sha256.clone()),
-                    ("source", c.source.clone()),
-                ]),
-            )
-        })
-        .collect()
+    keyed(&b.components, |c| {
+        (
+            format!("{} {}", c.name, c.path),
+            [
+                ("version", c.version.clone()),
+                ("sha256", c.sha256.clone()),
+                ("source", c.source.clone()),
+            ],
+        )
+    })
 }
 
 fn images(b: &Bom) -> Keyed {

@@ -171,33 +171,32 @@ impl Bom {
             reason,
         };
         let value = parse_json(path, text)?;
-        match value.get("format").and_then(|f| f.as_str()) {
-            Some(BOM_FORMAT) => {}
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`format` is {other:?}, not {BOM_FORMAT:?}: not a nodeimg BOM"
-                )));
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no `format` key: not a nodeimg BOM (expected \"format\": {BOM_FORMAT:?})"
-                )));
-            }
-        }
-        match value.get("version") {
-            Some(v) if v.as_u64() == Some(u64::from(BOM_VERSION)) => {}
-            Some(v) => {
-                return Err(invalid(format!(
-                    "`version` is {v}; this nodeimg reads BOM version {BOM_VERSION}"
-                )));
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no `version` key; this nodeimg reads BOM version {BOM_VERSION}"
-                )));
-            }
+        if let Some(reason) = header_fault(&value) {
+            return Err(invalid(reason));
         }
         serde_json::from_value(value).map_err(|e| invalid(format!("wrong schema: {e}")))
+    }
+}
+
+/// Why `value` is not a BOM this nodeimg reads (its `format` and `version` keys), if it is not.
+fn header_fault(value: &serde_json::Value) -> Option<String> {
+    let format = value.get("format").and_then(|f| f.as_str());
+    if format != Some(BOM_FORMAT) {
+        return Some(match format {
+            Some(other) => format!("`format` is {other:?}, not {BOM_FORMAT:?}: not a nodeimg BOM"),
+            None => {
+                format!("no `format` key: not a nodeimg BOM (expected \"format\": {BOM_FORMAT:?})")
+            }
+        });
+    }
+    match value.get("version") {
+        Some(v) if v.as_u64() == Some(u64::from(BOM_VERSION)) => None,
+        Some(v) => Some(format!(
+            "`version` is {v}; this nodeimg reads BOM version {BOM_VERSION}"
+        )),
+        None => Some(format!(
+            "no `version` key; this nodeimg reads BOM version {BOM_VERSION}"
+        )),
     }
 }
 

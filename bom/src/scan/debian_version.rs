@@ -11,6 +11,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use super::version_error::{Scheme, VersionError};
+
 /// dpkg refuses epochs above `INT_MAX`.
 const MAX_EPOCH: u32 = 2_147_483_647;
 
@@ -22,20 +24,11 @@ pub struct DebVersion {
     revision: String,
 }
 
-/// A version string that is not a Debian version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Debian version {version:?}: {reason}")]
-pub struct VersionError {
-    /// The string as given.
-    pub version: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
 impl DebVersion {
     /// Parses `text` the way dpkg does (see the module documentation for what is refused).
     pub fn parse(text: &str) -> Result<Self, VersionError> {
         let err = |reason| VersionError {
+            scheme: Scheme::Debian,
             version: text.to_owned(),
             reason,
         };

@@ -117,35 +117,23 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
                             if release.is_some_and(|r| version_id.as_deref() != Some(r)) {
                                 continue;
                             }
-                            for (source, raw, v) in &packages {
-                                if *source == affected.name {
-                                    let parse = |s: &str| DebVersion::parse(s).ok();
-                                    ctx.note_unparseable(source, raw, parse, &mut notes);
-                                    ctx.check(
-                                        SubjectKind::Package,
-                                        source,
-                                        raw,
-                                        v,
-                                        |s| DebVersion::parse(s).ok(),
-                                        &mut findings,
-                                    );
-                                }
-                            }
+                            ctx.check_each(
+                                SubjectKind::Package,
+                                &packages,
+                                |source| source == affected.name,
+                                |s| DebVersion::parse(s).ok(),
+                                &mut notes,
+                                &mut findings,
+                            );
                         } else if affected.ecosystem.eq_ignore_ascii_case("Go") {
-                            for (name, raw, v) in &parsed_components {
-                                if osv_modules(name).contains(&affected.name.as_str()) {
-                                    let parse = |s: &str| UpstreamVersion::parse(s).ok();
-                                    ctx.note_unparseable(name, raw, parse, &mut notes);
-                                    ctx.check(
-                                        SubjectKind::Component,
-                                        name,
-                                        raw,
-                                        v,
-                                        |s| UpstreamVersion::parse(s).ok(),
-                                        &mut findings,
-                                    );
-                                }
-                            }
+                            ctx.check_each(
+                                SubjectKind::Component,
+                                &parsed_components,
+                                |name| osv_modules(name).contains(&affected.name.as_str()),
+                                |s| UpstreamVersion::parse(s).ok(),
+                                &mut notes,
+                                &mut findings,
+                            );
                         }
                     }
                 }
@@ -233,6 +221,26 @@ struct OsvContext<'a> {
 }
 
 impl OsvContext<'_> {
+    /// Checks each subject (name, version as written, parsed version) that `named` says this
+    /// advisory's package covers: notes the advisory's versions that do not parse, and adds a
+    /// finding when the installed version is affected.
+    fn check_each<V: Ord + Clone>(
+        &self,
+        kind: SubjectKind,
+        subjects: &[(&str, &str, V)],
+        named: impl Fn(&str) -> bool,
+        parse: impl Fn(&str) -> Option<V>,
+        notes: &mut BTreeSet<String>,
+        findings: &mut Vec<Finding>,
+    ) {
+        for (name, raw, installed) in subjects {
+            if named(name) {
+                self.note_unparseable(name, raw, &parse, notes);
+                self.check(kind, name, raw, installed, &parse, findings);
+            }
+        }
+    }
+
     /// Notes every range event of this advisory whose version does not parse (it cannot be
     /// compared, so the advisory may be missed): the advisory, the subject and the version.
     fn note_unparseable<V>(
@@ -365,6 +373,22 @@ mod tests {
         parse_feed(Path::new("feed.json"), text.as_bytes()).unwrap()
     }
 
+    /// Each finding as (name, id, severity, fix state, fixed version), in the result's order.
+    fn digest(r: &ScanResult) -> Vec<(&str, &str, Severity, FixState, Option<&str>)> {
+        r.findings
+            .iter()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.id.as_str(),
+                    f.severity,
+                    f.state,
+                    f.fixed_version.as_deref(),
+                )
+            })
+            .collect()
+    }
+
     fn package(source: &str, version: &str) -> Package {
         Package {
             name: format!("lib{source}"),
@@ -404,21 +428,8 @@ mod tests {
             o = tracker_issue("open", "", "not yet assigned"),
         );
         let r = scan(&bom, &[feed(&text)]);
-        let got: Vec<(&str, &str, Severity, FixState, Option<&str>)> = r
-            .findings
-            .iter()
-            .map(|f| {
-                (
-                    f.name.as_str(),
-                    f.id.as_str(),
-                    f.severity,
-                    f.state,
-                    f.fixed_version.as_deref(),
-                )
-            })
-            .collect();
         assert_eq!(
-            got,
+            digest(&r),
             [
                 ("open", "CVE-5", Severity::Unknown, FixState::Open, None),
                 (
@@ -463,31 +474,44 @@ mod tests {
              "versions": ["1.1.5+ds1-1"]}]}
         ]"#;
         let r = scan(&bom, &[feed(text)]);
-        let got: Vec<(&str, &str, Severity, Option<&str>)> = r
-            .findings
-            .iter()
-            .map(|f| {
-                (
-                    f.name.as_str(),
-                    f.id.as_str(),
-                    f.severity,
-                    f.fixed_version.as_deref(),
-                )
-            })
-            .collect();
         assert_eq!(
-            got,
+            digest(&r),
             [
                 (
                     "runc",
                     "DEBIAN-CVE-1",
                     Severity::Low,
+                    FixState::Fixed,
                     Some("1.1.5+ds1-1+deb12u1")
                 ),
-                ("kubeadm", "GHSA-k8s", Severity::Medium, Some("1.28.4")),
-                ("kubeadm", "GHSA-last", Severity::Unknown, None),
-                ("kubelet", "GHSA-k8s", Severity::Medium, Some("1.28.4")),
-                ("kubelet", "GHSA-last", Severity::Unknown, None),
+                (
+                    "kubeadm",
+                    "GHSA-k8s",
+                    Severity::Medium,
+                    FixState::Fixed,
+                    Some("1.28.4")
+                ),
+                (
+                    "kubeadm",
+                    "GHSA-last",
+                    Severity::Unknown,
+                    FixState::Open,
+                    None
+                ),
+                (
+                    "kubelet",
+                    "GHSA-k8s",
+                    Severity::Medium,
+                    FixState::Fixed,
+                    Some("1.28.4")
+                ),
+                (
+                    "kubelet",
+                    "GHSA-last",
+                    Severity::Unknown,
+                    FixState::Open,
+                    None
+                ),
             ]
         );
     }

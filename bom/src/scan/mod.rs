@@ -4,7 +4,8 @@
 //! no fix yet).
 //!
 //! - [`debian_version`]: Debian's version ordering (epochs, tildes), as dpkg implements it.
-//! - [`upstream_version`]: semver-like ordering for upstream components (`v1.28.3`).
+//! - [`upstream_version`]: semver-like ordering for upstream components (`v1.28.3`); a string
+//!   that is neither is a [`version_error::VersionError`].
 //! - [`feed`]: detects a feed's kind; [`debian_tracker`] and [`osv`] parse them, reporting
 //!   faults as [`schema::SchemaError`]s.
 //! - [`matcher`]: the findings of a BOM against parsed feeds.
@@ -20,6 +21,7 @@ pub mod matcher;
 pub mod osv;
 pub mod schema;
 pub mod upstream_version;
+pub mod version_error;
 
 use serde::Serialize;
 

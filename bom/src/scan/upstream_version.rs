@@ -6,6 +6,8 @@
 
 use std::cmp::Ordering;
 
+use super::version_error::{Scheme, VersionError};
+
 /// A parsed upstream version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamVersion {
@@ -13,20 +15,11 @@ pub struct UpstreamVersion {
     pre: Vec<String>,
 }
 
-/// A string that is not an upstream version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid version {version:?}: {reason}")]
-pub struct UpstreamVersionError {
-    /// The string as given.
-    pub version: String,
-    /// What is wrong.
-    pub reason: &'static str,
-}
-
 impl UpstreamVersion {
     /// Parses `text`.
-    pub fn parse(text: &str) -> Result<Self, UpstreamVersionError> {
-        let err = |reason| UpstreamVersionError {
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let err = |reason| VersionError {
+            scheme: Scheme::Upstream,
             version: text.to_owned(),
             reason,
         };
