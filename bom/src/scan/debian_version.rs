@@ -27,11 +27,7 @@ pub struct DebVersion {
 impl DebVersion {
     /// Parses `text` the way dpkg does (see the module documentation for what is refused).
     pub fn parse(text: &str) -> Result<Self, VersionError> {
-        let err = |reason| VersionError {
-            scheme: Scheme::Debian,
-            version: text.to_owned(),
-            reason,
-        };
+        let err = |reason| Scheme::Debian.refuse(text, reason);
         let s = text.trim();
         if s.is_empty() {
             return Err(err("the version string is empty"));

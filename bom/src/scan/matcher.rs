@@ -46,16 +46,16 @@ pub fn osv_modules(component: &str) -> &'static [&'static str] {
     }
 }
 
-/// Parses the version of each `(name, version)`; one that does not parse is left out with a
-/// note (`package NAME: not checked: …`).
+/// Parses the version of each distinct `(name, version)`, in their order; one that does not
+/// parse is left out with a note (`package NAME: not checked: …`).
 fn parse_each<'a, V, E: std::fmt::Display>(
-    pairs: BTreeSet<(&'a str, &'a str)>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
     what: &str,
     parse: impl Fn(&str) -> Result<V, E>,
     notes: &mut BTreeSet<String>,
 ) -> Vec<(&'a str, &'a str, V)> {
     let mut parsed = Vec::new();
-    for (name, version) in pairs {
+    for (name, version) in pairs.collect::<BTreeSet<_>>() {
         match parse(version) {
             Ok(v) => parsed.push((name, version, v)),
             Err(e) => {
@@ -71,17 +71,15 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
     let release = bom.os.os_release.get("VERSION_CODENAME").cloned();
     let version_id = bom.os.os_release.get("VERSION_ID").cloned();
     let mut notes = BTreeSet::new();
-    let sources: BTreeSet<(&str, &str)> = bom
+    let sources = bom
         .packages
         .iter()
-        .map(|p| (p.source.as_str(), p.source_version.as_str()))
-        .collect();
+        .map(|p| (p.source.as_str(), p.source_version.as_str()));
     let packages = parse_each(sources, "package", DebVersion::parse, &mut notes);
-    let components: BTreeSet<(&str, &str)> = bom
+    let components = bom
         .components
         .iter()
-        .map(|c| (c.name.as_str(), c.version.as_str()))
-        .collect();
+        .map(|c| (c.name.as_str(), c.version.as_str()));
     let parsed_components = parse_each(components, "component", UpstreamVersion::parse, &mut notes);
 
     let mut findings = Vec::new();

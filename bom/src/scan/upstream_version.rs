@@ -18,11 +18,7 @@ pub struct UpstreamVersion {
 impl UpstreamVersion {
     /// Parses `text`.
     pub fn parse(text: &str) -> Result<Self, VersionError> {
-        let err = |reason| VersionError {
-            scheme: Scheme::Upstream,
-            version: text.to_owned(),
-            reason,
-        };
+        let err = |reason| Scheme::Upstream.refuse(text, reason);
         let s = text.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
         let s = s.split_once('+').map_or(s, |(v, _build)| v);

@@ -11,6 +11,15 @@ pub enum Scheme {
 }
 
 impl Scheme {
+    /// The error for `text`, refused as a version of this scheme because of `reason`.
+    pub(crate) fn refuse(self, text: &str, reason: &'static str) -> VersionError {
+        VersionError {
+            scheme: self,
+            version: text.to_owned(),
+            reason,
+        }
+    }
+
     /// How a message names a version of this scheme.
     fn noun(self) -> &'static str {
         match self {
