@@ -101,7 +101,7 @@ pub struct ScanArgs {
     pub json: bool,
     /// Exit 1 when some finding is at or above this severity [default: never].
     #[arg(long, value_name = "SEVERITY")]
-    pub fail_on: Option<crate::bom::scan::Severity>,
+    pub fail_on: Option<bom::scan::Severity>,
 }
 
 /// `nodeimg fetch`.
@@ -354,7 +354,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Bom(BomCommand::Diff(args)) => return bom_diff(&args),
-        Command::Scan(args) => return crate::bom::scan::command::run(&args),
+        Command::Scan(args) => return crate::scan::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -377,16 +377,16 @@ pub(crate) fn bad_input(message: impl std::fmt::Display) -> ExitCode {
 }
 
 fn bom_diff(args: &BomDiffArgs) -> ExitCode {
-    let load = |p: &PathBuf| crate::bom::diff::load(p);
+    let load = |p: &PathBuf| crate::documents::load_bom(&crate::documents::bom_path(p));
     let (a, b) = match (load(&args.a), load(&args.b)) {
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return bad_input(e),
     };
-    let d = crate::bom::diff::diff(&a, &b);
+    let d = bom::diff::diff(&a, &b);
     if args.json {
         print!("{}", d.to_json());
     } else {
-        print!("{}", d.render(&args.a, &args.b));
+        print!("{}", crate::bom_diff::render(&d, &args.a, &args.b));
     }
     if d.is_identical() {
         ExitCode::SUCCESS

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bom;
+mod bom_diff;
 mod boot;
 pub mod build;
 pub mod cli;
@@ -15,4 +16,5 @@ mod interrupt;
 pub mod junit;
 mod phases;
 mod progress;
+mod scan;
 pub mod untrusted;

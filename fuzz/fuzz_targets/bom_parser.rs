@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use builder::bom::Bom;
+use bom::Bom;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

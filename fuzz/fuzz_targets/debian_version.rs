@@ -2,8 +2,8 @@
 //! total order's (antisymmetric, consistent with equality of the printed form's reparse).
 #![no_main]
 
-use builder::bom::scan::debian_version::DebVersion;
-use builder::bom::scan::upstream_version::UpstreamVersion;
+use bom::scan::debian_version::DebVersion;
+use bom::scan::upstream_version::UpstreamVersion;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

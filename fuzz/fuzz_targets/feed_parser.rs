@@ -4,9 +4,9 @@
 
 use std::path::Path;
 
-use builder::bom::Bom;
-use builder::bom::scan::feed::parse_feed;
-use builder::bom::scan::matcher::scan;
+use bom::Bom;
+use bom::scan::feed::parse_feed;
+use bom::scan::matcher::scan;
 use libfuzzer_sys::fuzz_target;
 
 const BOM: &str = r#"{"format": "nodeimg-bom", "version": 1,

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use distros::shell::quote;
 
-use super::model::{
+use bom::model::{
     BOM_FORMAT, BOM_VERSION, Bom, ComponentFile, Image, Inputs, NodeConfig, Os, Package,
 };
 

@@ -13,8 +13,8 @@ use super::inputs::Inputs;
 use super::payload::payload_file;
 use super::report::Reporter;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
-use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 use ::inputs::lock::Kind;
+use bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 
 /// How long the guest may take to list and hash everything.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -115,10 +115,7 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
 pub fn write(dir: &Path, bom: &Bom, source_date_epoch: u64) -> Result<()> {
     for (name, text) in [
         (BOM_FILE, bom.to_json()),
-        (
-            SBOM_FILE,
-            crate::bom::cyclonedx::render(bom, source_date_epoch),
-        ),
+        (SBOM_FILE, bom::cyclonedx::render(bom, source_date_epoch)),
     ] {
         let path = dir.join(name);
         ::inputs::atomic::write_atomic(&path, text.as_bytes())

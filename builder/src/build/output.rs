@@ -152,8 +152,8 @@ pub fn write_manifest(
         BUILD_LOG,
         SERIAL_LOG,
         BOOT_TEST_SERIAL_LOG,
-        crate::bom::BOM_FILE,
-        crate::bom::SBOM_FILE,
+        bom::BOM_FILE,
+        bom::SBOM_FILE,
     ] {
         files.push(sha256_of(&staging.join(name))?);
     }

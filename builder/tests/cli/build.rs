@@ -217,8 +217,8 @@ fn build_output_is_exported_recorded_published_and_verified() {
     for name in [
         output::SERIAL_LOG,
         output::BOOT_TEST_SERIAL_LOG,
-        builder::bom::BOM_FILE,
-        builder::bom::SBOM_FILE,
+        bom::BOM_FILE,
+        bom::SBOM_FILE,
     ] {
         std::fs::write(staging.join(name), format!("{name}\n")).unwrap();
     }

@@ -357,7 +357,7 @@ fn check_bom(image: &Path, manifest: &serde_json::Value) {
         files.contains(&"bom.json") && files.contains(&"sbom.cdx.json"),
         "{files:?}"
     );
-    let bom = builder::bom::Bom::load(&image.join("bom.json")).expect("a valid bom.json");
+    let bom = builder::documents::load_bom(&image.join("bom.json")).expect("a valid bom.json");
     assert_eq!(bom.inputs.image, fixtures::fixture_set::IMAGE_NAME);
     assert_eq!(
         bom.os

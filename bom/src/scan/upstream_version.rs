@@ -6,6 +6,8 @@
 
 use std::cmp::Ordering;
 
+use super::version_error::{Scheme, VersionError};
+
 /// A parsed upstream version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamVersion {
@@ -13,23 +15,10 @@ pub struct UpstreamVersion {
     pre: Vec<String>,
 }
 
-/// A string that is not an upstream version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid version {version:?}: {reason}")]
-pub struct UpstreamVersionError {
-    /// The string as given.
-    pub version: String,
-    /// What is wrong.
-    pub reason: &'static str,
-}
-
 impl UpstreamVersion {
     /// Parses `text`.
-    pub fn parse(text: &str) -> Result<Self, UpstreamVersionError> {
-        let err = |reason| UpstreamVersionError {
-            version: text.to_owned(),
-            reason,
-        };
+    pub fn parse(text: &str) -> Result<Self, VersionError> {
+        let err = |reason| Scheme::Upstream.refuse(text, reason);
         let s = text.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
         let s = s.split_once('+').map_or(s, |(v, _build)| v);

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use super::feed::{SchemaError, join, type_name};
+use super::schema::{SchemaError, join, type_name};
 
 /// The parsed export: source package → its issues.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -11,6 +11,8 @@
 use std::cmp::Ordering;
 use std::fmt;
 
+use super::version_error::{Scheme, VersionError};
+
 /// dpkg refuses epochs above `INT_MAX`.
 const MAX_EPOCH: u32 = 2_147_483_647;
 
@@ -22,23 +24,10 @@ pub struct DebVersion {
     revision: String,
 }
 
-/// A version string that is not a Debian version.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid Debian version {version:?}: {reason}")]
-pub struct VersionError {
-    /// The string as given.
-    pub version: String,
-    /// What is wrong with it.
-    pub reason: &'static str,
-}
-
 impl DebVersion {
     /// Parses `text` the way dpkg does (see the module documentation for what is refused).
     pub fn parse(text: &str) -> Result<Self, VersionError> {
-        let err = |reason| VersionError {
-            version: text.to_owned(),
-            reason,
-        };
+        let err = |reason| Scheme::Debian.refuse(text, reason);
         let s = text.trim();
         if s.is_empty() {
             return Err(err("the version string is empty"));
@@ -200,15 +189,17 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// How long one `dpkg --compare-versions` may take (it answers in milliseconds).
+    const DPKG_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
     /// What `dpkg --compare-versions` says about `a` and `b`, or `None` without dpkg.
     fn dpkg(a: &str, b: &str) -> Option<Ordering> {
         let run = |op: &str| {
-            std::process::Command::new("dpkg")
+            child_process::Command::new("dpkg", DPKG_TIMEOUT)
                 .args(["--compare-versions", a, op, b])
-                .stderr(std::process::Stdio::null())
-                .status()
+                .run_status()
                 .ok()
-                .map(|s| s.success())
+                .map(|out| out.status.success())
         };
         if run("lt")? {
             Some(Ordering::Less)

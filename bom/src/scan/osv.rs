@@ -10,7 +10,7 @@
 use serde_json::{Map, Value};
 
 use super::Severity;
-use super::feed::{SchemaError, index, join, type_name};
+use super::schema::{SchemaError, index, join, type_name};
 
 /// One OSV record, reduced to what matching needs.
 #[derive(Debug, Clone, PartialEq)]

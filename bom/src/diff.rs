@@ -2,13 +2,10 @@
 //! inputs, OS, packages, components, images and configuration.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::model::{BOM_FILE, Bom, BomError};
-use crate::untrusted::escape;
+use crate::model::Bom;
 
 /// One changed entry: `key` had `from` in A and has `to` in B.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,7 +57,8 @@ pub struct BomDiff {
 const GROUPS: [&str; 6] = ["inputs", "os", "packages", "components", "images", "config"];
 
 impl BomDiff {
-    fn groups(&self) -> [(&'static str, &Group); 6] {
+    /// Every group with its name, in the order they are shown.
+    pub fn groups(&self) -> [(&'static str, &Group); 6] {
         [
             (GROUPS[0], &self.inputs),
             (GROUPS[1], &self.os),
@@ -74,53 +72,6 @@ impl BomDiff {
     /// No difference at all.
     pub fn is_identical(&self) -> bool {
         self.groups().iter().all(|(_, g)| g.is_empty())
-    }
-
-    /// The readable report: one block per group that differs. Every string from the BOMs (and
-    /// the paths) is shown through [`escape`], so a name cannot colour the terminal or forge a
-    /// line.
-    pub fn render(&self, a: &Path, b: &Path) -> String {
-        let mut out = String::new();
-        let a = a.display().to_string();
-        let b = b.display().to_string();
-        if self.is_identical() {
-            let _ = writeln!(
-                out,
-                "identical: {} and {} list the same contents",
-                escape(&a),
-                escape(&b)
-            );
-            return out;
-        }
-        let _ = writeln!(out, "--- {}\n+++ {}", escape(&a), escape(&b));
-        for (name, g) in self.groups() {
-            if g.is_empty() {
-                continue;
-            }
-            let _ = writeln!(
-                out,
-                "\n{name}: {} added, {} removed, {} changed",
-                g.added.len(),
-                g.removed.len(),
-                g.changed.len()
-            );
-            for a in &g.added {
-                let _ = writeln!(out, "  + {}", escape(a));
-            }
-            for r in &g.removed {
-                let _ = writeln!(out, "  - {}", escape(r));
-            }
-            for c in &g.changed {
-                let _ = writeln!(
-                    out,
-                    "  ~ {}: {} -> {}",
-                    escape(&c.key),
-                    escape(&c.from),
-                    escape(&c.to)
-                );
-            }
-        }
-        out
     }
 
     /// The machine-readable report.
@@ -216,36 +167,44 @@ fn os(b: &Bom) -> Keyed {
     single(map)
 }
 
-fn packages(b: &Bom) -> Keyed {
-    b.packages
+/// Each item under its key, with its named fields.
+fn keyed<T, const N: usize>(
+    items: &[T],
+    entry: impl Fn(&T) -> (String, [(&'static str, String); N]),
+) -> Keyed {
+    items
         .iter()
-        .map(|p| {
-            (
-                format!("{}:{}", p.name, p.architecture),
-                BTreeMap::from([
-                    ("version", p.version.clone()),
-                    ("source", format!("{} {}", p.source, p.source_version)),
-                    ("held", p.held.to_string()),
-                ]),
-            )
+        .map(|item| {
+            let (key, fields) = entry(item);
+            (key, BTreeMap::from(fields))
         })
         .collect()
 }
 
+fn packages(b: &Bom) -> Keyed {
+    keyed(&b.packages, |p| {
+        (
+            format!("{}:{}", p.name, p.architecture),
+            [
+                ("version", p.version.clone()),
+                ("source", format!("{} {}", p.source, p.source_version)),
+                ("held", p.held.to_string()),
+            ],
+        )
+    })
+}
+
 fn components(b: &Bom) -> Keyed {
-    b.components
-        .iter()
-        .map(|c| {
-            (
-                format!("{} {}", c.name, c.path),
-                BTreeMap::from([
-                    ("version", c.version.clone()),
-                    ("sha256", c.sha256.clone()),
-                    ("source", c.source.clone()),
-                ]),
-            )
-        })
-        .collect()
+    keyed(&b.components, |c| {
+        (
+            format!("{} {}", c.name, c.path),
+            [
+                ("version", c.version.clone()),
+                ("sha256", c.sha256.clone()),
+                ("source", c.source.clone()),
+            ],
+        )
+    })
 }
 
 fn images(b: &Bom) -> Keyed {
@@ -294,34 +253,16 @@ pub fn diff(a: &Bom, b: &Bom) -> BomDiff {
     }
 }
 
-/// A build output directory (its `bom.json`) or a BOM file.
-pub fn bom_path(arg: &Path) -> PathBuf {
-    if arg.is_dir() {
-        arg.join(BOM_FILE)
-    } else {
-        arg.to_path_buf()
-    }
-}
-
-/// Loads the BOM named by `arg` (a directory or a file).
-pub fn load(arg: &Path) -> Result<Bom, BomError> {
-    Bom::load(&bom_path(arg))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bom::model::tests::sample;
-    use crate::bom::model::{Image, Package};
+    use crate::model::tests::sample;
+    use crate::model::{Image, Package};
 
     #[test]
     fn identical_boms_have_no_difference() {
         let d = diff(&sample(), &sample());
         assert!(d.is_identical());
-        assert!(
-            d.render(Path::new("a"), Path::new("b"))
-                .starts_with("identical")
-        );
         let v: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
         assert_eq!(v["identical"], true);
     }
@@ -389,15 +330,6 @@ mod tests {
         assert_eq!(d.config.added, ["sysctl vm.overcommit_memory = 1"]);
         assert_eq!(d.inputs.changed[0].key, "lock_sha256");
         assert_eq!(d.os.changed[0].key, "kernel release");
-        let text = d.render(Path::new("old"), Path::new("new"));
-        assert!(
-            text.contains("packages: 1 added, 1 removed, 1 changed"),
-            "{text}"
-        );
-        assert!(
-            text.contains("  ~ kubeadm /usr/bin/kubeadm version: v1.20.2 -> v1.20.3"),
-            "{text}"
-        );
         let v: serde_json::Value = serde_json::from_str(&d.to_json()).unwrap();
         assert_eq!(v["identical"], false);
         assert_eq!(v["packages"]["added"][0], "zsh:amd64 5.9-4");

@@ -128,7 +128,7 @@ pub struct NodeConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BomError {
     /// The file cannot be read: missing, unreadable, not a regular file or larger than the
-    /// limit for its kind ([`crate::documents::BOM_LIMIT`], [`crate::documents::FEED_LIMIT`]).
+    /// limit for its kind (the reader, `nodeimg`'s `documents`, sets the limits).
     #[error("{path}: {reason}")]
     Read {
         /// The file.
@@ -170,52 +170,47 @@ impl Bom {
             path: path.display().to_string(),
             reason,
         };
-        let value: serde_json::Value = serde_json::from_slice(text).map_err(|e| {
-            if e.is_eof() {
-                invalid(format!("truncated JSON ({e})"))
-            } else {
-                invalid(format!("not JSON: {e}"))
-            }
-        })?;
-        match value.get("format").and_then(|f| f.as_str()) {
-            Some(BOM_FORMAT) => {}
-            Some(other) => {
-                return Err(invalid(format!(
-                    "`format` is {other:?}, not {BOM_FORMAT:?}: not a nodeimg BOM"
-                )));
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no `format` key: not a nodeimg BOM (expected \"format\": {BOM_FORMAT:?})"
-                )));
-            }
-        }
-        match value.get("version") {
-            Some(v) if v.as_u64() == Some(u64::from(BOM_VERSION)) => {}
-            Some(v) => {
-                return Err(invalid(format!(
-                    "`version` is {v}; this nodeimg reads BOM version {BOM_VERSION}"
-                )));
-            }
-            None => {
-                return Err(invalid(format!(
-                    "no `version` key; this nodeimg reads BOM version {BOM_VERSION}"
-                )));
-            }
+        let value = parse_json(path, text)?;
+        if let Some(reason) = header_fault(&value) {
+            return Err(invalid(reason));
         }
         serde_json::from_value(value).map_err(|e| invalid(format!("wrong schema: {e}")))
     }
+}
 
-    /// Reads and parses the BOM at `path`.
-    pub fn load(path: &Path) -> Result<Self, BomError> {
-        let text = crate::documents::read(path, crate::documents::BOM_LIMIT, "a BOM").map_err(
-            |reason| BomError::Read {
-                path: path.display().to_string(),
-                reason,
-            },
-        )?;
-        Self::parse(path, &text)
+/// Why `value` is not a BOM this nodeimg reads (its `format` and `version` keys), if it is not.
+fn header_fault(value: &serde_json::Value) -> Option<String> {
+    let format = value.get("format").and_then(|f| f.as_str());
+    if format != Some(BOM_FORMAT) {
+        return Some(match format {
+            Some(other) => format!("`format` is {other:?}, not {BOM_FORMAT:?}: not a nodeimg BOM"),
+            None => {
+                format!("no `format` key: not a nodeimg BOM (expected \"format\": {BOM_FORMAT:?})")
+            }
+        });
     }
+    match value.get("version") {
+        Some(v) if v.as_u64() == Some(u64::from(BOM_VERSION)) => None,
+        Some(v) => Some(format!(
+            "`version` is {v}; this nodeimg reads BOM version {BOM_VERSION}"
+        )),
+        None => Some(format!(
+            "no `version` key; this nodeimg reads BOM version {BOM_VERSION}"
+        )),
+    }
+}
+
+/// `bytes` (the contents of `path`, a BOM or a feed) as JSON: a truncated document and one that
+/// is not JSON at all are told apart.
+pub(crate) fn parse_json(path: &Path, bytes: &[u8]) -> Result<serde_json::Value, BomError> {
+    serde_json::from_slice(bytes).map_err(|e| BomError::Invalid {
+        path: path.display().to_string(),
+        reason: if e.is_eof() {
+            format!("truncated JSON ({e})")
+        } else {
+            format!("not JSON: {e}")
+        },
+    })
 }
 
 #[cfg(test)]

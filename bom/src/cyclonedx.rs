@@ -7,7 +7,7 @@
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::model::Bom;
+use crate::model::Bom;
 
 /// The CycloneDX specification version written.
 pub const SPEC_VERSION: &str = "1.5";
@@ -272,7 +272,7 @@ pub fn render(bom: &Bom, source_date_epoch: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bom::model::tests::sample;
+    use crate::model::tests::sample;
 
     #[test]
     fn purls_encode_what_purl_requires() {

@@ -20,7 +20,7 @@ use super::feed::{Feed, FeedContent};
 use super::osv::{Affected, Event, OsvRecord};
 use super::upstream_version::UpstreamVersion;
 use super::{Finding, FixState, Severity, SubjectKind};
-use crate::bom::Bom;
+use crate::Bom;
 
 /// The outcome of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,16 +46,16 @@ pub fn osv_modules(component: &str) -> &'static [&'static str] {
     }
 }
 
-/// Parses the version of each `(name, version)`; one that does not parse is left out with a
-/// note (`package NAME: not checked: …`).
+/// Parses the version of each distinct `(name, version)`, in their order; one that does not
+/// parse is left out with a note (`package NAME: not checked: …`).
 fn parse_each<'a, V, E: std::fmt::Display>(
-    pairs: BTreeSet<(&'a str, &'a str)>,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
     what: &str,
     parse: impl Fn(&str) -> Result<V, E>,
     notes: &mut BTreeSet<String>,
 ) -> Vec<(&'a str, &'a str, V)> {
     let mut parsed = Vec::new();
-    for (name, version) in pairs {
+    for (name, version) in pairs.collect::<BTreeSet<_>>() {
         match parse(version) {
             Ok(v) => parsed.push((name, version, v)),
             Err(e) => {
@@ -71,17 +71,15 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
     let release = bom.os.os_release.get("VERSION_CODENAME").cloned();
     let version_id = bom.os.os_release.get("VERSION_ID").cloned();
     let mut notes = BTreeSet::new();
-    let sources: BTreeSet<(&str, &str)> = bom
+    let sources = bom
         .packages
         .iter()
-        .map(|p| (p.source.as_str(), p.source_version.as_str()))
-        .collect();
+        .map(|p| (p.source.as_str(), p.source_version.as_str()));
     let packages = parse_each(sources, "package", DebVersion::parse, &mut notes);
-    let components: BTreeSet<(&str, &str)> = bom
+    let components = bom
         .components
         .iter()
-        .map(|c| (c.name.as_str(), c.version.as_str()))
-        .collect();
+        .map(|c| (c.name.as_str(), c.version.as_str()));
     let parsed_components = parse_each(components, "component", UpstreamVersion::parse, &mut notes);
 
     let mut findings = Vec::new();
@@ -117,35 +115,23 @@ pub fn scan(bom: &Bom, feeds: &[Feed]) -> ScanResult {
                             if release.is_some_and(|r| version_id.as_deref() != Some(r)) {
                                 continue;
                             }
-                            for (source, raw, v) in &packages {
-                                if *source == affected.name {
-                                    let parse = |s: &str| DebVersion::parse(s).ok();
-                                    ctx.note_unparseable(source, raw, parse, &mut notes);
-                                    ctx.check(
-                                        SubjectKind::Package,
-                                        source,
-                                        raw,
-                                        v,
-                                        |s| DebVersion::parse(s).ok(),
-                                        &mut findings,
-                                    );
-                                }
-                            }
+                            ctx.check_each(
+                                SubjectKind::Package,
+                                &packages,
+                                |source| source == affected.name,
+                                |s| DebVersion::parse(s).ok(),
+                                &mut notes,
+                                &mut findings,
+                            );
                         } else if affected.ecosystem.eq_ignore_ascii_case("Go") {
-                            for (name, raw, v) in &parsed_components {
-                                if osv_modules(name).contains(&affected.name.as_str()) {
-                                    let parse = |s: &str| UpstreamVersion::parse(s).ok();
-                                    ctx.note_unparseable(name, raw, parse, &mut notes);
-                                    ctx.check(
-                                        SubjectKind::Component,
-                                        name,
-                                        raw,
-                                        v,
-                                        |s| UpstreamVersion::parse(s).ok(),
-                                        &mut findings,
-                                    );
-                                }
-                            }
+                            ctx.check_each(
+                                SubjectKind::Component,
+                                &parsed_components,
+                                |name| osv_modules(name).contains(&affected.name.as_str()),
+                                |s| UpstreamVersion::parse(s).ok(),
+                                &mut notes,
+                                &mut findings,
+                            );
                         }
                     }
                 }
@@ -233,6 +219,26 @@ struct OsvContext<'a> {
 }
 
 impl OsvContext<'_> {
+    /// Checks each subject (name, version as written, parsed version) that `named` says this
+    /// advisory's package covers: notes the advisory's versions that do not parse, and adds a
+    /// finding when the installed version is affected.
+    fn check_each<V: Ord + Clone>(
+        &self,
+        kind: SubjectKind,
+        subjects: &[(&str, &str, V)],
+        named: impl Fn(&str) -> bool,
+        parse: impl Fn(&str) -> Option<V>,
+        notes: &mut BTreeSet<String>,
+        findings: &mut Vec<Finding>,
+    ) {
+        for (name, raw, installed) in subjects {
+            if named(name) {
+                self.note_unparseable(name, raw, &parse, notes);
+                self.check(kind, name, raw, installed, &parse, findings);
+            }
+        }
+    }
+
     /// Notes every range event of this advisory whose version does not parse (it cannot be
     /// compared, so the advisory may be missed): the advisory, the subject and the version.
     fn note_unparseable<V>(
@@ -357,12 +363,28 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::bom::model::tests::sample;
-    use crate::bom::model::{ComponentFile, Package};
-    use crate::bom::scan::feed::parse_feed;
+    use crate::model::tests::sample;
+    use crate::model::{ComponentFile, Package};
+    use crate::scan::feed::parse_feed;
 
     fn feed(text: &str) -> Feed {
         parse_feed(Path::new("feed.json"), text.as_bytes()).unwrap()
+    }
+
+    /// Each finding as (name, id, severity, fix state, fixed version), in the result's order.
+    fn digest(r: &ScanResult) -> Vec<(&str, &str, Severity, FixState, Option<&str>)> {
+        r.findings
+            .iter()
+            .map(|f| {
+                (
+                    f.name.as_str(),
+                    f.id.as_str(),
+                    f.severity,
+                    f.state,
+                    f.fixed_version.as_deref(),
+                )
+            })
+            .collect()
     }
 
     fn package(source: &str, version: &str) -> Package {
@@ -404,21 +426,8 @@ mod tests {
             o = tracker_issue("open", "", "not yet assigned"),
         );
         let r = scan(&bom, &[feed(&text)]);
-        let got: Vec<(&str, &str, Severity, FixState, Option<&str>)> = r
-            .findings
-            .iter()
-            .map(|f| {
-                (
-                    f.name.as_str(),
-                    f.id.as_str(),
-                    f.severity,
-                    f.state,
-                    f.fixed_version.as_deref(),
-                )
-            })
-            .collect();
         assert_eq!(
-            got,
+            digest(&r),
             [
                 ("open", "CVE-5", Severity::Unknown, FixState::Open, None),
                 (
@@ -463,31 +472,44 @@ mod tests {
              "versions": ["1.1.5+ds1-1"]}]}
         ]"#;
         let r = scan(&bom, &[feed(text)]);
-        let got: Vec<(&str, &str, Severity, Option<&str>)> = r
-            .findings
-            .iter()
-            .map(|f| {
-                (
-                    f.name.as_str(),
-                    f.id.as_str(),
-                    f.severity,
-                    f.fixed_version.as_deref(),
-                )
-            })
-            .collect();
         assert_eq!(
-            got,
+            digest(&r),
             [
                 (
                     "runc",
                     "DEBIAN-CVE-1",
                     Severity::Low,
+                    FixState::Fixed,
                     Some("1.1.5+ds1-1+deb12u1")
                 ),
-                ("kubeadm", "GHSA-k8s", Severity::Medium, Some("1.28.4")),
-                ("kubeadm", "GHSA-last", Severity::Unknown, None),
-                ("kubelet", "GHSA-k8s", Severity::Medium, Some("1.28.4")),
-                ("kubelet", "GHSA-last", Severity::Unknown, None),
+                (
+                    "kubeadm",
+                    "GHSA-k8s",
+                    Severity::Medium,
+                    FixState::Fixed,
+                    Some("1.28.4")
+                ),
+                (
+                    "kubeadm",
+                    "GHSA-last",
+                    Severity::Unknown,
+                    FixState::Open,
+                    None
+                ),
+                (
+                    "kubelet",
+                    "GHSA-k8s",
+                    Severity::Medium,
+                    FixState::Fixed,
+                    Some("1.28.4")
+                ),
+                (
+                    "kubelet",
+                    "GHSA-last",
+                    Severity::Unknown,
+                    FixState::Open,
+                    None
+                ),
             ]
         );
     }

@@ -3,16 +3,15 @@
 //! input).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bom::scan::feed::Feed;
+use bom::scan::matcher::{ScanResult, scan};
+use bom::scan::{Finding, FixState, Severity, SubjectKind};
 use serde::Serialize;
 
-use super::feed::{Feed, load_feed};
-use super::matcher::{ScanResult, scan};
-use super::{Finding, FixState, Severity, SubjectKind};
-use crate::bom::{BOM_FILE, Bom};
 use crate::cli::{ScanArgs, bad_input};
+use crate::documents::{bom_path, load_bom, load_feed};
 use crate::untrusted::escape;
 
 const SEVERITIES: [Severity; 6] = [
@@ -72,19 +71,10 @@ pub struct Summary {
     pub failing: usize,
 }
 
-/// The BOM file for `arg`: the file itself, or `DIR/bom.json` for a directory.
-pub fn bom_path(arg: &Path) -> PathBuf {
-    if arg.is_dir() {
-        arg.join(BOM_FILE)
-    } else {
-        arg.to_path_buf()
-    }
-}
-
 /// Runs `nodeimg scan`.
 pub fn run(args: &ScanArgs) -> ExitCode {
     let path = bom_path(&args.bom);
-    let bom = match Bom::load(&path) {
+    let bom = match load_bom(&path) {
         Ok(b) => b,
         Err(e) => return bad_input(&e),
     };

@@ -1,4 +1,4 @@
-//! Feed files: read, detect the kind (Debian security tracker export or OSV), parse. Every fault
+//! Feed files: detect the kind (Debian security tracker export or OSV), parse. Every fault
 //! is one [`FeedError`] naming the file and what is wrong; nothing panics on any input.
 
 use std::path::Path;
@@ -7,6 +7,8 @@ use serde_json::Value;
 
 use super::debian_tracker::Tracker;
 use super::osv::OsvRecord;
+use super::schema::{SchemaError, type_name};
+use crate::model::{BomError, parse_json};
 
 /// A parsed feed.
 #[derive(Debug, Clone)]
@@ -37,49 +39,7 @@ impl Feed {
 }
 
 /// A feed file that cannot be used: unreadable, or not a feed (the same shape as a BOM's).
-pub type FeedError = crate::bom::model::BomError;
-
-/// A schema fault inside a feed: where (a JSON path such as `` `bash`.`CVE-1`.`releases` ``)
-/// and what.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SchemaError(pub String);
-
-impl SchemaError {
-    /// `at`: `what`.
-    pub fn at(at: &str, what: impl std::fmt::Display) -> Self {
-        if at.is_empty() {
-            Self(what.to_string())
-        } else {
-            Self(format!("{at}: {what}"))
-        }
-    }
-}
-
-/// Appends a key to a JSON path.
-pub(crate) fn join(at: &str, key: &str) -> String {
-    if at.is_empty() {
-        format!("`{key}`")
-    } else {
-        format!("{at}.`{key}`")
-    }
-}
-
-/// Appends an array index to a JSON path.
-pub(crate) fn index(at: &str, i: usize) -> String {
-    format!("{at}[{i}]")
-}
-
-/// The JSON type of `v`, for messages.
-pub(crate) fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
+pub type FeedError = BomError;
 
 /// Parses `bytes` (the contents of `path`) as a feed of either kind:
 /// - a JSON array of OSV records, an object with a `vulns` array of them, or one record (an
@@ -93,13 +53,7 @@ pub fn parse_feed(path: &Path, bytes: &[u8]) -> Result<Feed, FeedError> {
         path: path_text.clone(),
         reason,
     };
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        if e.is_eof() {
-            invalid(format!("truncated JSON ({e})"))
-        } else {
-            invalid(format!("not JSON: {e}"))
-        }
-    })?;
+    let value = parse_json(path, bytes)?;
     let schema = |kind: &str, e: SchemaError| invalid(format!("wrong schema for {kind}: {}", e.0));
     let content = match &value {
         Value::Array(items) => FeedContent::Osv(
@@ -142,16 +96,6 @@ pub fn parse_feed(path: &Path, bytes: &[u8]) -> Result<Feed, FeedError> {
         path: path_text,
         content,
     })
-}
-
-/// Reads and parses the feed at `path`.
-pub fn load_feed(path: &Path) -> Result<Feed, FeedError> {
-    let bytes = crate::documents::read(path, crate::documents::FEED_LIMIT, "an advisory feed")
-        .map_err(|reason| FeedError::Read {
-            path: path.display().to_string(),
-            reason,
-        })?;
-    parse_feed(path, &bytes)
 }
 
 #[cfg(test)]

@@ -1,28 +1,35 @@
-//! `nodeimg scan`: matches a BOM's distro packages and upstream components against offline
-//! advisory feeds — the Debian security tracker's JSON export and OSV records — and lists the
-//! known vulnerabilities that a later version fixes (or that have no fix yet).
+//! The vulnerability scan behind `nodeimg scan`: matches a BOM's distro packages and upstream
+//! components against offline advisory feeds — the Debian security tracker's JSON export and
+//! OSV records — and lists the known vulnerabilities that a later version fixes (or that have
+//! no fix yet).
 //!
 //! - [`debian_version`]: Debian's version ordering (epochs, tildes), as dpkg implements it.
-//! - [`upstream_version`]: semver-like ordering for upstream components (`v1.28.3`).
-//! - [`feed`]: reads a feed file and detects its kind; [`debian_tracker`] and [`osv`] parse them.
+//! - [`upstream_version`]: semver-like ordering for upstream components (`v1.28.3`); a string
+//!   that is neither is a [`version_error::VersionError`].
+//! - [`feed`]: detects a feed's kind; [`debian_tracker`] and [`osv`] parse them, reporting
+//!   faults as [`schema::SchemaError`]s.
 //! - [`matcher`]: the findings of a BOM against parsed feeds.
-//! - [`command`]: the `nodeimg scan` subcommand (table or JSON, exit codes).
+//!
+//! The `nodeimg scan` subcommand itself (reading the files, table or JSON, exit codes) is the
+//! command line's.
 
-pub mod command;
 pub mod cvss;
 pub mod debian_tracker;
 pub mod debian_version;
 pub mod feed;
 pub mod matcher;
 pub mod osv;
+pub mod schema;
 pub mod upstream_version;
+pub mod version_error;
 
 use serde::Serialize;
 
 /// How severe a vulnerability is, from least to most. `Unknown` (Debian's "not yet assigned",
 /// "end-of-life", an OSV record without a usable severity) ranks lowest, so only
 /// `--fail-on unknown` fails on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// No severity known.
