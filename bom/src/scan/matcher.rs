@@ -20,7 +20,7 @@ use super::feed::{Feed, FeedContent};
 use super::osv::{Affected, Event, OsvRecord};
 use super::upstream_version::UpstreamVersion;
 use super::{Finding, FixState, Severity, SubjectKind};
-use crate::Bom;
+use crate::model::Bom;
 
 /// The outcome of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
