@@ -1,6 +1,7 @@
 //! `nodeimg`: the command line and build pipeline of the offline Kubernetes node image builder.
 //! The binary is a thin wrapper over [`cli::main`].
 
+pub mod args;
 pub mod atomic;
 pub mod audit;
 pub mod bom;
@@ -11,13 +12,13 @@ pub mod cli;
 mod commands;
 mod doctor;
 pub mod documents;
+mod exit;
 pub mod fetch;
 pub mod image_check;
 mod interrupt;
 pub mod junit;
 pub mod located;
 pub mod lock;
-mod phases;
-mod progress;
+pub mod report;
 pub mod spec;
 pub mod untrusted;

@@ -7,7 +7,7 @@
 //! [`Limits::deadline`]. A failed attempt is logged as it happens (a `tracing` warning with
 //! the attempt number, the URL and the reason) and retried up to [`ATTEMPTS`] times while the
 //! deadline allows. Body bytes are reported to a [`Watch`]; the binary draws them
-//! (`crate::progress`), this module does not.
+//! (`crate::report`), this module does not.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};

@@ -11,7 +11,7 @@
 //! Each artifact (everything fetched for it: checksum file, body, manifests, blobs) must be
 //! complete within `--deadline`, each attempt within `--timeout` (see [`http`]); failed
 //! attempts are logged as they happen and every download shows progress
-//! ([`crate::progress::DownloadProgress`]).
+//! ([`crate::report::DownloadProgress`]).
 //!
 //! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
 //! whether or not a mirror served them, so a lock does not depend on where it was fetched.
@@ -29,10 +29,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use distros::ChecksumAlgorithm;
 
+use crate::args::FetchArgs;
 use crate::cache::Cache;
-use crate::cli::FetchArgs;
 use crate::lock::{self, Artifact, Lock};
-use crate::progress::human;
+use crate::report::human;
 use error::{FetchError, io_at};
 use plan::{Checksum, Mirror, Planned, Source};
 
@@ -325,7 +325,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         deadline: args.deadline,
     };
     let fetcher = Fetcher {
-        http: http::Http::new(limits, Arc::new(crate::progress::DownloadProgress::new())),
+        http: http::Http::new(limits, Arc::new(crate::report::DownloadProgress::new())),
         cache: &cache,
         partial,
         mirror,

@@ -11,8 +11,9 @@ use serde::Serialize;
 use super::feed::{Feed, load_feed};
 use super::matcher::{ScanResult, scan};
 use super::{Finding, FixState, Severity, SubjectKind};
+use crate::args::ScanArgs;
 use crate::bom::{BOM_FILE, Bom};
-use crate::cli::{ScanArgs, bad_input};
+use crate::exit::bad_input;
 use crate::untrusted::escape;
 
 const SEVERITIES: [Severity; 6] = [
