@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
-
-use super::bars::{Named, bar_style};
+use super::bars::{BarSpec, Named};
 use super::mode::Mode;
 use super::units::{human, per_second};
 
@@ -77,61 +75,43 @@ fn complete_line(url: &str, at: u64, total: Option<u64>, from: u64, took: Durati
 
 impl crate::fetch::http::Watch for DownloadProgress {
     fn started(&self, url: &str, at: u64, total: Option<u64>) {
-        match &self.shown {
-            Named::Bars(bars) => {
-                let (bar, template) = match total {
-                    Some(t) => (
-                        ProgressBar::new(t),
-                        "{prefix:>24} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}",
-                    ),
-                    None => (
-                        ProgressBar::no_length(),
-                        "{prefix:>24} {spinner} {bytes:>10} {bytes_per_sec:>12}",
-                    ),
-                };
-                bar.set_style(bar_style(template));
-                let name = url.rsplit('/').next().unwrap_or(url);
-                let short: String = name.chars().take(24).collect();
-                bar.set_prefix(short);
-                bar.set_position(at);
-                bar.reset_elapsed();
-                bars.add(url, bar);
-            }
-            Named::Lines(state) => {
-                if let Ok(mut s) = state.lock() {
-                    let now = Instant::now();
-                    s.insert(
-                        url.to_owned(),
-                        Transfer {
-                            from: at,
-                            total,
-                            started: now,
-                            last_print: now,
-                        },
-                    );
-                }
-            }
-            Named::Quiet => {}
-        }
+        let now = Instant::now();
+        self.shown.start(
+            url,
+            BarSpec {
+                len: total,
+                template: match total {
+                    Some(_) => {
+                        "{prefix:>24} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12}"
+                    }
+                    None => "{prefix:>24} {spinner} {bytes:>10} {bytes_per_sec:>12}",
+                },
+                // The file name, cut to the prefix's width.
+                prefix: url
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or(url)
+                    .chars()
+                    .take(24)
+                    .collect(),
+                position: at,
+            },
+            || Transfer {
+                from: at,
+                total,
+                started: now,
+                last_print: now,
+            },
+        );
     }
 
     fn advanced(&self, url: &str, at: u64) {
-        match &self.shown {
-            Named::Bars(bars) => {
-                if let Some(bar) = bars.get(url) {
-                    bar.set_position(at);
-                }
+        self.shown.advance(url, at, |t| {
+            if t.last_print.elapsed() >= LINE_EVERY {
+                t.last_print = Instant::now();
+                eprintln!("{}", running_line(url, at, t));
             }
-            Named::Lines(state) => {
-                let Ok(mut s) = state.lock() else { return };
-                let Some(t) = s.get_mut(url) else { return };
-                if t.last_print.elapsed() >= LINE_EVERY {
-                    t.last_print = Instant::now();
-                    eprintln!("{}", running_line(url, at, t));
-                }
-            }
-            Named::Quiet => {}
-        }
+        });
     }
 
     fn finished(&self, url: &str, at: u64, ok: bool) {

@@ -57,23 +57,3 @@ impl LogFile {
         }
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn lines_are_stamped_bytes_are_not_and_nothing_before_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("build.log");
-        let log = LogFile::new(Instant::now());
-        log.line("before");
-        log.open(&path).unwrap();
-        log.line("a line  \n");
-        log.bytes(b"raw\n");
-        log.close().unwrap();
-        log.line("after");
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text, "[    0.0s] a line\nraw\n");
-    }
-}

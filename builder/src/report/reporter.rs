@@ -213,6 +213,7 @@ mod tests {
     fn phases_are_timed_and_logged_failures_are_not_counted() {
         let dir = tempfile::tempdir().unwrap();
         let r = Reporter::new(Mode::Lines);
+        r.log("said before the log was opened");
         r.open_log(&dir.path().join("build.log")).unwrap();
         let v: Result<u32, String> = r.phase("one", || Ok(1));
         assert_eq!(v, Ok(1));
@@ -225,6 +226,10 @@ mod tests {
         let names: Vec<String> = r.timings().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["one"]);
         let log = std::fs::read_to_string(dir.path().join("build.log")).unwrap();
+        // Lines are stamped with the seconds since the start, guest output is not.
+        assert_eq!(log.lines().next(), Some("[    0.0s] one ..."), "{log}");
+        assert!(!log.contains("before the log"), "{log}");
+        assert!(log.contains("\nguest output\n"), "{log}");
         assert!(log.contains("phase one: started"), "{log}");
         assert!(log.contains("two: failed after"), "{log}");
         assert!(log.contains("guest output"), "{log}");

@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
-
-use super::bars::{Named, bar_style};
+use super::bars::{BarSpec, Named};
 use super::mode::Mode;
 use super::units::gib;
 
@@ -54,56 +52,37 @@ fn done_line(verb: &str, task: &str) -> String {
 
 impl exporters::Progress for TaskProgress {
     fn started(&self, task: &str, total: u64) {
-        match &self.shown {
-            Named::Bars(bars) => {
-                let bar = ProgressBar::new(total);
-                bar.set_style(bar_style(
-                    "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:10} {elapsed_precise}",
-                ));
-                bar.set_prefix(task.to_string());
-                bars.add(task, bar);
-            }
-            Named::Lines(state) => {
-                if let Ok(mut s) = state.lock() {
-                    s.insert(
-                        task.to_string(),
-                        LineState {
-                            total,
-                            last_decile: 0,
-                            last_print: Instant::now(),
-                        },
-                    );
-                }
-            }
-            Named::Quiet => {}
-        }
+        self.shown.start(
+            task,
+            BarSpec {
+                len: Some(total),
+                template: "{prefix:>22} [{bar:30}] {bytes:>10}/{total_bytes:10} {elapsed_precise}",
+                prefix: task.to_string(),
+                position: 0,
+            },
+            || LineState {
+                total,
+                last_decile: 0,
+                last_print: Instant::now(),
+            },
+        );
     }
 
     fn advanced(&self, task: &str, done: u64) {
-        match &self.shown {
-            Named::Bars(bars) => {
-                if let Some(bar) = bars.get(task) {
-                    bar.set_position(done);
-                }
+        self.shown.advance(task, done, |line| {
+            let decile = done
+                .saturating_mul(10)
+                .checked_div(line.total)
+                .unwrap_or(10);
+            if decile > line.last_decile || line.last_print.elapsed() > LINE_EVERY {
+                line.last_decile = decile;
+                line.last_print = Instant::now();
+                eprintln!(
+                    "{}",
+                    percent_line(self.verb, task, decile, done, line.total)
+                );
             }
-            Named::Lines(state) => {
-                let Ok(mut s) = state.lock() else { return };
-                let Some(line) = s.get_mut(task) else { return };
-                let decile = done
-                    .saturating_mul(10)
-                    .checked_div(line.total)
-                    .unwrap_or(10);
-                if decile > line.last_decile || line.last_print.elapsed() > LINE_EVERY {
-                    line.last_decile = decile;
-                    line.last_print = Instant::now();
-                    eprintln!(
-                        "{}",
-                        percent_line(self.verb, task, decile, done, line.total)
-                    );
-                }
-            }
-            Named::Quiet => {}
-        }
+        });
     }
 
     fn finished(&self, task: &str) {
