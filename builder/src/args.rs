@@ -1,5 +1,5 @@
 //! The command line's arguments, one clap `Args` struct per subcommand, with their value
-//! parsers. [`crate::cli`] assembles them into the `nodeimg` command and dispatches; each
+//! parsers. `cli.rs` assembles them into the `nodeimg` command and dispatches; each
 //! command's module reads its struct from here (so no command module imports the CLI).
 
 use std::path::PathBuf;
