@@ -4,7 +4,7 @@
 //! including every guest command's output, also goes to the build log once it is open.
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -16,7 +16,15 @@ use super::mode::Mode;
 struct Bars {
     multi: MultiProgress,
     phase: ProgressBar,
-    step: ProgressBar,
+    /// Drawn from the first step or byte count on (`boot` has none).
+    step: OnceLock<ProgressBar>,
+}
+
+impl Bars {
+    fn step(&self) -> &ProgressBar {
+        self.step
+            .get_or_init(|| spinner(&self.multi, "  {msg} {elapsed}"))
+    }
 }
 
 /// The run's reporter: shared by reference, safe to call from any thread.
@@ -52,8 +60,11 @@ impl Reporter {
         let bars = (mode == Mode::Terminal).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let phase = spinner(&multi, "{spinner} {msg} {elapsed}");
-            let step = spinner(&multi, "  {msg} {elapsed}");
-            Bars { multi, phase, step }
+            Bars {
+                multi,
+                phase,
+                step: OnceLock::new(),
+            }
         });
         let start = Instant::now();
         Reporter {
@@ -151,8 +162,9 @@ impl Reporter {
         }
         match &self.bars {
             Some(b) => {
-                b.step.set_message(format!("{phase}: {step}"));
-                b.step.reset_elapsed();
+                let bar = b.step();
+                bar.set_message(format!("{phase}: {step}"));
+                bar.reset_elapsed();
             }
             None if self.mode == Mode::Json => println!("{}", event.json()),
             None => {}
@@ -167,8 +179,8 @@ impl Reporter {
             seconds: took.as_secs_f64(),
             ok,
         });
-        if let Some(b) = &self.bars {
-            b.step.set_message(String::new());
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.step.get()) {
+            bar.set_message(String::new());
         }
     }
 
@@ -176,7 +188,7 @@ impl Reporter {
     /// when it is complete).
     pub fn bytes(&self, what: &str, done: u64, total: u64) {
         if let Some(b) = &self.bars {
-            b.step
+            b.step()
                 .set_message(format!("{what}: {} / {} MiB", done >> 20, total >> 20));
         } else if self.mode == Mode::Json && done == total {
             println!("{}", Event::Bytes { what, done, total }.json());
@@ -200,7 +212,9 @@ impl Reporter {
     pub fn finish(&self) {
         if let Some(b) = &self.bars {
             b.phase.finish_and_clear();
-            b.step.finish_and_clear();
+            if let Some(bar) = b.step.get() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
