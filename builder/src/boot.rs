@@ -15,9 +15,9 @@ use qemu::host::{self, Host};
 use qemu::ssh::Stream;
 use qemu::vm::{StopHow, Vm, VmConfig};
 
-use crate::cli::BootArgs;
+use crate::args::BootArgs;
 use crate::interrupt;
-use crate::phases::Phases;
+use crate::report::{Mode, Reporter};
 
 /// How long the guest may take to power off after the ACPI power button.
 const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -52,7 +52,10 @@ pub fn boot(args: &BootArgs) -> Result<()> {
     let cleanup_dir = vm_dir.clone();
     interrupt::on_interrupt(move || interrupt::remove_dir(&cleanup_dir));
 
-    let result = boot_in(args, image, format, &vm_dir);
+    // `boot` has no --json: a display on a terminal, lines otherwise.
+    let reporter = Reporter::new(Mode::detect(false));
+    let result = boot_in(args, image, format, &vm_dir, &reporter);
+    reporter.finish();
     if result.is_err() {
         interrupt::yield_to_handler();
     }
@@ -78,18 +81,21 @@ fn boot_in(
     image: &Path,
     format: qemu::cmdline::DiskFormat,
     vm_dir: &Path,
+    reporter: &Reporter,
 ) -> Result<()> {
-    let mut phases = Phases::new();
-    let (host, qemu_img) = phases.run("host check", || -> Result<(Host, PathBuf)> {
+    let (host, qemu_img) = reporter.phase("host check", || -> Result<(Host, PathBuf)> {
         Ok((Host::discover()?, host::find_qemu_img()?))
     })?;
-    let verdict = phases.run("accelerator", || -> Result<_> {
+    let verdict = reporter.phase("accelerator", || -> Result<_> {
         Ok(accel::resolve(args.accel, &host.qemu))
     })?;
-    eprintln!("accelerator: {} ({})", verdict.accel, verdict.reason);
+    reporter.info(&format!(
+        "accelerator: {} ({})",
+        verdict.accel, verdict.reason
+    ));
 
     let overlay = vm_dir.join("overlay.qcow2");
-    phases.run("overlay", || {
+    reporter.phase("overlay", || {
         qemu::overlay::create_overlay(&qemu_img, image, format, &overlay)
     })?;
     let instance_id = format!("iid-nodeimg-boot-{}", std::process::id());
@@ -107,15 +113,15 @@ fn boot_in(
         hostname: args.hostname.clone(),
         user: args.user.clone(),
     };
-    let mut vm = phases.run("start QEMU", || Vm::start(&config))?;
+    let mut vm = reporter.phase("start QEMU", || Vm::start(&config))?;
     let ready_timeout = Duration::from_secs(args.ready_timeout);
-    phases.run("boot until ready", || vm.wait_ready(ready_timeout))?;
-    let ssh = phases.run("ssh login", || vm.ssh(SSH_TIMEOUT))?;
+    reporter.phase("boot until ready", || vm.wait_ready(ready_timeout))?;
+    let ssh = reporter.phase("ssh login", || vm.ssh(SSH_TIMEOUT))?;
 
     for (i, command) in args.exec.iter().enumerate() {
         let step = format!("exec {}/{}", i + 1, args.exec.len());
-        eprintln!("$ {command}");
-        let exit = phases.run(&step, || {
+        reporter.info(&format!("$ {command}"));
+        let exit = reporter.phase(&step, || {
             ssh.exec(command, None, &mut |stream, data| {
                 // Output goes straight through; a closed stdout is not the guest's fault.
                 let _ = match stream {
@@ -150,13 +156,13 @@ fn boot_in(
         }
     }
     ssh.close();
-    let stopped = phases.run("power off", || vm.stop(POWERDOWN_TIMEOUT))?;
+    let stopped = reporter.phase("power off", || vm.stop(POWERDOWN_TIMEOUT))?;
     if stopped.how != StopHow::PoweredOff {
-        eprintln!(
+        reporter.info(&format!(
             "warning: the guest did not power off on its own within {POWERDOWN_TIMEOUT:?} ({:?})",
             stopped.how
-        );
+        ));
     }
-    eprintln!("phases: {}", phases.summary());
+    reporter.info(&format!("phases: {}", reporter.summary()));
     Ok(())
 }

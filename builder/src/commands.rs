@@ -1,14 +1,16 @@
-//! The subcommands' bodies: call the libraries, print results.
+//! The bodies of the subcommands without a module of their own (`export`, `verify`,
+//! `inspect`, `audit`, `bom diff`): call the libraries, print results.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use exporters::format::DEFAULT_SOURCE_DATE_EPOCH;
 use exporters::{ExportOptions, Format};
 
-use crate::cli::{AuditArgs, ExportArgs, InspectArgs, VerifyArgs};
-use crate::progress::CliProgress;
+use crate::args::{AuditArgs, BomDiffArgs, ExportArgs, InspectArgs, VerifyArgs};
+use crate::exit::bad_input;
+use crate::report::{Mode, TaskProgress};
 
 /// `nodeimg export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
@@ -38,7 +40,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         source_date_epoch: source_date_epoch()?,
         properties,
     };
-    let progress = CliProgress::new(args.json, "export");
+    let progress = TaskProgress::new(Mode::detect(args.json), "export");
     // Removes only what this export wrote, and only once it holds the --out lock: never
     // another run's files. A previous complete export there stays as it was.
     crate::interrupt::on_interrupt(exporters::export::abandon_in_progress);
@@ -79,7 +81,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 
 /// `nodeimg verify`.
 pub fn verify(args: &VerifyArgs) -> Result<()> {
-    let progress = CliProgress::new(args.json, "verify");
+    let progress = TaskProgress::new(Mode::detect(args.json), "verify");
     let report = exporters::verify::verify(&args.dir, &progress)
         .with_context(|| format!("verifying {}", args.dir.display()))?;
     if args.json {
@@ -173,15 +175,36 @@ pub fn audit(args: &AuditArgs) -> ExitCode {
     };
     let report = match crate::audit::audit_disk(&args.disk, &options) {
         Ok(r) => r,
-        Err(e) => return crate::cli::bad_input(e),
+        Err(e) => return bad_input(e),
     };
     print!("{}", report.render_text());
     if let Some(path) = &args.junit
         && let Err(e) = crate::junit::write(path, &report.junit_suite(), &report.junit_cases())
     {
-        return crate::cli::bad_input(format_args!("writing JUnit report {}: {e}", path.display()));
+        return bad_input(format_args!("writing JUnit report {}: {e}", path.display()));
     }
     if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// `nodeimg bom diff`: 0 when the two BOMs are identical, 1 when they differ, 2 when one
+/// cannot be read.
+pub fn bom_diff(args: &BomDiffArgs) -> ExitCode {
+    let load = |p: &PathBuf| crate::documents::load_bom(&crate::documents::bom_path(p));
+    let (a, b) = match (load(&args.a), load(&args.b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return bad_input(e),
+    };
+    let d = bom::diff::diff(&a, &b);
+    if args.json {
+        print!("{}", d.to_json());
+    } else {
+        print!("{}", crate::bom_diff::render(&d, &args.a, &args.b));
+    }
+    if d.is_identical() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

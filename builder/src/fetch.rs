@@ -1,6 +1,6 @@
 //! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the command
 //! line of [`inputs::fetch`], the only step that uses the network. Downloads show progress
-//! ([`crate::progress::DownloadProgress`]); each artifact fetched is logged, and the lock's
+//! ([`crate::report::DownloadProgress`]); each artifact fetched is logged, and the lock's
 //! artifacts are listed at the end.
 
 use std::sync::Arc;
@@ -10,8 +10,8 @@ use inputs::cache::Cache;
 use inputs::fetch::plan::Mirror;
 use inputs::fetch::{Limits, Options};
 
-use crate::cli::FetchArgs;
-use crate::progress::human;
+use crate::args::FetchArgs;
+use crate::report::human;
 
 /// `nodeimg fetch`.
 pub fn run(args: &FetchArgs) -> Result<()> {
@@ -31,7 +31,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
             timeout: args.timeout,
             deadline: args.deadline,
         },
-        watch: Arc::new(crate::progress::DownloadProgress::new()),
+        watch: Arc::new(crate::report::DownloadProgress::new()),
     };
     let fetched = inputs::fetch::fetch(&spec, &options, &mut |a| {
         tracing::info!("{}: {} sha256 {}", a.name, human(a.size), &a.sha256[..12]);

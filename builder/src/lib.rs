@@ -1,6 +1,7 @@
 //! `nodeimg`: the command line and build pipeline of the offline Kubernetes node image builder.
 //! The binary is a thin wrapper over [`cli::main`].
 
+pub mod args;
 pub mod audit;
 pub mod bom;
 mod bom_diff;
@@ -10,11 +11,11 @@ pub mod cli;
 mod commands;
 mod doctor;
 pub mod documents;
+mod exit;
 pub mod fetch;
 pub mod image_check;
 mod interrupt;
 pub mod junit;
-mod phases;
-mod progress;
+pub mod report;
 mod scan;
 pub mod untrusted;

@@ -10,8 +10,9 @@ use bom::scan::matcher::{ScanResult, scan};
 use bom::scan::{Finding, FixState, Severity, SubjectKind};
 use serde::Serialize;
 
-use crate::cli::{ScanArgs, bad_input};
+use crate::args::ScanArgs;
 use crate::documents::{bom_path, load_bom, load_feed};
+use crate::exit::bad_input;
 use crate::untrusted::escape;
 
 const SEVERITIES: [Severity; 6] = [

@@ -399,16 +399,21 @@ fn check_hostname(v: &str) -> Result<()> {
     Ok(())
 }
 
-fn check_user(v: &str) -> Result<()> {
-    const F: &str = "user";
-    check_no_control(USER_DATA, F, v)?;
-    let mut chars = v.chars();
+/// A user name as `useradd` accepts it by default: `[a-z_][a-z0-9_-]*`, 1 to 32 characters.
+pub fn is_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
     let first_ok = chars
         .next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
     let rest_ok =
         chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
-    if !first_ok || !rest_ok || v.len() > 32 {
+    first_ok && rest_ok && name.len() <= 32
+}
+
+fn check_user(v: &str) -> Result<()> {
+    const F: &str = "user";
+    check_no_control(USER_DATA, F, v)?;
+    if !is_user_name(v) {
         return Err(field_err(
             USER_DATA,
             F,

@@ -11,10 +11,10 @@ use qemu::vm::Vm;
 
 use super::inputs::Inputs;
 use super::payload::payload_file;
-use super::report::Reporter;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use ::inputs::lock::Kind;
 use bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
+use crate::report::Reporter;
 
 /// How long the guest may take to list and hash everything.
 const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);

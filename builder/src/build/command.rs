@@ -2,9 +2,9 @@
 
 use anyhow::{Result, bail};
 
-use super::report::{Mode, Reporter};
 use super::{BuildOptions, run};
-use crate::cli::BuildArgs;
+use crate::args::BuildArgs;
+use crate::report::{Mode, Reporter};
 
 /// `nodeimg build`.
 pub fn build(args: &BuildArgs) -> Result<()> {

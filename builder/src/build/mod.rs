@@ -18,7 +18,6 @@ pub mod kubeadm_test;
 pub mod output;
 pub mod payload;
 pub mod provision;
-pub mod report;
 pub mod seal;
 pub mod validate;
 pub mod workdisk;
@@ -33,7 +32,7 @@ use qemu::host::{self, Host};
 use qemu::vm::{Vm, VmConfig};
 
 use ::inputs::cache::Cache;
-use report::Reporter;
+use crate::report::Reporter;
 use validate::CheckResult;
 
 /// How long a guest may take from QEMU's start to cloud-init done.

@@ -207,7 +207,8 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
 /// build file.
 #[test]
 fn build_output_is_exported_recorded_published_and_verified() {
-    use builder::build::{output, report};
+    use builder::build::output;
+    use builder::report;
     let f = fixture();
     let inputs = builder::build::inputs::load(&f.spec, &inputs::cache::Cache::new(&f.cache))
         .expect("inputs");

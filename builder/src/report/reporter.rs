@@ -1,52 +1,37 @@
-//! What a build tells its user while it runs: phases and steps with their durations, drawn as
-//! a two-line indicatif display on a terminal, as plain lines with the elapsed time in CI, or as
-//! JSON event lines (`--json`) for machines. Everything, including every guest command's
-//! output, also goes to `build.log`.
+//! What a command with phases (`build`, `boot`) tells its user while it runs: phases and steps
+//! with their durations, drawn as a two-line indicatif display on a terminal, as plain lines
+//! with the elapsed time otherwise, or as JSON event lines (`--json`) for machines. Everything,
+//! including every guest command's output, also goes to the build log once it is open.
 
-use std::fs::File;
-use std::io::{IsTerminal, Write};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::json;
 
-/// How progress is shown.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// indicatif on a terminal.
-    Terminal,
-    /// One line per event on stderr, with the elapsed time.
-    Lines,
-    /// One JSON object per event on stdout.
-    Json,
-}
-
-impl Mode {
-    /// JSON when asked, the display on a terminal, lines otherwise.
-    pub fn detect(json: bool) -> Self {
-        if json {
-            Mode::Json
-        } else if std::io::stderr().is_terminal() {
-            Mode::Terminal
-        } else {
-            Mode::Lines
-        }
-    }
-}
+use super::events::Event;
+use super::log_file::{LogFile, stamp};
+use super::mode::Mode;
 
 struct Bars {
     multi: MultiProgress,
     phase: ProgressBar,
-    step: ProgressBar,
+    /// Drawn from the first step or byte count on (`boot` has none).
+    step: OnceLock<ProgressBar>,
 }
 
-/// The build's reporter: shared by reference, safe to call from any thread.
+impl Bars {
+    fn step(&self) -> &ProgressBar {
+        self.step
+            .get_or_init(|| spinner(&self.multi, "  {msg} {elapsed}"))
+    }
+}
+
+/// The run's reporter: shared by reference, safe to call from any thread.
 pub struct Reporter {
     mode: Mode,
     start: Instant,
-    log: Mutex<Option<File>>,
+    log: LogFile,
     bars: Option<Bars>,
     phases: Mutex<Vec<(String, Duration)>>,
 }
@@ -60,62 +45,64 @@ fn spinner(multi: &MultiProgress, template: &str) -> ProgressBar {
     bar
 }
 
+/// `phase 1.2s, phase 3.4s, ...`.
+fn summary_of(timings: &[(String, Duration)]) -> String {
+    timings
+        .iter()
+        .map(|(n, d)| format!("{n} {:.1}s", d.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl Reporter {
     /// A reporter in `mode`, without a log file yet.
     pub fn new(mode: Mode) -> Self {
         let bars = (mode == Mode::Terminal).then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let phase = spinner(&multi, "{spinner} {msg} {elapsed}");
-            let step = spinner(&multi, "  {msg} {elapsed}");
-            Bars { multi, phase, step }
+            Bars {
+                multi,
+                phase,
+                step: OnceLock::new(),
+            }
         });
+        let start = Instant::now();
         Reporter {
             mode,
-            start: Instant::now(),
-            log: Mutex::new(None),
+            start,
+            log: LogFile::new(start),
             bars,
             phases: Mutex::new(Vec::new()),
         }
     }
 
-    /// Starts writing `build.log` at `path` (what was said so far is not repeated).
+    /// Starts writing the build log at `path` (what was said so far is not repeated).
     pub fn open_log(&self, path: &Path) -> std::io::Result<()> {
-        let f = File::create(path)?;
-        *self.log.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
-        Ok(())
+        self.log.open(path)
     }
 
-    /// Flushes and closes `build.log`.
+    /// Flushes and closes the build log.
     pub fn close_log(&self) -> std::io::Result<()> {
-        if let Some(f) = self.log.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            f.sync_all()?;
-        }
-        Ok(())
+        self.log.close()
     }
 
-    fn elapsed(&self) -> String {
-        format!("{:7.1}s", self.start.elapsed().as_secs_f64())
-    }
-
-    /// Appends to `build.log` only.
+    /// Appends to the build log only.
     pub fn log(&self, text: &str) {
-        if let Some(f) = self.log.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = writeln!(f, "[{}] {}", self.elapsed(), text.trim_end());
-        }
+        self.log.line(text);
     }
 
-    /// Raw guest output into `build.log`.
+    /// Raw guest output into the build log.
     pub fn log_bytes(&self, data: &[u8]) {
-        if let Some(f) = self.log.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = f.write_all(data);
-        }
+        self.log.bytes(data);
     }
 
-    fn say(&self, text: &str, event: serde_json::Value) {
-        self.log(text);
+    /// Logs `event`, and shows it: its JSON in JSON mode, its line otherwise.
+    fn say(&self, event: &Event<'_>) {
+        let Some(text) = event.line() else { return };
+        self.log(&text);
         match self.mode {
-            Mode::Json => println!("{event}"),
-            Mode::Lines => eprintln!("[{}] {text}", self.elapsed()),
+            Mode::Json => println!("{}", event.json()),
+            Mode::Lines => eprintln!("[{}] {text}", stamp(self.start)),
             Mode::Terminal => {
                 if let Some(b) = &self.bars {
                     b.multi.suspend(|| eprintln!("{text}"));
@@ -126,7 +113,7 @@ impl Reporter {
 
     /// A message for the user.
     pub fn info(&self, text: &str) {
-        self.say(text, json!({"event": "info", "message": text}));
+        self.say(&Event::Info { message: text });
     }
 
     /// Runs `f` as the phase `name`.
@@ -141,73 +128,70 @@ impl Reporter {
                 b.phase.set_message(format!("phase: {name}"));
                 b.phase.reset_elapsed();
             }
-            None => self.say(
-                &format!("{name} ..."),
-                json!({"event": "phase", "phase": name, "state": "started"}),
-            ),
+            None => self.say(&Event::PhaseStarted { phase: name }),
         }
         self.log(&format!("phase {name}: started"));
         let result = f();
         let took = t.elapsed();
-        let secs = took.as_secs_f64();
+        let seconds = took.as_secs_f64();
         match &result {
             Ok(_) => {
                 self.phases
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((name.to_owned(), took));
-                self.say(
-                    &format!("{name}: done in {secs:.1}s"),
-                    json!({"event": "phase", "phase": name, "state": "done", "seconds": secs}),
-                );
+                self.say(&Event::PhaseDone {
+                    phase: name,
+                    seconds,
+                });
             }
-            Err(e) => self.say(
-                &format!("{name}: failed after {secs:.1}s"),
-                json!({"event": "phase", "phase": name, "state": "failed", "seconds": secs, "error": e.to_string()}),
-            ),
+            Err(e) => self.say(&Event::PhaseFailed {
+                phase: name,
+                seconds,
+                error: e.to_string(),
+            }),
         }
         result
     }
 
     /// A guest step or check started.
     pub fn step_started(&self, phase: &str, step: &str) {
-        self.log(&format!("{phase}/{step}: started"));
+        let event = Event::StepStarted { phase, step };
+        if let Some(line) = event.log_line() {
+            self.log(&line);
+        }
         match &self.bars {
             Some(b) => {
-                b.step.set_message(format!("{phase}: {step}"));
-                b.step.reset_elapsed();
+                let bar = b.step();
+                bar.set_message(format!("{phase}: {step}"));
+                bar.reset_elapsed();
             }
-            None if self.mode == Mode::Json => println!(
-                "{}",
-                json!({"event": "step", "phase": phase, "step": step, "state": "started"})
-            ),
+            None if self.mode == Mode::Json => println!("{}", event.json()),
             None => {}
         }
     }
 
     /// A guest step or check ended.
     pub fn step_finished(&self, phase: &str, step: &str, took: Duration, ok: bool) {
-        let secs = took.as_secs_f64();
-        let state = if ok { "done" } else { "failed" };
-        self.say(
-            &format!("  {phase}/{step}: {state} in {secs:.1}s"),
-            json!({"event": "step", "phase": phase, "step": step, "state": state, "seconds": secs}),
-        );
-        if let Some(b) = &self.bars {
-            b.step.set_message(String::new());
+        self.say(&Event::StepEnded {
+            phase,
+            step,
+            seconds: took.as_secs_f64(),
+            ok,
+        });
+        if let Some(bar) = self.bars.as_ref().and_then(|b| b.step.get()) {
+            bar.set_message(String::new());
         }
     }
 
-    /// Byte progress of a copy or an export (only drawn on a terminal; logged at the end).
+    /// Byte progress of a copy or an export (only drawn on a terminal; in JSON mode one event
+    /// when it is complete).
     pub fn bytes(&self, what: &str, done: u64, total: u64) {
         if let Some(b) = &self.bars {
-            b.step
+            b.step()
                 .set_message(format!("{what}: {} / {} MiB", done >> 20, total >> 20));
         } else if self.mode == Mode::Json && done == total {
-            println!(
-                "{}",
-                json!({"event": "bytes", "what": what, "done": done, "total": total})
-            );
+            println!("{}", Event::Bytes { what, done, total }.json());
         }
     }
 
@@ -219,11 +203,18 @@ impl Reporter {
             .clone()
     }
 
+    /// The phases that finished with their durations, in one line: `phase 1.2s, phase 3.4s`.
+    pub fn summary(&self) -> String {
+        summary_of(&self.timings())
+    }
+
     /// Removes the display (before the final summary is printed).
     pub fn finish(&self) {
         if let Some(b) = &self.bars {
             b.phase.finish_and_clear();
-            b.step.finish_and_clear();
+            if let Some(bar) = b.step.get() {
+                bar.finish_and_clear();
+            }
         }
     }
 }
@@ -236,6 +227,7 @@ mod tests {
     fn phases_are_timed_and_logged_failures_are_not_counted() {
         let dir = tempfile::tempdir().unwrap();
         let r = Reporter::new(Mode::Lines);
+        r.log("said before the log was opened");
         r.open_log(&dir.path().join("build.log")).unwrap();
         let v: Result<u32, String> = r.phase("one", || Ok(1));
         assert_eq!(v, Ok(1));
@@ -248,9 +240,27 @@ mod tests {
         let names: Vec<String> = r.timings().into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["one"]);
         let log = std::fs::read_to_string(dir.path().join("build.log")).unwrap();
+        // Lines are stamped with the seconds since the start, guest output is not.
+        assert_eq!(log.lines().next(), Some("[    0.0s] one ..."), "{log}");
+        assert!(!log.contains("before the log"), "{log}");
+        assert!(log.contains("\nguest output\n"), "{log}");
         assert!(log.contains("phase one: started"), "{log}");
         assert!(log.contains("two: failed after"), "{log}");
         assert!(log.contains("guest output"), "{log}");
+        assert!(log.contains("one/s: started"), "{log}");
         assert!(log.contains("one/s: failed in 1.5s"), "{log}");
+    }
+
+    #[test]
+    fn the_summary_lists_the_finished_phases_in_order() {
+        let timings = [
+            ("host check".to_owned(), Duration::from_millis(120)),
+            ("boot until ready".to_owned(), Duration::from_millis(31_460)),
+        ];
+        assert_eq!(
+            summary_of(&timings),
+            "host check 0.1s, boot until ready 31.5s"
+        );
+        assert_eq!(summary_of(&[]), "");
     }
 }
