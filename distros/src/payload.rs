@@ -14,6 +14,8 @@ use crate::step::Step;
 pub const PAYLOAD_LABEL: &str = "nodeimg-payload";
 /// Where the payload is mounted in the guest (tmpfs: nothing is left on the disk).
 pub const PAYLOAD_MOUNT: &str = "/run/nodeimg-payload";
+/// Where CNI plugins are looked for by containerd's default config and installed by add-ons.
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
 /// The checksum file at the payload's root (`sha256sum -c` format, paths relative to it).
 pub const PAYLOAD_SUMS: &str = "SHA256SUMS";
 
@@ -263,6 +265,17 @@ pub fn payload_unmount_step() -> Step {
     Step::new("payload-unmount", secs(60), &body)
 }
 
+/// `cni-plugins-path`: links every plugin of the distro's CNI package (installed in
+/// `distro.container_packages.cni_plugins_dir`) into [`CNI_BIN_DIR`], where containerd's
+/// default config and CNI add-ons look. Needed only when that directory differs.
+pub fn cni_plugins_link_step(distro: &Distro) -> Step {
+    let body = format!(
+        "mkdir -p {CNI_BIN_DIR}\nfor p in {dir}/*; do ln -sfn \"$p\" {CNI_BIN_DIR}/; done\nls {CNI_BIN_DIR}",
+        dir = quote(distro.container_packages.cni_plugins_dir)
+    );
+    Step::new("cni-plugins-path", secs(30), &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +312,7 @@ mod tests {
     fn steps_in_order_with_every_item() {
         let d = crate::find("debian-12").unwrap();
         let steps = payload_install_steps(d, &items()).unwrap();
-        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [

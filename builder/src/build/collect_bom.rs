@@ -2,9 +2,10 @@
 //! still mounted), written as `bom.json` and `sbom.cdx.json` into the output directory.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use distros::bom_collect::{ComponentQuery, ComponentSource, Query};
 use distros::payload::PAYLOAD_MOUNT;
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
@@ -12,12 +13,8 @@ use qemu::vm::Vm;
 use super::inputs::Inputs;
 use super::payload::payload_file;
 use super::report::Reporter;
-use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 use crate::lock::Kind;
-
-/// How long the guest may take to list and hash everything.
-const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What to ask the guest for these inputs.
 pub fn query(inputs: &Inputs) -> Query {
@@ -79,10 +76,10 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
 /// Runs the collection in the guest and parses its answer.
 pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Bom> {
     let q = query(inputs);
-    let command = distros::sudo_sh(&q.script(), "nodeimg-bom");
+    let step = distros::bom_collect::step(&q)?;
     reporter.step_started("bom", "collect");
     let t = Instant::now();
-    let out = ssh.output(&command, Some(COLLECT_TIMEOUT));
+    let out = ssh.output(&step.remote_command(), Some(step.timeout));
     let ok = matches!(&out, Ok(o) if o.exit.success());
     reporter.step_finished("bom", "collect", t.elapsed(), ok);
     let out = out.context("collecting the bill of materials")?;

@@ -14,7 +14,6 @@ pub mod collect_bom;
 pub mod command;
 pub mod guest;
 pub mod inputs;
-pub mod kubeadm_test;
 pub mod output;
 pub mod payload;
 pub mod provision;

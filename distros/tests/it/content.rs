@@ -150,7 +150,7 @@ fn time_sync_uses_the_distro_units() {
 fn seal_part_a_covers_the_seal_list() {
     let d = distros::find("debian-12").unwrap();
     let steps = seal_steps(d, "builder").unwrap();
-    let names: Vec<_> = steps.iter().map(|s| s.name).collect();
+    let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         [
