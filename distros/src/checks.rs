@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::shell;
 use crate::step::sudo_sh;
 
-pub use boot::{FirstBoot, first_boot_checks};
+pub use boot::{FirstBoot, build_identity_step, first_boot_checks};
 pub use node::node_checks;
 
 /// The environment variable naming a directory that file paths in check scripts are read

@@ -195,7 +195,7 @@ impl KubeadmTest {
              \t--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns",
             ignored = PREFLIGHT_IGNORED.join(","),
         );
-        let healthz = "for i in $(seq 1 120); do\n\
+        let healthz = "for _ in $(seq 1 120); do\n\
              \tif [ \"$(kubectl get --raw /healthz 2>/dev/null)\" = ok ]; then echo 'healthz: ok'; exit 0; fi\n\
              \tsleep 1\n\
              done\n\
