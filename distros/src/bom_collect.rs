@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::node_role::NodeRole;
 use crate::shell::{self, quote};
 use crate::step::Step;
 
@@ -77,6 +78,21 @@ pub struct Query {
 }
 
 impl Query {
+    /// The query for a build guest provisioned with `role`: the payload at
+    /// [`crate::payload::PAYLOAD_MOUNT`], `components`, the sysctls the role sets and the
+    /// kernel modules it loads ([`crate::node_role::KERNEL_MODULES`]).
+    pub fn for_node_role(components: Vec<ComponentQuery>, role: &NodeRole) -> Query {
+        Query {
+            payload_mount: crate::payload::PAYLOAD_MOUNT.to_owned(),
+            components,
+            sysctls: role.sysctls().into_iter().map(|(k, _)| k).collect(),
+            modules: crate::node_role::KERNEL_MODULES
+                .iter()
+                .map(|m| (*m).to_owned())
+                .collect(),
+        }
+    }
+
     /// Checks the sysctl keys and module names that go into the script (everything else is
     /// only ever quoted); the error names the field.
     pub fn validate(&self) -> Result<()> {

@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use distros::bom_collect::{ComponentQuery, ComponentSource, Query};
-use distros::payload::PAYLOAD_MOUNT;
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
 
@@ -46,19 +45,7 @@ pub fn query(inputs: &Inputs) -> Query {
             how,
         });
     }
-    Query {
-        payload_mount: PAYLOAD_MOUNT.into(),
-        components,
-        sysctls: super::provision::node_role(inputs)
-            .sysctls()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect(),
-        modules: distros::node_role::KERNEL_MODULES
-            .iter()
-            .map(|m| (*m).to_owned())
-            .collect(),
-    }
+    Query::for_node_role(components, &super::provision::node_role(inputs))
 }
 
 /// The build's inputs as the BOM records them.

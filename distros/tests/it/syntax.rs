@@ -9,9 +9,9 @@ use child_process::Command;
 use distros::bom_collect::{self, ComponentQuery, ComponentSource};
 use distros::kubeadm_test::{self, KubeadmTest};
 use distros::payload::{self, Install, PayloadItem};
-use distros::{Distro, Expectations, FirstBoot, NodeRole, Step};
+use distros::{Distro, Step};
 
-use crate::{every_step, sample_role};
+use crate::{every_check, every_step, releases, sample_role};
 
 const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -40,74 +40,47 @@ impl Script {
     }
 }
 
-/// The pins of a Kubernetes release, as the node checks see them.
-fn expectations(kubernetes: &str, registry: &str, pause: &str, etcd: &str) -> Expectations {
-    let pause_image = format!("{registry}/pause:{pause}");
-    let mut images: Vec<String> = [
-        "kube-apiserver",
-        "kube-controller-manager",
-        "kube-scheduler",
-        "kube-proxy",
-    ]
-    .iter()
-    .map(|c| format!("{registry}/{c}:{kubernetes}"))
-    .collect();
-    images.push(format!("{registry}/etcd:{etcd}"));
-    images.push(pause_image.clone());
-    let role = NodeRole {
-        pause_image: pause_image.clone(),
-        extra_sysctls: vec![("net.ipv4.tcp_rmem".into(), "4096 131072 6291456".into())],
-        ..NodeRole::default()
-    };
-    Expectations {
-        kubernetes: kubernetes.into(),
-        containerd: "1.6.20".into(),
-        runc: "1.1.5".into(),
-        cni_plugins: "1.1.1".into(),
-        crictl: "1.20.0-nodeimg-standin".into(),
-        pause_image,
-        images,
-        sysctls: role.sysctls(),
-        held_packages: vec!["kubelet".into(), "kubeadm".into(), "containerd".into()],
-    }
-}
-
-/// The fixture's Kubernetes v1.20.2 (k8s.gcr.io) and a 1.30 release (registry.k8s.io).
-fn releases() -> Vec<Expectations> {
-    vec![
-        expectations("v1.20.2", "k8s.gcr.io", "3.2", "3.4.13-0"),
-        expectations("v1.30.2", "registry.k8s.io", "3.9", "3.5.12-0"),
-    ]
-}
-
-/// Every kind of payload file, for the payload install steps.
+/// Every kind of payload file, for the payload install steps: a held package, a copied
+/// binary, an extracted archive and an image archive for each of the two releases.
 fn payload_items(distro: &Distro) -> Vec<PayloadItem> {
     assert_eq!(distro.package_manager, distros::PackageManager::Apt);
-    vec![
-        PayloadItem {
-            file: "deb/containerd_1.6.20~ds1-1+b1_amd64.deb".into(),
-            install: Install::Package { hold: true },
-        },
-        PayloadItem {
-            file: "bin/kubeadm".into(),
-            install: Install::Copy {
-                dest: "/usr/bin/kubeadm".into(),
+    let item = |file: &str, install| PayloadItem {
+        file: file.into(),
+        install,
+    };
+    let mut items = vec![
+        item(
+            "deb/kubelet_1.30.2-1.1_amd64.deb",
+            Install::Package { hold: true },
+        ),
+        item(
+            "bin/kubectl",
+            Install::Copy {
+                dest: "/usr/local/bin/kubectl".into(),
                 mode: 0o755,
             },
-        },
-        PayloadItem {
-            file: "archive/cni.tgz".into(),
-            install: Install::Extract {
-                dest: "/opt/cni/bin".into(),
+        ),
+        item(
+            "archive/crictl-v1.30.0-linux-amd64.tar.gz",
+            Install::Extract {
+                dest: "/usr/local/bin".into(),
             },
-        },
-        PayloadItem {
-            file: "image/pause_3.2.tar".into(),
-            install: Install::Image {
-                reference: "k8s.gcr.io/pause:3.2".into(),
-            },
-        },
-    ]
+        ),
+    ];
+    for expect in releases() {
+        for reference in expect.images {
+            let file = reference
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .replace(':', "_");
+            items.push(item(
+                &format!("image/{file}.tar"),
+                Install::Image { reference },
+            ));
+        }
+    }
+    items
 }
 
 /// The BOM collection's query with a component of every kind.
@@ -119,39 +92,28 @@ fn bom_query() -> bom_collect::Query {
         source: "https://example.org/x".into(),
         how,
     };
-    bom_collect::Query {
-        payload_mount: payload::PAYLOAD_MOUNT.into(),
-        components: vec![
-            component(
-                "deb-containerd",
-                ComponentSource::Deb {
-                    file: "deb/containerd.deb".into(),
-                },
-            ),
-            component(
-                "kubeadm",
-                ComponentSource::Installed {
-                    dest: "/usr/bin/kubeadm".into(),
-                },
-            ),
-            component(
-                "cni",
-                ComponentSource::Archive {
-                    file: "archive/cni.tar.gz".into(),
-                    dest: "/opt/cni/bin/".into(),
-                },
-            ),
-        ],
-        sysctls: sample_role()
-            .sysctls()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect(),
-        modules: distros::node_role::KERNEL_MODULES
-            .iter()
-            .map(|m| (*m).to_owned())
-            .collect(),
-    }
+    let components = vec![
+        component(
+            "deb-containerd",
+            ComponentSource::Deb {
+                file: "deb/containerd.deb".into(),
+            },
+        ),
+        component(
+            "kubeadm",
+            ComponentSource::Installed {
+                dest: "/usr/bin/kubeadm".into(),
+            },
+        ),
+        component(
+            "cni",
+            ComponentSource::Archive {
+                file: "archive/cni.tar.gz".into(),
+                dest: "/opt/cni/bin/".into(),
+            },
+        ),
+    ];
+    bom_collect::Query::for_node_role(components, &sample_role())
 }
 
 /// Every script distros can render, for every distro, with representative inputs.
@@ -160,12 +122,6 @@ fn every_script() -> Vec<Script> {
         .iter()
         .map(|(d, s)| Script::step(d.id, s))
         .collect();
-    let boot = FirstBoot {
-        build_user: "builder".into(),
-        old_machine_id: Some("0123456789abcdef0123456789abcdef".into()),
-        old_host_key_fingerprints: vec![format!("SHA256:{}", "A".repeat(43))],
-        ignorable_failed_units: vec!["x.service".into()],
-    };
     for d in distros::all() {
         out.push(Script {
             what: format!("{} seal part B", d.id),
@@ -176,22 +132,12 @@ fn every_script() -> Vec<Script> {
             out.push(Script::step(d.id, &s));
         }
         out.push(Script::step(d.id, &payload::cni_plugins_link_step(d)));
-        for expect in releases() {
-            for c in distros::node_checks(d, &expect).expect("node checks render") {
-                out.push(Script::check(d.id, &c));
-            }
-        }
-        for c in distros::first_boot_checks(d, &boot).expect("first-boot checks render") {
-            out.push(Script::check(d.id, &c));
-        }
+    }
+    for (d, c) in every_check() {
+        out.push(Script::check(d, &c));
     }
     out.push(Script::step("any", &payload::payload_unmount_step()));
     out.push(Script::step("any", &distros::checks::build_identity_step()));
-    out.push(Script::check("any", &distros::no_outbound_network_check()));
-    out.push(Script::check(
-        "any",
-        &distros::user_check("etc-hosts", "grep -q localhost /etc/hosts\n").unwrap(),
-    ));
     out.push(Script::step(
         "any",
         &Step::user_command(

@@ -1,58 +1,11 @@
-//! Rendering: headers, validation, user checks (`sh -n` and shellcheck on every script: the
-//! harness in `tests/it/syntax.rs`).
+//! Rendering: validation, user checks (headers: `tests/it/content.rs`; `sh -n` and shellcheck
+//! on every script: the harness in `tests/it/syntax.rs`).
 
 use super::sandbox::Sandbox;
 use super::{expectations, node_checks};
-use crate::checks::{Check, CheckKind, FirstBoot, first_boot_checks, user_check};
+use crate::checks::{CheckKind, user_check};
 use crate::debian12::DEBIAN_12;
 use crate::error::Error;
-
-/// Every rendered check of every distro, and a user check.
-fn every_check() -> Vec<Check> {
-    let mut out = Vec::new();
-    let boot = FirstBoot {
-        build_user: "builder".into(),
-        old_machine_id: Some("0123456789abcdef0123456789abcdef".into()),
-        old_host_key_fingerprints: vec![format!("SHA256:{}", "A".repeat(43))],
-        ignorable_failed_units: vec!["x.service".into()],
-    };
-    for d in crate::all() {
-        out.extend(crate::checks::node_checks(d, &expectations()).unwrap());
-        out.extend(first_boot_checks(d, &boot).unwrap());
-    }
-    out.push(user_check("etc-hosts", "grep -q localhost /etc/hosts\n").unwrap());
-    out
-}
-
-#[test]
-fn header_prelude_and_remote_command() {
-    for c in every_check() {
-        let header = format!("#!/bin/sh\n# nodeimg check: {}\n", c.name);
-        assert!(c.script.starts_with(&header), "{}", c.name);
-        assert!(c.script.contains("exec </dev/null\n"), "{}", c.name);
-        assert!(c.script.ends_with('\n'));
-        assert!(!c.timeout.is_zero());
-        let rc = c.remote_command();
-        assert!(
-            rc.starts_with("sudo -n /bin/sh -c '#!/bin/sh\n"),
-            "{}",
-            c.name
-        );
-        assert!(rc.ends_with(&format!(" 'nodeimg-check-{}'", c.name)));
-        if c.kind != CheckKind::User {
-            assert!(
-                c.script
-                    .contains("set -eu\nexec </dev/null\n# fail MESSAGE")
-            );
-            assert_eq!(
-                c.script.contains("R=${NODEIMG_CHECK_ROOT:-}\n"),
-                c.script.contains("\"$R"),
-                "{}",
-                c.name
-            );
-        }
-    }
-}
 
 #[test]
 fn rendering_is_deterministic_and_names_are_unique() {
