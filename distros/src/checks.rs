@@ -26,7 +26,7 @@ use crate::error::{Error, Result};
 use crate::shell;
 use crate::step::sudo_sh;
 
-pub use boot::{FirstBoot, first_boot_checks};
+pub use boot::{FirstBoot, build_identity_step, first_boot_checks};
 pub use node::node_checks;
 
 /// The environment variable naming a directory that file paths in check scripts are read
@@ -73,6 +73,8 @@ pub enum CheckKind {
     FailedUnits,
     /// cloud-init finished (first boot).
     CloudInit,
+    /// The build guest reaches no network (no name resolves, no outbound TCP connection).
+    Network,
     /// Written by the spec's author.
     User,
 }
@@ -168,6 +170,32 @@ pub fn user_check(name: &str, script: &str) -> Result<Check> {
         script: text,
         timeout: USER_CHECK_TIMEOUT,
     })
+}
+
+/// The build guest's isolation: deb.debian.org must not resolve, and no TCP connection to the
+/// internet (1.1.1.1:443, a Fastly mirror address :80) or to the host side of the user-mode
+/// network (10.0.2.2:80) may open.
+const NO_OUTBOUND_NETWORK: &str = "\
+if getent hosts deb.debian.org >/dev/null 2>&1; then
+\techo 'deb.debian.org resolves: the guest has a working resolver'; exit 1
+fi
+for target in 1.1.1.1/443 151.101.2.132/80 10.0.2.2/80; do
+\tif timeout 5 bash -c \"exec 3<>/dev/tcp/$target\" 2>/dev/null; then
+\t\techo \"a TCP connection to $target opened: the guest has outbound network\"; exit 1
+\tfi
+done
+echo 'no name resolves, no outbound TCP connection opens'";
+
+/// The `no-outbound-network` check of the build guest ([`CheckKind::Network`]): no name
+/// resolves, no TCP connection to the internet or to the host side of the user-mode network
+/// opens.
+pub fn no_outbound_network_check() -> Check {
+    Check::new(
+        "no-outbound-network".to_owned(),
+        CheckKind::Network,
+        Duration::from_secs(60),
+        NO_OUTBOUND_NETWORK,
+    )
 }
 
 /// What the built node must show: the pins of the build (spec and lock) and the node role's

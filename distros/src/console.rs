@@ -62,39 +62,39 @@ impl std::fmt::Display for ConsoleFinding {
 }
 
 /// Patterns per kind, most severe kind first; a line gets the first kind that matches.
-/// `word` patterns must start the line or follow a non-alphanumeric character (so `DEBUG:`
-/// is not `BUG:`).
-const PATTERNS: &[(FindingKind, &str, bool)] = &[
+/// `word` patterns (the middle field `true`) must start the line or follow a non-alphanumeric
+/// character (so `DEBUG:` is not `BUG:`).
+const PATTERNS: &[(FindingKind, bool, &[&str])] = &[
     (
         FindingKind::KernelPanic,
-        "Kernel panic - not syncing",
         false,
-    ),
-    (FindingKind::Oops, "Oops:", true),
-    (FindingKind::Oops, "BUG:", true),
-    (FindingKind::Oops, "general protection fault", true),
-    (FindingKind::Segfault, "segfault at", true),
-    (FindingKind::OomKill, "Out of memory: Killed process", false),
-    (FindingKind::OomKill, "oom-kill:", true),
-    (
-        FindingKind::EmergencyShell,
-        "You are in emergency mode",
-        false,
+        &["Kernel panic - not syncing"],
     ),
     (
-        FindingKind::EmergencyShell,
-        "Entering emergency mode",
-        false,
+        FindingKind::Oops,
+        true,
+        &["Oops:", "BUG:", "general protection fault"],
     ),
+    (FindingKind::Segfault, true, &["segfault at"]),
+    (
+        FindingKind::OomKill,
+        false,
+        &["Out of memory: Killed process"],
+    ),
+    (FindingKind::OomKill, true, &["oom-kill:"]),
     (
         FindingKind::EmergencyShell,
-        "Welcome to emergency mode",
         false,
+        &[
+            "You are in emergency mode",
+            "Entering emergency mode",
+            "Welcome to emergency mode",
+            "You are in rescue mode",
+            "Entering rescue mode",
+            "Welcome to rescue mode",
+        ],
     ),
-    (FindingKind::EmergencyShell, "You are in rescue mode", false),
-    (FindingKind::EmergencyShell, "Entering rescue mode", false),
-    (FindingKind::EmergencyShell, "Welcome to rescue mode", false),
-    (FindingKind::OrderingCycle, "Found ordering cycle", false),
+    (FindingKind::OrderingCycle, false, &["Found ordering cycle"]),
 ];
 
 /// Every line of `text` that shows a kernel panic, an oops, a segfault, an OOM kill, an
@@ -117,7 +117,7 @@ pub fn scan_console(text: &str) -> Vec<ConsoleFinding> {
 fn classify(line: &str) -> Option<FindingKind> {
     PATTERNS
         .iter()
-        .find(|(_, pat, word)| contains(line, pat, *word))
+        .find(|(_, word, pats)| pats.iter().any(|pat| contains(line, pat, *word)))
         .map(|(kind, _, _)| *kind)
 }
 

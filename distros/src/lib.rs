@@ -4,28 +4,37 @@
 //!   units, packages and cloud-init quirks of each release, one module per release
 //!   ([`debian12`], [`debian13`], [`ubuntu2204`], [`ubuntu2404`]). Adding a distro is adding one
 //!   file and one line in [`all`].
-//! * Steps ([`Step`]): named POSIX sh scripts run as root in the guest over SSH, rendered by
-//!   [`node_role_steps`] (what a kubeadm node needs) and [`seal_steps`] (the last thing before
-//!   the golden disk is final). Every parameter is validated and shell-quoted ([`shell`]).
+//! * Steps ([`Step`]): named POSIX sh scripts run as root in the guest over SSH. Every script
+//!   a guest runs is rendered here, with one header ([`Step::new`], [`Step::user_command`]):
+//!   [`payload`] (install the offline payload), [`node_role_steps`] (what a kubeadm node
+//!   needs), the spec's commands and files ([`Step::user_command`], [`spec_files`]),
+//!   [`bom_collect`] (the bill of materials), [`seal_steps`] (the last thing before the golden
+//!   disk is final) and [`kubeadm_test`] (the boot test's offline `kubeadm init`). Checks
+//!   ([`checks`]) are rendered the same way. Every parameter is validated and shell-quoted
+//!   ([`shell`]); `tests/it/syntax.rs` runs `sh -n` and shellcheck over every script.
 //!
 //! No QEMU, no async, no I/O: the builder runs the steps.
 
+pub mod bom_collect;
 pub mod checks;
 pub mod console;
 pub mod debian12;
 pub mod debian13;
 pub mod distro;
 pub mod error;
+pub mod kubeadm_test;
 pub mod node_role;
 pub mod payload;
 pub mod seal;
 pub mod shell;
+pub mod spec_files;
 pub mod step;
 pub mod ubuntu2204;
 pub mod ubuntu2404;
 
 pub use checks::{
-    Check, CheckKind, Expectations, FirstBoot, first_boot_checks, node_checks, user_check,
+    Check, CheckKind, Expectations, FirstBoot, first_boot_checks, no_outbound_network_check,
+    node_checks, user_check,
 };
 pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{

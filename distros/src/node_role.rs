@@ -405,11 +405,8 @@ mod tests {
 
     #[test]
     fn step_names_in_order() {
-        let names: Vec<_> = node_role_steps(&DEBIAN_12, &role())
-            .unwrap()
-            .iter()
-            .map(|s| s.name)
-            .collect();
+        let steps = node_role_steps(&DEBIAN_12, &role()).unwrap();
+        let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [

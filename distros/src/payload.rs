@@ -14,6 +14,8 @@ use crate::step::Step;
 pub const PAYLOAD_LABEL: &str = "nodeimg-payload";
 /// Where the payload is mounted in the guest (tmpfs: nothing is left on the disk).
 pub const PAYLOAD_MOUNT: &str = "/run/nodeimg-payload";
+/// Where CNI plugins are looked for by containerd's default config and installed by add-ons.
+pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
 /// The checksum file at the payload's root (`sha256sum -c` format, paths relative to it).
 pub const PAYLOAD_SUMS: &str = "SHA256SUMS";
 
@@ -214,7 +216,7 @@ fn install_debs(debs: &[(&str, bool)]) -> Step {
 fn containerd_running() -> Step {
     let body = "systemctl enable containerd\n\
                 systemctl is-active -q containerd || systemctl restart containerd\n\
-                for i in $(seq 1 60); do\n\
+                for _ in $(seq 1 60); do\n\
                 \tctr version >/dev/null 2>&1 && break\n\
                 \tsleep 1\n\
                 done\n\
@@ -263,6 +265,17 @@ pub fn payload_unmount_step() -> Step {
     Step::new("payload-unmount", secs(60), &body)
 }
 
+/// `cni-plugins-path`: links every plugin of the distro's CNI package (installed in
+/// `distro.container_packages.cni_plugins_dir`) into [`CNI_BIN_DIR`], where containerd's
+/// default config and CNI add-ons look. Needed only when that directory differs.
+pub fn cni_plugins_link_step(distro: &Distro) -> Step {
+    let body = format!(
+        "mkdir -p {CNI_BIN_DIR}\nfor p in {dir}/*; do ln -sfn \"$p\" {CNI_BIN_DIR}/; done\nls {CNI_BIN_DIR}",
+        dir = quote(distro.container_packages.cni_plugins_dir)
+    );
+    Step::new("cni-plugins-path", secs(30), &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,7 +312,7 @@ mod tests {
     fn steps_in_order_with_every_item() {
         let d = crate::find("debian-12").unwrap();
         let steps = payload_install_steps(d, &items()).unwrap();
-        let names: Vec<&str> = steps.iter().map(|s| s.name).collect();
+        let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -380,32 +393,29 @@ mod tests {
     fn verify_fails_on_a_changed_file() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("a"), b"one").unwrap();
-        let sums = std::process::Command::new("sha256sum")
+        let sums = child_process::Command::new("sha256sum", secs(60))
             .arg("a")
             .current_dir(d.path())
-            .output()
+            .run()
             .unwrap();
         std::fs::write(d.path().join(PAYLOAD_SUMS), &sums.stdout).unwrap();
         let script = verify()
             .script
             .replace(PAYLOAD_MOUNT, &d.path().display().to_string());
         let run = || {
-            std::process::Command::new("/bin/sh")
+            child_process::Command::new("/bin/sh", secs(60))
                 .arg("-c")
                 .arg(&script)
-                .output()
+                .run_status()
                 .unwrap()
         };
         let ok = run();
         assert!(ok.status.success(), "{ok:?}");
-        assert!(String::from_utf8_lossy(&ok.stdout).contains("1 payload files match"));
+        assert!(ok.stdout_lossy().contains("1 payload files match"));
         std::fs::write(d.path().join("a"), b"onE").unwrap();
         let bad = run();
         assert!(!bad.status.success());
-        assert!(
-            String::from_utf8_lossy(&bad.stdout).contains("a: FAILED"),
-            "{bad:?}"
-        );
+        assert!(bad.stdout_lossy().contains("a: FAILED"), "{bad:?}");
     }
 
     /// The import step under a real sh with a fake `ctr`: every archive imported, every
@@ -434,11 +444,11 @@ mod tests {
             let script = import_images(images)
                 .script
                 .replace(PAYLOAD_MOUNT, &d.path().display().to_string());
-            std::process::Command::new("/bin/sh")
+            child_process::Command::new("/bin/sh", secs(120))
                 .arg("-c")
                 .arg(&script)
                 .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
-                .output()
+                .run_status()
                 .unwrap()
         };
         let good = [
@@ -448,20 +458,20 @@ mod tests {
         ];
         let o = run(&good);
         assert!(o.status.success(), "{o:?}");
-        let out = String::from_utf8_lossy(&o.stdout);
+        let out = o.stdout_lossy();
         for (_, r) in good {
             assert!(out.contains(&format!("imported {r}")), "{out}");
         }
         let o = run(&[("image/pause_3.2.tar", "k8s.gcr.io/pause:3.3")]);
         assert!(!o.status.success());
         assert!(
-            String::from_utf8_lossy(&o.stderr).contains("did not add k8s.gcr.io/pause:3.3"),
+            o.stderr_tail.contains("did not add k8s.gcr.io/pause:3.3"),
             "{o:?}"
         );
         let o = run(&[good[0], ("image/bad_1.tar", "k8s.gcr.io/bad:1")]);
         assert!(!o.status.success());
         assert!(
-            String::from_utf8_lossy(&o.stderr).contains("importing image/bad_1.tar failed"),
+            o.stderr_tail.contains("importing image/bad_1.tar failed"),
             "{o:?}"
         );
     }

@@ -37,29 +37,46 @@ where
         .join(" ")
 }
 
+/// The shape most inputs share: a length in bytes, an allowed first character and an allowed
+/// set for every character; each rule broken is its own error reason.
+struct Word {
+    /// Shortest and longest, in bytes.
+    len: (usize, usize),
+    len_reason: &'static str,
+    first: fn(char) -> bool,
+    first_reason: &'static str,
+    /// Every character (the first one included) must pass.
+    rest: fn(char) -> bool,
+    rest_reason: &'static str,
+}
+
+impl Word {
+    fn check(&self, field: &'static str, value: &str) -> Result<()> {
+        let (min, max) = self.len;
+        if value.len() < min || value.len() > max {
+            return Err(Error::invalid(field, value, self.len_reason));
+        }
+        if !value.starts_with(self.first) {
+            return Err(Error::invalid(field, value, self.first_reason));
+        }
+        if !value.chars().all(self.rest) {
+            return Err(Error::invalid(field, value, self.rest_reason));
+        }
+        Ok(())
+    }
+}
+
 /// A login name the seal may delete: `[a-z_][a-z0-9_-]*`, at most 32 bytes, not `root`.
 pub fn check_user_name(field: &'static str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 32 {
-        return Err(Error::invalid(field, name, "must be 1 to 32 characters"));
+    Word {
+        len: (1, 32),
+        len_reason: "must be 1 to 32 characters",
+        first: |c| c.is_ascii_lowercase() || c == '_',
+        first_reason: "must start with a lower-case letter or '_'",
+        rest: |c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-',
+        rest_reason: "only lower-case letters, digits, '_' and '-' are allowed",
     }
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    if !first_ok {
-        return Err(Error::invalid(
-            field,
-            name,
-            "must start with a lower-case letter or '_'",
-        ));
-    }
-    if !chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-') {
-        return Err(Error::invalid(
-            field,
-            name,
-            "only lower-case letters, digits, '_' and '-' are allowed",
-        ));
-    }
+    .check(field, name)?;
     if name == "root" {
         return Err(Error::invalid(field, name, "the seal deletes this user"));
     }
@@ -70,56 +87,28 @@ pub fn check_user_name(field: &'static str, name: &str) -> Result<()> {
 /// letters, digits and `.`, `_`, `-`, `/`, `:`, `@`; at most 255 bytes; starting with a letter
 /// or digit. The same set keeps the reference inert in a `sed` replacement and in TOML quotes.
 pub fn check_image_ref(field: &'static str, reference: &str) -> Result<()> {
-    if reference.is_empty() || reference.len() > 255 {
-        return Err(Error::invalid(
-            field,
-            reference,
-            "must be 1 to 255 characters",
-        ));
+    Word {
+        len: (1, 255),
+        len_reason: "must be 1 to 255 characters",
+        first: |c| c.is_ascii_alphanumeric(),
+        first_reason: "must start with a letter or digit",
+        rest: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'),
+        rest_reason: "only letters, digits and . _ - / : @ are allowed",
     }
-    if !reference.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            field,
-            reference,
-            "must start with a letter or digit",
-        ));
-    }
-    if !reference
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/' | ':' | '@'))
-    {
-        return Err(Error::invalid(
-            field,
-            reference,
-            "only letters, digits and . _ - / : @ are allowed",
-        ));
-    }
-    Ok(())
+    .check(field, reference)
 }
 
 /// A Debian package name (Debian policy §5.6.1): `[a-z0-9][a-z0-9+.-]+`.
 pub fn check_package_name(field: &'static str, name: &str) -> Result<()> {
-    if name.len() < 2 || name.len() > 128 {
-        return Err(Error::invalid(field, name, "must be 2 to 128 characters"));
+    Word {
+        len: (2, 128),
+        len_reason: "must be 2 to 128 characters",
+        first: |c| c.is_ascii_lowercase() || c.is_ascii_digit(),
+        first_reason: "must start with a lower-case letter or digit",
+        rest: |c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-'),
+        rest_reason: "only lower-case letters, digits and + . - are allowed",
     }
-    if !name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
-        return Err(Error::invalid(
-            field,
-            name,
-            "must start with a lower-case letter or digit",
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '.' | '-'))
-    {
-        return Err(Error::invalid(
-            field,
-            name,
-            "only lower-case letters, digits and + . - are allowed",
-        ));
-    }
-    Ok(())
+    .check(field, name)
 }
 
 /// A sysctl key as written in `/etc/sysctl.d`: `[a-z0-9_]` segments joined by `.` (or `/`),
@@ -171,24 +160,15 @@ pub fn check_sysctl_value(field: &'static str, value: &str) -> Result<()> {
 
 /// A provenance key: `[A-Za-z_][A-Za-z0-9_]*`, at most 64 bytes (an os-release style name).
 pub fn check_provenance_key(field: &'static str, key: &str) -> Result<()> {
-    if key.is_empty() || key.len() > 64 {
-        return Err(Error::invalid(field, key, "must be 1 to 64 characters"));
+    Word {
+        len: (1, 64),
+        len_reason: "must be 1 to 64 characters",
+        first: |c| c.is_ascii_alphabetic() || c == '_',
+        first_reason: "must start with a letter or '_'",
+        rest: |c| c.is_ascii_alphanumeric() || c == '_',
+        rest_reason: "only letters, digits and '_' are allowed",
     }
-    if !key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_') {
-        return Err(Error::invalid(
-            field,
-            key,
-            "must start with a letter or '_'",
-        ));
-    }
-    if !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(Error::invalid(
-            field,
-            key,
-            "only letters, digits and '_' are allowed",
-        ));
-    }
-    Ok(())
+    .check(field, key)
 }
 
 /// A provenance value: any text without control characters (so one line), at most 1024 bytes.
@@ -210,53 +190,29 @@ pub fn check_provenance_value(field: &'static str, value: &str) -> Result<()> {
 /// `1.20.0-nodeimg-standin`: letters, digits and `. + ~ _ -`, starting with a letter or digit,
 /// at most 64 bytes.
 pub fn check_version(field: &'static str, version: &str) -> Result<()> {
-    if version.is_empty() || version.len() > 64 {
-        return Err(Error::invalid(field, version, "must be 1 to 64 characters"));
+    Word {
+        len: (1, 64),
+        len_reason: "must be 1 to 64 characters",
+        first: |c| c.is_ascii_alphanumeric(),
+        first_reason: "must start with a letter or digit",
+        rest: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_' | '-'),
+        rest_reason: "only letters, digits and . + ~ _ - are allowed",
     }
-    if !version.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            field,
-            version,
-            "must start with a letter or digit",
-        ));
-    }
-    if !version
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '+' | '~' | '_' | '-'))
-    {
-        return Err(Error::invalid(
-            field,
-            version,
-            "only letters, digits and . + ~ _ - are allowed",
-        ));
-    }
-    Ok(())
+    .check(field, version)
 }
 
 /// A check or unit name: `[A-Za-z0-9]` first, then letters, digits and `. _ - @ :`, at most
 /// 128 bytes (`sysctl-net.ipv4.ip_forward`, `kubelet.service`, `getty@ttyS0.service`).
 pub fn check_name(field: &'static str, name: &str) -> Result<()> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(Error::invalid(field, name, "must be 1 to 128 characters"));
+    Word {
+        len: (1, 128),
+        len_reason: "must be 1 to 128 characters",
+        first: |c| c.is_ascii_alphanumeric(),
+        first_reason: "must start with a letter or digit",
+        rest: |c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':'),
+        rest_reason: "only letters, digits and . _ - @ : are allowed",
     }
-    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(Error::invalid(
-            field,
-            name,
-            "must start with a letter or digit",
-        ));
-    }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | ':'))
-    {
-        return Err(Error::invalid(
-            field,
-            name,
-            "only letters, digits and . _ - @ : are allowed",
-        ));
-    }
-    Ok(())
+    .check(field, name)
 }
 
 /// A machine id as in `/etc/machine-id`: 32 lower-case hex digits.

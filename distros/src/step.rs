@@ -12,7 +12,7 @@ use crate::shell::quote;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     /// Short kebab-case name for logs and errors, e.g. `kernel-modules`.
-    pub name: &'static str,
+    pub name: String,
     /// The whole script, `#!/bin/sh` first.
     pub script: String,
     /// How long the host lets it run.
@@ -27,8 +27,28 @@ pub const MIN_STEP_TIMEOUT: Duration = Duration::from_secs(180);
 impl Step {
     /// Builds a step: the header (`#!/bin/sh`, `set -eu`, stdin from `/dev/null`) then `body`.
     /// `timeout` is raised to [`MIN_STEP_TIMEOUT`] when shorter.
-    pub(crate) fn new(name: &'static str, timeout: Duration, body: &str) -> Step {
-        let mut script = format!("#!/bin/sh\n# nodeimg step: {name}\nset -eu\nexec </dev/null\n");
+    pub fn new(name: impl Into<String>, timeout: Duration, body: &str) -> Step {
+        Step::with_header(name.into(), "set -eu\nexec </dev/null\n", timeout, body)
+    }
+
+    /// A command written by the spec's author (`[[commands]]`, and the install of a
+    /// `[[files]]` entry): `script` runs as root by `/bin/sh` with stdin from `/dev/null` and
+    /// `set -e` (no `set -u`: the author's script was not written for it). Its name is
+    /// `prefix` then `name` (`user-command-` + the spec's name); `timeout` is raised to
+    /// [`MIN_STEP_TIMEOUT`] when shorter, like every step's.
+    pub fn user_command(prefix: &str, name: &str, timeout: Duration, script: &str) -> Step {
+        Step::with_header(
+            format!("{prefix}{name}"),
+            "exec </dev/null\nset -e\n",
+            timeout,
+            script,
+        )
+    }
+
+    /// The one header of every guest script: `#!/bin/sh`, the step's name as a comment, then
+    /// `shell_options` (the `set` and stdin lines), then `body` ending in a newline.
+    fn with_header(name: String, shell_options: &str, timeout: Duration, body: &str) -> Step {
+        let mut script = format!("#!/bin/sh\n# nodeimg step: {name}\n{shell_options}");
         script.push_str(body);
         if !script.ends_with('\n') {
             script.push('\n');
@@ -73,5 +93,17 @@ mod tests {
         );
         assert!(s.remote_command().contains(r"echo '\''hi'\''"));
         assert!(s.remote_command().ends_with(" 'nodeimg-demo'"));
+    }
+
+    #[test]
+    fn user_command_has_no_set_u_and_the_floor_timeout() {
+        let s = Step::user_command("user-command-", "hi", Duration::from_secs(5), "echo $X");
+        assert_eq!(s.name, "user-command-hi");
+        assert_eq!(s.timeout, MIN_STEP_TIMEOUT);
+        assert_eq!(
+            s.script,
+            "#!/bin/sh\n# nodeimg step: user-command-hi\nexec </dev/null\nset -e\necho $X\n"
+        );
+        assert!(s.remote_command().ends_with(" 'nodeimg-user-command-hi'"));
     }
 }

@@ -1,154 +1,13 @@
-//! Collecting the bill of materials from the build guest: one root shell script, run after the
-//! spec's commands and before the payload is unmounted (deb and archive components are
-//! resolved to their installed files through the payload), prints sections the host parses.
-//! Everything the guest says is parsed strictly: a missing section or a malformed line is an
-//! error naming it.
+//! Parsing the bill of materials the build guest printed: the script is rendered in `distros`
+//! ([`distros::bom_collect`]); everything the guest says is parsed strictly here: a missing
+//! section or a malformed line is an error naming it.
 
+use distros::bom_collect::{Query, SECTION_MARKER, SECTIONS};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
-
-use distros::shell::quote;
 
 use bom::model::{
     BOM_FORMAT, BOM_VERSION, Bom, ComponentFile, Image, Inputs, NodeConfig, Os, Package,
 };
-
-/// Marks the start of a section in the script's output: `@@nodeimg-bom NAME`.
-const SECTION: &str = "@@nodeimg-bom ";
-/// The sections the script prints, in order.
-const SECTIONS: &[&str] = &[
-    "os-release",
-    "kernel",
-    "packages",
-    "files",
-    "images",
-    "sysctls",
-    "modules",
-    "containerd",
-];
-
-/// How a pinned component's files are found in the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ComponentSource {
-    /// A Debian package on the payload: its executables (`dpkg -L`).
-    Deb {
-        /// The payload file.
-        file: String,
-    },
-    /// A file installed at `dest`.
-    Installed {
-        /// The path in the guest.
-        dest: String,
-    },
-    /// An archive on the payload extracted into `dest`: its regular files.
-    Archive {
-        /// The payload file.
-        file: String,
-        /// The directory it was extracted into.
-        dest: String,
-    },
-}
-
-/// A pinned component to find in the guest, by its lock entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ComponentQuery {
-    /// The lock entry's name (what the script prints back).
-    pub artifact: String,
-    /// The component (`kubeadm`, `containerd`, …).
-    pub component: String,
-    /// Its pinned version.
-    pub version: String,
-    /// The lock's source.
-    pub source: String,
-    /// How its files are found.
-    pub how: ComponentSource,
-}
-
-/// What the script needs to know.
-#[derive(Debug, Clone)]
-pub struct Query {
-    /// Where the payload is mounted.
-    pub payload_mount: String,
-    /// The components.
-    pub components: Vec<ComponentQuery>,
-    /// The sysctls the role sets.
-    pub sysctls: Vec<String>,
-    /// The modules the role loads.
-    pub modules: Vec<String>,
-}
-
-impl Query {
-    /// The guest script (run as root by `/bin/sh`).
-    pub fn script(&self) -> String {
-        let mut s = String::from("set -eu\nexec </dev/null\nexport LC_ALL=C\n");
-        let _ = writeln!(s, "P={}", quote(&self.payload_mount));
-        s.push_str(
-            "sect() { printf '@@nodeimg-bom %s\\n' \"$1\"; }\n\
-             file_row() { [ -f \"$2\" ] && [ ! -L \"$2\" ] || return 0; \
-             printf 'F\\t%s\\t%s\\t%s\\n' \"$1\" \"$2\" \"$(sha256sum < \"$2\" | cut -d' ' -f1)\"; }\n\
-             sect os-release\ncat /etc/os-release\n\
-             sect kernel\n\
-             if [ -f /boot/grub/grub.cfg ] && line=$(grep -m1 -E '^[[:space:]]*linux[[:space:]]' /boot/grub/grub.cfg); then\n\
-             \tset -- $line\n\
-             \tprintf 'release\\t%s\\n' \"${2##*/vmlinuz-}\"\n\
-             \tshift 2\n\
-             \tprintf 'cmdline\\t%s\\n' \"$*\"\n\
-             else\n\
-             \tprintf 'release\\t%s\\n' \"$(uname -r)\"\n\
-             \tprintf 'cmdline\\t%s\\n' \"$(sed 's/^BOOT_IMAGE=[^ ]* //' /proc/cmdline)\"\n\
-             fi\n\
-             sect packages\n\
-             dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}\\n'\n\
-             sect files\n",
-        );
-        for c in &self.components {
-            let art = quote(&c.artifact);
-            match &c.how {
-                ComponentSource::Deb { file } => {
-                    let _ = writeln!(
-                        s,
-                        "pkg=$(dpkg-deb -f \"$P\"/{file} Package)\n\
-                         dpkg -L \"$pkg\" | grep -E '/(s?bin|libexec|lib/cni)/' | while read -r f; do\n\
-                         \tif [ -x \"$f\" ]; then file_row {art} \"$f\"; fi\n\
-                         done",
-                        file = quote(file),
-                    );
-                }
-                ComponentSource::Installed { dest } => {
-                    let _ = writeln!(s, "file_row {art} {}", quote(dest));
-                }
-                ComponentSource::Archive { file, dest } => {
-                    let _ = writeln!(
-                        s,
-                        "tar -tzf \"$P\"/{file} | while read -r m; do\n\
-                         \tfile_row {art} {dest}/\"${{m#./}}\"\n\
-                         done",
-                        file = quote(file),
-                        dest = quote(dest.trim_end_matches('/')),
-                    );
-                }
-            }
-        }
-        s.push_str("sect images\nctr -n k8s.io images ls\nsect sysctls\n");
-        for k in &self.sysctls {
-            let _ = writeln!(
-                s,
-                "printf '%s\\t%s\\n' {k} \"$(sysctl -n {k} 2>/dev/null || echo '<unset>')\"",
-                k = quote(k)
-            );
-        }
-        s.push_str("sect modules\n");
-        for m in &self.modules {
-            let _ = writeln!(
-                s,
-                "if [ -d /sys/module/{m} ]; then printf '%s\\tyes\\n' {m}; else printf '%s\\tno\\n' {m}; fi",
-                m = quote(m)
-            );
-        }
-        s.push_str("sect containerd\ncontainerd config dump\nsect end\n");
-        s
-    }
-}
 
 /// A guest's answer that does not make a BOM.
 #[derive(Debug, thiserror::Error)]
@@ -164,7 +23,7 @@ fn sections(output: &str) -> Result<BTreeMap<String, Vec<&str>>, CollectError> {
     let mut map: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     let mut current: Option<String> = None;
     for line in output.lines() {
-        if let Some(name) = line.strip_prefix(SECTION) {
+        if let Some(name) = line.strip_prefix(SECTION_MARKER) {
             current = Some(name.trim().to_owned());
             map.entry(name.trim().to_owned()).or_default();
         } else if let Some(c) = &current {

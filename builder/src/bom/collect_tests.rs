@@ -1,8 +1,13 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
+use std::time::Duration;
+
+use child_process::Command;
+use distros::bom_collect::{ComponentQuery, ComponentSource};
 
 use super::*;
+
+const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn inputs() -> Inputs {
     Inputs {
@@ -93,15 +98,14 @@ fn the_script_runs_under_sh_and_its_output_parses() {
     std::fs::create_dir_all(payload.join("archive")).unwrap();
     std::fs::create_dir_all(payload.join("deb")).unwrap();
     std::fs::write(payload.join("deb/deb-containerd.deb"), "deb").unwrap();
-    let tar = Command::new("tar")
+    Command::new("tar", RUN_TIMEOUT)
         .arg("-czf")
         .arg(payload.join("archive/cni.tar.gz"))
         .arg("-C")
         .arg(&cni_src)
         .args(["./bridge", "./loopback"])
-        .status()
+        .run()
         .unwrap();
-    assert!(tar.success());
     std::fs::create_dir_all(root.join("opt/cni/bin")).unwrap();
     for p in ["bridge", "loopback"] {
         std::fs::copy(cni_src.join(p), root.join("opt/cni/bin").join(p)).unwrap();
@@ -134,21 +138,18 @@ fn the_script_runs_under_sh_and_its_output_parses() {
     );
     write_exec(&bin.join("sysctl"), "#!/bin/sh\necho 1\n");
     let q = query(&payload.display().to_string(), &r);
-    let out = Command::new("/bin/sh")
+    let step = distros::bom_collect::step(&q).unwrap();
+    let out = Command::new("/bin/sh", RUN_TIMEOUT)
         .arg("-c")
-        .arg(q.script())
+        .arg(&step.script)
         .env(
             "PATH",
             format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
         )
-        .output()
+        .run_status()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = out.stdout_lossy();
+    assert!(out.status.success(), "{stdout}\n{}", out.stderr_tail);
     let bom = parse(&stdout, inputs(), &q).unwrap();
     let names: Vec<(&str, bool)> = bom
         .packages
@@ -177,11 +178,11 @@ fn the_script_runs_under_sh_and_its_output_parses() {
         ]
     );
     let kubeadm = bom.components.iter().find(|c| c.name == "kubeadm").unwrap();
-    let real = Command::new("sha256sum")
+    let real = Command::new("sha256sum", RUN_TIMEOUT)
         .arg(root.join("usr/bin/kubeadm"))
-        .output()
+        .run()
         .unwrap();
-    assert!(String::from_utf8_lossy(&real.stdout).starts_with(&kubeadm.sha256));
+    assert!(real.stdout_lossy().starts_with(&kubeadm.sha256));
     assert_eq!(kubeadm.version, "v1.20.2");
     assert_eq!(
         bom.images.len(),

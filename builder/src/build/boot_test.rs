@@ -6,10 +6,11 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use distros::kubeadm_test::{self, KubeadmTest};
 use qemu::cmdline::DiskFormat;
 use qemu::vm::{Vm, VmConfig};
 
-use super::kubeadm_test::{self, KubeadmTest};
+use super::guest::GuestCommand;
 use super::validate::{self, CheckResult, NamedCheck};
 use super::{Machine, READY_TIMEOUT, SSH_TIMEOUT};
 use crate::report::Reporter;
@@ -70,10 +71,10 @@ pub fn run(
     let mut kubeadm_ran = false;
     if let Some(test) = kubeadm {
         kubeadm_ran = true;
-        for command in test.commands() {
+        for step in kubeadm_test::steps(test)? {
             let check = NamedCheck {
                 class: "kubeadm".into(),
-                command,
+                command: GuestCommand::from(&step),
             };
             let r = validate::run_checks(&ssh, "kubeadm test", &[check], reporter)?;
             let failed = r.iter().any(|r| !r.passed());

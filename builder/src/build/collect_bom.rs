@@ -2,22 +2,18 @@
 //! still mounted), written as `bom.json` and `sbom.cdx.json` into the output directory.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use distros::payload::PAYLOAD_MOUNT;
+use distros::bom_collect::{ComponentQuery, ComponentSource, Query};
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
 
 use super::inputs::Inputs;
 use super::payload::payload_file;
-use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use ::inputs::lock::Kind;
 use bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 use crate::report::Reporter;
-
-/// How long the guest may take to list and hash everything.
-const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What to ask the guest for these inputs.
 pub fn query(inputs: &Inputs) -> Query {
@@ -49,19 +45,7 @@ pub fn query(inputs: &Inputs) -> Query {
             how,
         });
     }
-    Query {
-        payload_mount: PAYLOAD_MOUNT.into(),
-        components,
-        sysctls: super::provision::node_role(inputs)
-            .sysctls()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect(),
-        modules: distros::node_role::KERNEL_MODULES
-            .iter()
-            .map(|m| (*m).to_owned())
-            .collect(),
-    }
+    Query::for_node_role(components, &super::provision::node_role(inputs))
 }
 
 /// The build's inputs as the BOM records them.
@@ -79,10 +63,10 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
 /// Runs the collection in the guest and parses its answer.
 pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Bom> {
     let q = query(inputs);
-    let command = distros::sudo_sh(&q.script(), "nodeimg-bom");
+    let step = distros::bom_collect::step(&q)?;
     reporter.step_started("bom", "collect");
     let t = Instant::now();
-    let out = ssh.output(&command, Some(COLLECT_TIMEOUT));
+    let out = ssh.output(&step.remote_command(), Some(step.timeout));
     let ok = matches!(&out, Ok(o) if o.exit.success());
     reporter.step_finished("bom", "collect", t.elapsed(), ok);
     let out = out.context("collecting the bill of materials")?;

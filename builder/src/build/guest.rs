@@ -13,7 +13,8 @@ use crate::report::Reporter;
 /// Lines of a failed step's output shown in the error.
 const OUTPUT_TAIL: usize = 30;
 
-/// A command to run as root in the guest.
+/// A command to run as root in the guest: a [`distros::Step`] or [`distros::Check`] ready to
+/// run (every script is rendered in `distros`; this type holds none of its own).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestCommand {
     /// For logs and errors.
@@ -27,22 +28,19 @@ pub struct GuestCommand {
 impl From<&distros::Step> for GuestCommand {
     fn from(step: &distros::Step) -> Self {
         GuestCommand {
-            name: step.name.to_owned(),
+            name: step.name.clone(),
             command: step.remote_command(),
             timeout: step.timeout,
         }
     }
 }
 
-impl GuestCommand {
-    /// A user's script from the spec, run as root by `/bin/sh -e` with stdin closed. Like the
-    /// distro's steps, it gets at least [`distros::step::MIN_STEP_TIMEOUT`].
-    pub fn user_script(prefix: &str, name: &str, script: &str, timeout: Duration) -> Self {
-        let body = format!("exec </dev/null\nset -e\n{script}\n");
+impl From<&distros::Check> for GuestCommand {
+    fn from(check: &distros::Check) -> Self {
         GuestCommand {
-            name: format!("{prefix}{name}"),
-            command: distros::sudo_sh(&body, &format!("nodeimg-{name}")),
-            timeout: timeout.max(distros::step::MIN_STEP_TIMEOUT),
+            name: check.name.clone(),
+            command: check.remote_command(),
+            timeout: check.timeout,
         }
     }
 }

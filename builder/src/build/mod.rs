@@ -14,7 +14,6 @@ pub mod collect_bom;
 pub mod command;
 pub mod guest;
 pub mod inputs;
-pub mod kubeadm_test;
 pub mod output;
 pub mod payload;
 pub mod provision;
@@ -104,10 +103,8 @@ pub struct BuildIdentity {
 
 impl BuildIdentity {
     fn read(ssh: &qemu::ssh::Ssh) -> Result<Self> {
-        let o = ssh.output(
-            "cat /etc/machine-id; for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf \"$k\"; done",
-            Some(Duration::from_secs(30)),
-        )?;
+        let step = distros::checks::build_identity_step();
+        let o = ssh.output(&step.remote_command(), Some(step.timeout))?;
         let text = String::from_utf8_lossy(&o.stdout);
         let mut lines = text.lines();
         let machine_id = lines

@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use distros::payload::{payload_install_steps, payload_unmount_step};
-use distros::{NodeRole, node_role_steps};
+use distros::payload::{
+    CNI_BIN_DIR, cni_plugins_link_step, payload_install_steps, payload_unmount_step,
+};
+use distros::{NodeRole, Step, node_role_steps};
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
 
@@ -15,8 +17,6 @@ use super::inputs::Inputs;
 use super::payload::payload_items;
 use crate::report::Reporter;
 
-/// Where CNI plugins are looked for by containerd's default config and installed by add-ons.
-pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
 /// How long one of the spec's commands may run.
 const USER_COMMAND_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -61,15 +61,7 @@ pub fn commands(inputs: &Inputs) -> Result<Vec<GuestCommand>> {
     if cni_from_package && cni_dir != CNI_BIN_DIR {
         // CNI add-ons and containerd's default look in /opt/cni/bin; the distro's package
         // installs elsewhere.
-        out.push(GuestCommand::user_script(
-            "",
-            "cni-plugins-path",
-            &format!(
-                "mkdir -p {CNI_BIN_DIR}\nfor p in {dir}/*; do ln -sfn \"$p\" {CNI_BIN_DIR}/; done\nls {CNI_BIN_DIR}",
-                dir = distros::shell::quote(cni_dir)
-            ),
-            Duration::from_secs(30),
-        ));
+        out.push(GuestCommand::from(&cni_plugins_link_step(distro)));
     }
     out.extend(
         node_role_steps(distro, &node_role(inputs))?
@@ -77,12 +69,12 @@ pub fn commands(inputs: &Inputs) -> Result<Vec<GuestCommand>> {
             .map(GuestCommand::from),
     );
     for cmd in &inputs.spec.commands {
-        out.push(GuestCommand::user_script(
+        out.push(GuestCommand::from(&Step::user_command(
             "user-command-",
             &cmd.name,
-            &cmd.run,
             USER_COMMAND_TIMEOUT,
-        ));
+            &cmd.run,
+        )));
     }
     Ok(out)
 }
@@ -102,23 +94,13 @@ pub fn unmount_payload(vm: &Vm, ssh: &Ssh, reporter: &Reporter) -> Result<()> {
 fn upload_files(ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Vec<GuestCommand>> {
     let mut installs = Vec::new();
     for (i, f) in inputs.spec.files.iter().enumerate() {
-        let tmp = format!("/tmp/nodeimg-file-{i}");
+        let tmp = distros::spec_files::upload_path(i);
         ssh.upload(&f.source, &tmp, 0o600)
             .with_context(|| format!("uploading {}", f.source.display()))?;
         reporter.log(&format!("uploaded {} to {tmp}", f.source.display()));
-        let script = format!(
-            "install -D -m {:04o} {} {}\nrm -f {}",
-            f.mode,
-            distros::shell::quote(&tmp),
-            distros::shell::quote(&f.dest),
-            distros::shell::quote(&tmp)
-        );
-        installs.push(GuestCommand::user_script(
-            "user-file-",
-            &i.to_string(),
-            &script,
-            Duration::from_secs(60),
-        ));
+        installs.push(GuestCommand::from(&distros::spec_files::install_step(
+            i, f.mode, &f.dest,
+        )));
     }
     Ok(installs)
 }

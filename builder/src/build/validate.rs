@@ -77,7 +77,12 @@ pub fn spec_checks(spec: &::inputs::spec::Spec) -> Vec<NamedCheck> {
         .iter()
         .map(|c| NamedCheck {
             class: "spec".into(),
-            command: GuestCommand::user_script("", &c.name, &c.run, Duration::from_secs(300)),
+            command: GuestCommand::from(&distros::Step::user_command(
+                "",
+                &c.name,
+                Duration::from_secs(300),
+                &c.run,
+            )),
         })
         .collect()
 }

@@ -7,6 +7,7 @@ use super::{Check, CheckKind, UnitState, service_check, unique, vars};
 use crate::distro::Distro;
 use crate::error::Result;
 use crate::shell;
+use crate::step::Step;
 
 /// What the first boot of the sealed disk is compared with: facts of the build VM, read
 /// before the seal.
@@ -43,6 +44,21 @@ impl FirstBoot {
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
+}
+
+/// `build-identity`: prints the build VM's facts [`FirstBoot`] compares with, read before the
+/// seal: `/etc/machine-id` on the first line, then `ssh-keygen -l` of each SSH host public key.
+/// A missing file or key prints nothing for it and does not stop the rest. Its timeout is 30 s
+/// exactly (it reads a few small files), not raised to the step floor.
+pub fn build_identity_step() -> Step {
+    let mut step = Step::new(
+        "build-identity",
+        Duration::ZERO,
+        "cat /etc/machine-id || true\n\
+         for k in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf \"$k\" || true; done\n",
+    );
+    step.timeout = secs(30);
+    step
 }
 
 /// Renders the checks of the first boot of the sealed disk: new machine id, new SSH host keys,

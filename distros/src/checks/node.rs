@@ -347,18 +347,13 @@ fn images(wanted: &[String]) -> Check {
         "if ! list=$(ctr -n k8s.io images ls -q 2>&1); then\n\
          \tfail \"ctr -n k8s.io images ls -q failed: $list; expected $want\"\n\
          fi\n\
-         missing=\n\
-         for ref in {refs}; do\n\
-         \tif ! printf '%s\\n' \"$list\" | grep -qFx -- \"$ref\"; then\n\
-         \t\tmissing=\"$missing $ref\"\n\
-         \tfi\n\
-         done\n\
+         {missing}\
          unexpected=$(printf '%s\\n' \"$list\" | awk -v want=\" $want \" \\\n\
          \t'NF && $1 !~ /^sha256:/ && index(want, \" \" $1 \" \") == 0 {{printf \" %s\", $1}}')\n\
          if [ -n \"$missing\" ] || [ -n \"$unexpected\" ]; then\n\
          \tfail \"images in k8s.io: missing:${{missing:- none}}, unexpected:${{unexpected:- none}}; expected exactly $want\"\n\
          fi\n",
-        refs = quote_words(wanted),
+        missing = missing_from("list", wanted),
     );
     Check::new("images".to_owned(), CheckKind::Images, secs(30), &body)
 }
@@ -426,6 +421,20 @@ fn crictl() -> Check {
     Check::new("crictl".to_owned(), CheckKind::Crictl, secs(30), &body)
 }
 
+/// Sets `missing` to each of `words` (as ` a b`) that is not a whole line of the variable
+/// `list_var`.
+fn missing_from(list_var: &str, words: &[String]) -> String {
+    format!(
+        "missing=\n\
+         for w in {words}; do\n\
+         \tif ! printf '%s\\n' \"${list_var}\" | grep -qFx -- \"$w\"; then\n\
+         \t\tmissing=\"$missing $w\"\n\
+         \tfi\n\
+         done\n",
+        words = quote_words(words),
+    )
+}
+
 fn held(packages: &[String]) -> Check {
     let want = packages.join(" ");
     let mut body = vars(&[("want", &want)]);
@@ -434,17 +443,12 @@ fn held(packages: &[String]) -> Check {
         "if ! held=$(apt-mark showhold 2>&1); then\n\
          \tfail \"apt-mark showhold failed: $held; expected held: $want\"\n\
          fi\n\
-         missing=\n\
-         for p in {pkgs}; do\n\
-         \tif ! printf '%s\\n' \"$held\" | grep -qFx -- \"$p\"; then\n\
-         \t\tmissing=\"$missing $p\"\n\
-         \tfi\n\
-         done\n\
+         {missing}\
          if [ -n \"$missing\" ]; then\n\
          \tlisted=$(printf '%s\\n' \"$held\" | awk 'NF {{printf \"%s%s\", sep, $1; sep = \" \"}}')\n\
          \tfail \"not held:$missing (apt-mark showhold lists ${{listed:-nothing}}), expected held: $want\"\n\
          fi\n",
-        pkgs = quote_words(packages),
+        missing = missing_from("held", packages),
     );
     Check::new("held-packages".to_owned(), CheckKind::Held, secs(30), &body)
 }

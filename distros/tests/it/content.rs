@@ -1,8 +1,8 @@
-//! Concrete content of the rendered steps.
+//! Concrete content of the rendered steps and checks.
 
-use distros::{NodeRole, SEAL_MARKER, Step, node_role_steps, seal_steps};
+use distros::{CheckKind, NodeRole, SEAL_MARKER, Step, node_role_steps, seal_steps};
 
-use crate::sample_role;
+use crate::{every_check, sample_role};
 
 fn step<'a>(steps: &'a [Step], name: &str) -> &'a Step {
     steps
@@ -150,7 +150,7 @@ fn time_sync_uses_the_distro_units() {
 fn seal_part_a_covers_the_seal_list() {
     let d = distros::find("debian-12").unwrap();
     let steps = seal_steps(d, "builder").unwrap();
-    let names: Vec<_> = steps.iter().map(|s| s.name).collect();
+    let names: Vec<_> = steps.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -220,4 +220,35 @@ fn invalid_role_is_refused_before_rendering() {
     };
     let err = node_role_steps(distros::find("debian-12").unwrap(), &role).unwrap_err();
     assert!(err.to_string().starts_with("invalid pause image "), "{err}");
+}
+
+/// Every check starts with its header and the remote command names it.
+#[test]
+fn header_prelude_and_remote_command() {
+    for (_, c) in every_check() {
+        let header = format!("#!/bin/sh\n# nodeimg check: {}\n", c.name);
+        assert!(c.script.starts_with(&header), "{}", c.name);
+        assert!(c.script.contains("exec </dev/null\n"), "{}", c.name);
+        assert!(c.script.ends_with('\n'));
+        assert!(!c.timeout.is_zero());
+        let rc = c.remote_command();
+        assert!(
+            rc.starts_with("sudo -n /bin/sh -c '#!/bin/sh\n"),
+            "{}",
+            c.name
+        );
+        assert!(rc.ends_with(&format!(" 'nodeimg-check-{}'", c.name)));
+        if c.kind != CheckKind::User {
+            assert!(
+                c.script
+                    .contains("set -eu\nexec </dev/null\n# fail MESSAGE")
+            );
+            assert_eq!(
+                c.script.contains("R=${NODEIMG_CHECK_ROOT:-}\n"),
+                c.script.contains("\"$R"),
+                "{}",
+                c.name
+            );
+        }
+    }
 }

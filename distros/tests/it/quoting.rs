@@ -1,14 +1,16 @@
 //! `shell::quote` through a real shell: the word must come back byte for byte.
 
-use std::process::Command;
+use std::time::Duration;
+
+use child_process::Command;
 
 use distros::shell::{quote, quote_words};
 
 fn via_sh(word: &str) -> String {
-    let out = Command::new("/bin/sh")
+    let out = Command::new("/bin/sh", Duration::from_secs(30))
         .arg("-c")
         .arg(format!("printf %s {}", quote(word)))
-        .output()
+        .run_status()
         .expect("/bin/sh runs");
     assert!(out.status.success(), "{word:?}: {:?}", out);
     String::from_utf8(out.stdout).unwrap()
@@ -46,10 +48,10 @@ fn positional_argument_round_trip() {
         quote("printf %s \"$1\""),
         quote(hostile)
     );
-    let out = Command::new("/bin/sh")
+    let out = Command::new("/bin/sh", Duration::from_secs(30))
         .arg("-c")
         .arg(&line)
-        .output()
+        .run_status()
         .unwrap();
     assert!(out.status.success());
     assert_eq!(String::from_utf8(out.stdout).unwrap(), hostile);
@@ -61,10 +63,10 @@ fn words_stay_separate() {
         "for w in {}; do printf '[%s]' \"$w\"; done",
         quote_words(["a b", "c'd", ""])
     );
-    let out = Command::new("/bin/sh")
+    let out = Command::new("/bin/sh", Duration::from_secs(30))
         .arg("-c")
         .arg(&line)
-        .output()
+        .run_status()
         .unwrap();
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "[a b][c'd][]");
 }

@@ -8,9 +8,9 @@
 
 use std::time::Duration;
 
-use distros::shell::quote;
-
-use super::guest::GuestCommand;
+use crate::error::Result;
+use crate::shell::{self, quote};
+use crate::step::Step;
 
 /// The guest's address on QEMU's user-mode network.
 pub const GUEST_IP: &str = "10.0.2.15";
@@ -93,6 +93,14 @@ pub fn image_repository(images: &[String]) -> Option<String> {
 }
 
 impl KubeadmTest {
+    /// Checks every parameter that goes into a script; the error names the field.
+    pub fn validate(&self) -> Result<()> {
+        shell::check_version("kubernetes version", &self.kubernetes_version)?;
+        shell::check_image_ref("image repository", &self.image_repository)?;
+        shell::check_image_ref("pod image", &self.pod_image)?;
+        Ok(())
+    }
+
     fn config(&self) -> String {
         let minor = minor(&self.kubernetes_version);
         let api = match minor {
@@ -148,19 +156,18 @@ impl KubeadmTest {
         CNI_CONFIG.to_owned()
     }
 
-    fn step(name: &str, secs: u64, body: &str) -> GuestCommand {
-        let script = format!(
-            "set -eu\nexec </dev/null\nexport KUBECONFIG=/etc/kubernetes/admin.conf\n{body}\n"
-        );
-        GuestCommand {
-            name: name.to_owned(),
-            command: distros::sudo_sh(&script, &format!("nodeimg-{name}")),
-            timeout: Duration::from_secs(secs),
-        }
+    /// A step with `KUBECONFIG` set for kubectl. Its timeout is exactly `secs`, not raised to
+    /// [`crate::step::MIN_STEP_TIMEOUT`]: each is sized for its work (`kubeadm-prepare` has
+    /// 60 s), as when the builder rendered them.
+    fn step(name: &str, secs: u64, body: &str) -> Step {
+        let body = format!("export KUBECONFIG=/etc/kubernetes/admin.conf\n{body}\n");
+        let mut step = Step::new(name, Duration::ZERO, &body);
+        step.timeout = Duration::from_secs(secs);
+        step
     }
 
-    /// The test's steps, in order.
-    pub fn commands(&self) -> Vec<GuestCommand> {
+    /// The test's steps, in order (see [`steps`]).
+    fn commands(&self) -> Vec<Step> {
         let prepare = format!(
             "ip -4 route show default | grep -q . || ip route add default via {GATEWAY}\n\
              grep -q \" $(hostname)\\$\" /etc/hosts || echo \"{GUEST_IP} $(hostname)\" >> /etc/hosts\n\
@@ -188,7 +195,7 @@ impl KubeadmTest {
              \t--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns",
             ignored = PREFLIGHT_IGNORED.join(","),
         );
-        let healthz = "for i in $(seq 1 120); do\n\
+        let healthz = "for _ in $(seq 1 120); do\n\
              \tif [ \"$(kubectl get --raw /healthz 2>/dev/null)\" = ok ]; then echo 'healthz: ok'; exit 0; fi\n\
              \tsleep 1\n\
              done\n\
@@ -227,6 +234,14 @@ impl KubeadmTest {
             Self::step("pod-runs", 960, &pod),
         ]
     }
+}
+
+/// The boot test's kubeadm steps, in order: prepare (route, hosts entry, CNI and kubeadm
+/// config), `kubeadm init`, the API server's `/healthz`, the node Ready, a pod running. The
+/// parameters are validated first.
+pub fn steps(test: &KubeadmTest) -> Result<Vec<Step>> {
+    test.validate()?;
+    Ok(test.commands())
 }
 
 #[cfg(test)]
@@ -269,7 +284,7 @@ mod tests {
 
     #[test]
     fn steps_and_the_pod_pull_policy() {
-        let cmds = test("v1.20.2").commands();
+        let cmds = steps(&test("v1.20.2")).unwrap();
         let names: Vec<&str> = cmds.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(
             names,
@@ -283,36 +298,38 @@ mod tests {
         );
         assert!(
             cmds[1]
-                .command
+                .remote_command()
                 .contains("--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns")
         );
-        assert!(cmds[4].command.contains("--image-pull-policy=Never"));
+        assert!(cmds[4].script.contains("--image-pull-policy=Never"));
+        let timeouts: Vec<u64> = cmds.iter().map(|c| c.timeout.as_secs()).collect();
+        assert_eq!(timeouts, [60, 1080, 180, 480, 960]);
+        assert!(cmds[0].script.starts_with(
+            "#!/bin/sh\n# nodeimg step: kubeadm-prepare\nset -eu\nexec </dev/null\nexport KUBECONFIG=/etc/kubernetes/admin.conf\n"
+        ));
         assert_eq!(
             image_repository(&["registry.k8s.io/kube-apiserver:v1.30.2".into()]),
             Some("registry.k8s.io".into())
         );
     }
 
-    /// Every step's script parses under the real sh (`sh -n`), and a broken one does not.
+    /// The pod's overrides are JSON (`kubectl run --overrides`). Every step parsing under
+    /// `sh -n` and shellcheck is shown by the harness in `tests/it/syntax.rs`.
     #[test]
-    fn every_step_parses_under_sh() {
-        let parse = |command: &str| {
-            std::process::Command::new("/bin/sh")
-                .arg("-c")
-                .arg(format!(
-                    "sudo() {{ shift 2; /bin/sh -n \"$@\"; }}\n{command}"
-                ))
-                .output()
-                .unwrap()
-        };
-        for c in test("v1.20.2").commands() {
-            let o = parse(&c.command);
-            assert!(o.status.success(), "{}: {o:?}", c.name);
-        }
-        let broken = KubeadmTest::step("broken", 1, "if true; then echo");
-        assert!(!parse(&broken.command).status.success());
+    fn pod_overrides_are_json() {
         let overrides: serde_json::Value = serde_json::from_str(POD_OVERRIDES).unwrap();
         assert_eq!(overrides["spec"]["tolerations"][0]["operator"], "Exists");
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let mut t = test("v1.20.2");
+        t.pod_image = "pause; reboot".into();
+        assert!(steps(&t).is_err());
+        let mut t = test("v1.20.2");
+        t.kubernetes_version = "1.20 2".into();
+        assert!(steps(&t).is_err());
+        assert_eq!(steps(&test("v1.20.2")).unwrap().len(), 5);
     }
 
     /// The CNI config is JSON (kubelet ignores a broken one silently).
