@@ -27,12 +27,9 @@ impl DiskSource {
     /// a whole number of 512-byte sectors.
     pub fn open(path: &Path) -> Result<Self> {
         // A FIFO, socket, device or directory is refused here, without blocking.
-        let file = crate::input_file::open_regular(path).at("opening", path)?;
+        let file = diskimg::input_file::open_regular(path).at("opening", path)?;
         let meta = file.metadata().at("reading metadata of", path)?;
-        let bad = |reason: String| Error::BadInput {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let bad = |reason: String| Error::bad_input(path, reason);
         let size = meta.len();
         if size == 0 {
             return Err(bad(
@@ -88,13 +85,13 @@ impl DiskSource {
     }
 
     /// Reads `buf.len()` bytes of the exported view at `offset`.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> diskimg::Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         let end = offset
             .checked_add(len)
             .filter(|&e| e <= self.virtual_size)
             .ok_or_else(|| {
-                Error::corrupt(
+                diskimg::Error::corrupt(
                     &self.path,
                     offset,
                     format!("read of {len} bytes past the end of the disk"),

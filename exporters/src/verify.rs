@@ -16,11 +16,13 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
 use crate::formats::gce;
 use crate::ids::hex_digest;
-use crate::image::{DiskImage, VhdImage, content_digest};
-use crate::input_file::{open_regular, read_bounded_string};
 use crate::manifest::{BuildFile, DOCUMENT_LIMIT, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pipeline::Role;
 use crate::progress::Progress;
+use diskimg::ImageFormat;
+use diskimg::image::{DiskImage, content_digest};
+use diskimg::input_file::{open_regular, read_bounded_string};
+use diskimg::vhd::VhdImage;
 
 /// One artifact that passed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -236,16 +238,16 @@ pub fn read_disk(
     container: &str,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, [u8; 32])> {
-    let mut image = match container {
-        "tar.gz" => {
+    let mut image = match ImageFormat::from_name(container) {
+        Some(ImageFormat::GceTarGz) => {
             let content = gce::read_content(path, on_progress)?;
             return Ok((content.virtual_size, content.content_digest));
         }
-        "raw" | "vhd" | "qcow2" | "vmdk" | "ova" => crate::reader::open_as(path, container)?,
-        other => {
+        Some(format) => format.open(path)?,
+        None => {
             return Err(Error::mismatch(
                 path,
-                format!("unknown container {other:?} in the manifest"),
+                format!("unknown container {container:?} in the manifest"),
             ));
         }
     };

@@ -47,10 +47,7 @@ impl Qcow2Writer {
     pub fn new(dir: &Path, name: &str, compress: bool, virtual_size: u64) -> Result<Self> {
         let file_name = format!("{name}.qcow2");
         let l1 = layout::l1_entries(virtual_size);
-        let l1_entries = u32::try_from(l1).ok().filter(|_| l1 <= MAX_L1_ENTRIES).ok_or_else(|| Error::BadInput {
-            path: dir.join(&file_name),
-            reason: format!("a {virtual_size}-byte disk needs {l1} L1 entries; qcow2 allows at most {MAX_L1_ENTRIES}"),
-        })?;
+        let l1_entries = u32::try_from(l1).ok().filter(|_| l1 <= MAX_L1_ENTRIES).ok_or_else(|| Error::bad_input(&dir.join(&file_name), format!("a {virtual_size}-byte disk needs {l1} L1 entries; qcow2 allows at most {MAX_L1_ENTRIES}")))?;
         let out = TempArtifact::create(dir, &file_name)?;
         let path = out.temp_path().to_path_buf();
         Ok(Qcow2Writer {

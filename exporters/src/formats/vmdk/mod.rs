@@ -2,9 +2,10 @@
 //! and the AWS import input: one writer streams `NAME.vmdk` during the pass and, when it
 //! finishes, packs it into `NAME.ova` and/or keeps it (with the JSON inputs) for AWS.
 
-pub mod descriptor;
-pub mod reader;
+pub mod descriptor_text;
 pub mod writer;
+
+pub use diskimg::vmdk::descriptor;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -16,7 +17,7 @@ use crate::error::Result;
 use crate::format::{ExportOptions, Format};
 use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
 
-pub use reader::VmdkImage;
+pub use diskimg::vmdk::VmdkImage;
 pub use writer::StreamVmdkWriter;
 
 /// The writer that produces `NAME.vmdk` once and from it the OVA and/or the AWS artifacts,

@@ -448,11 +448,13 @@ impl Qcow2Image {
         let (entry, at) = self.l2_entry(guest)?;
         if entry & OFLAG_COMPRESSED != 0 {
             let start = usize::try_from(within).unwrap_or(usize::MAX);
+            let path = self.slice.path().to_path_buf();
             let bytes = self.inflate(guest, entry, at)?;
             let src = start
                 .checked_add(buf.len())
                 .and_then(|end| bytes.get(start..end));
-            let src = src.ok_or_else(|| Error::Pipeline("qcow2 read outside a cluster".into()))?;
+            let src =
+                src.ok_or_else(|| Error::corrupt(&path, at, "qcow2 read outside a cluster"))?;
             buf.copy_from_slice(src);
             return Ok(());
         }
