@@ -12,12 +12,12 @@ use diskimg::ImageFormat;
 use crate::artifact::{TEMP_PREFIX, TempArtifact};
 use crate::dir_lock::{DirLock, EXPORT_LOCK_FILE};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{ExportOptions, Format, GIB, check_source_date_epoch, validate_name};
+use crate::format::{ExportOptions, GIB, check_source_date_epoch, validate_name};
 use crate::ids::hex_digest;
 use crate::instructions::import_instructions;
 use crate::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pad::{PadOutcome, pad_disk};
-use crate::pipeline::{self, Produced, Role};
+use crate::pipeline::{self, Role};
 use crate::progress::Progress;
 use crate::source::DiskSource;
 
@@ -150,7 +150,12 @@ fn export_locked(
         .map(|p| (p.artifact.file_name(), p.size))
         .collect();
     for (format, file, text) in import_instructions(options, ctx.virtual_size, &sizes) {
-        produced.push(metadata_artifact(out_dir, &file, text.as_bytes(), format)?);
+        produced.push(pipeline::metadata_artifact(
+            out_dir,
+            &file,
+            text.as_bytes(),
+            format,
+        )?);
     }
     produced.sort_by_key(|p| (p.format, p.role == Role::Metadata, p.artifact.file_name()));
 
@@ -350,36 +355,6 @@ fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Resu
     }
     remove_temporaries(out_dir)?;
     Ok(())
-}
-
-/// A small metadata artifact (JSON, instructions) as a [`Produced`].
-pub(crate) fn metadata_artifact(
-    dir: &Path,
-    file: &str,
-    bytes: &[u8],
-    format: Format,
-) -> Result<Produced> {
-    let mut artifact = TempArtifact::create(dir, file)?;
-    let path = artifact.temp_path().to_path_buf();
-    artifact.file().write_all(bytes).at("writing", &path)?;
-    let size = artifact.sync()?;
-    let sha256 = {
-        use sha2::Digest;
-        sha2::Sha256::digest(bytes).into()
-    };
-    let container = if file.ends_with(".json") {
-        "json"
-    } else {
-        "text"
-    };
-    Ok(Produced {
-        artifact,
-        format,
-        role: Role::Metadata,
-        container,
-        size,
-        sha256,
-    })
 }
 
 /// A small file written and synced under its temporary name, committed later.

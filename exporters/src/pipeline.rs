@@ -2,6 +2,7 @@
 //! deflated once when any writer compresses), and every writer consumes the same batches on
 //! its own thread. Then every writer finishes in parallel.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
@@ -13,7 +14,7 @@ use sha2::{Digest, Sha256};
 use crate::artifact::TempArtifact;
 use crate::batch::{Batch, BatchContent, DataBatch, GRAIN_BYTES, GRAIN_SIZE, Grain, is_all_zero};
 use crate::deflate::deflate_grain;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
 use crate::progress::Progress;
 use crate::source::DiskSource;
@@ -74,7 +75,8 @@ pub struct Produced {
     pub format: Format,
     /// Disk or metadata.
     pub role: Role,
-    /// The container a reader must parse: raw, qcow2, vhd, vmdk, ova, tar.gz, json, text.
+    /// The container a reader must parse: a disk's [`diskimg::ImageFormat`] name (raw, qcow2,
+    /// vhd, vmdk, ova, tar.gz), or json, text for metadata.
     pub container: &'static str,
     /// File size.
     pub size: u64,
@@ -324,4 +326,34 @@ fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) 
         "content digest done"
     );
     hasher
+}
+
+/// A small metadata artifact (JSON, instructions) as a [`Produced`].
+pub(crate) fn metadata_artifact(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    format: Format,
+) -> Result<Produced> {
+    let mut artifact = TempArtifact::create(dir, file)?;
+    let path = artifact.temp_path().to_path_buf();
+    artifact.file().write_all(bytes).at("writing", &path)?;
+    let size = artifact.sync()?;
+    let sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).into()
+    };
+    let container = if file.ends_with(".json") {
+        "json"
+    } else {
+        "text"
+    };
+    Ok(Produced {
+        artifact,
+        format,
+        role: Role::Metadata,
+        container,
+        size,
+        sha256,
+    })
 }

@@ -97,9 +97,9 @@ fn check_file(
     }
     let disk = artifact.role == Role::Disk;
     // Where the guest-visible content ends inside the file, for containers that are the disk.
-    let content_len = match artifact.container.as_str() {
-        "raw" if disk => Some(size),
-        "vhd" if disk => Some(VhdImage::open(&path)?.virtual_size()),
+    let content_len = match ImageFormat::from_name(&artifact.container) {
+        Some(ImageFormat::Raw) if disk => Some(size),
+        Some(ImageFormat::Vhd) if disk => Some(VhdImage::open(&path)?.virtual_size()),
         _ => None,
     };
     let task = format!("{} sha256", artifact.file);

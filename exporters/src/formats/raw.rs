@@ -55,7 +55,7 @@ impl DiskWriter for RawWriter {
             artifact: self.out,
             format: Format::Raw,
             role: Role::Disk,
-            container: "raw",
+            container: diskimg::ImageFormat::Raw.as_str(),
             size,
             sha256: ctx.content_digest,
         }])

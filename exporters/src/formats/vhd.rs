@@ -60,7 +60,7 @@ impl DiskWriter for VhdWriter {
             artifact: self.out,
             format: Format::Vhd,
             role: Role::Disk,
-            container: "vhd",
+            container: diskimg::ImageFormat::Vhd.as_str(),
             size,
             sha256: hasher.finalize().into(),
         }])

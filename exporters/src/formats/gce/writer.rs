@@ -181,7 +181,7 @@ impl DiskWriter for GceWriter {
             artifact: out,
             format: Format::Gce,
             role: Role::Disk,
-            container: "tar.gz",
+            container: diskimg::ImageFormat::GceTarGz.as_str(),
             size,
             sha256,
         }])

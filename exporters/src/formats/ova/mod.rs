@@ -112,7 +112,7 @@ pub fn write_ova(
         artifact: ova,
         format: Format::Ova,
         role: Role::Disk,
-        container: "ova",
+        container: diskimg::ImageFormat::Ova.as_str(),
         size,
         sha256,
     })

@@ -254,7 +254,7 @@ impl DiskWriter for Qcow2Writer {
             artifact: self.out,
             format: Format::Qcow2,
             role: Role::Disk,
-            container: "qcow2",
+            container: diskimg::ImageFormat::Qcow2.as_str(),
             size,
             sha256,
         }])

@@ -79,7 +79,7 @@ impl DiskWriter for VmdkFamilyWriter {
                 artifact: vmdk,
                 format: Format::Aws,
                 role: Role::Disk,
-                container: "vmdk",
+                container: diskimg::ImageFormat::Vmdk.as_str(),
                 size,
                 sha256,
             });
