@@ -10,17 +10,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O call failed on a file. The cause is part of the message and deliberately not
-    /// also the error's `source()`: a printer of the whole chain (`{:#}`) would repeat it.
-    #[error("{op} {path}: {cause}")]
-    Io {
-        /// What was being done ("reading", "creating", ...).
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: io::Error,
-    },
+    /// An I/O call failed on a file.
+    #[error(transparent)]
+    Io(#[from] FileIoError),
     /// The input file cannot be used as it is.
     #[error("{path}: {reason}")]
     BadInput {
@@ -73,11 +65,7 @@ pub enum Error {
 impl Error {
     /// An I/O error on `path`.
     pub fn io(op: &'static str, path: &Path, cause: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.to_path_buf(),
-            cause,
-        }
+        Error::Io(FileIoError::new(op, path, cause))
     }
 
     /// A refused input file.
@@ -102,6 +90,32 @@ impl Error {
         Error::Mismatch {
             path: path.to_path_buf(),
             reason: reason.into(),
+        }
+    }
+}
+
+/// An I/O call that failed on a file: what was being done, to which path, and why. The one
+/// such error of the workspace's library crates (`diskimg`, `exporters`, `qemu`). The cause is
+/// part of the message and deliberately not also the error's `source()`: a printer of the
+/// whole chain (`{:#}`) would repeat it.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {cause}")]
+pub struct FileIoError {
+    /// What was being done ("reading", "creating", ...).
+    pub op: &'static str,
+    /// The file.
+    pub path: PathBuf,
+    /// The cause.
+    pub cause: io::Error,
+}
+
+impl FileIoError {
+    /// `op` on `path` failed with `cause`.
+    pub fn new(op: &'static str, path: &Path, cause: io::Error) -> Self {
+        FileIoError {
+            op,
+            path: path.to_path_buf(),
+            cause,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! old-GNU sparse headers, the VHD footer) live here once; the writers are in `exporters`.
 //! Pure library: no async runtime, no QEMU.
 
+pub mod bytes;
 pub mod error;
 pub mod ext4;
 pub mod format;

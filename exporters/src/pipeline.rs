@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
+use diskimg::ImageFormat;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
@@ -84,6 +85,26 @@ pub struct Produced {
     pub sha256: [u8; 32],
 }
 
+impl Produced {
+    /// A disk artifact of `format` in the container `container`.
+    pub fn disk(
+        artifact: TempArtifact,
+        format: Format,
+        container: ImageFormat,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Self {
+        Produced {
+            artifact,
+            format,
+            role: Role::Disk,
+            container: container.as_str(),
+            size,
+            sha256,
+        }
+    }
+}
+
 /// Runs the pass over `source` feeding `writers`, then finishes them.
 pub fn run(
     source: &DiskSource,
@@ -128,25 +149,11 @@ pub fn run(
             .join()
             .map_err(|_| Error::Pipeline("reader thread panicked".into()))?;
 
-        let mut finished = Vec::new();
-        let mut first_error = None;
-        for handle in handles {
-            match handle.join() {
-                Ok(Ok(w)) => finished.push(w),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_error.get_or_insert(Error::Pipeline("a writer thread panicked".into()));
-                }
-            }
-        }
+        let finished = join_all(handles, "a writer thread panicked");
         let hasher = hasher
             .join()
             .map_err(|_| Error::Pipeline("hasher thread panicked".into()))?;
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+        let finished = finished?;
         fed?;
         Ok((finished, hasher))
     })?;
@@ -180,24 +187,8 @@ pub fn run(
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        let mut first_error = None;
-        for handle in handles {
-            match handle.join() {
-                Ok(Ok(list)) => all.extend(list),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_error
-                        .get_or_insert(Error::Pipeline("a writer panicked while finishing".into()));
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(all),
-        }
+        join_all(handles, "a writer panicked while finishing")
+            .map(|lists| lists.into_iter().flatten().collect::<Vec<_>>())
     })?;
     tasks.insert(0, "digest");
     for task in tasks {
@@ -326,6 +317,31 @@ fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) 
         "content digest done"
     );
     hasher
+}
+
+/// Joins every thread in order and collects their results; the first error (or a panic, as
+/// `Error::Pipeline(panicked)`) is the result, after all have been joined.
+fn join_all<T>(
+    handles: Vec<thread::ScopedJoinHandle<'_, Result<T>>>,
+    panicked: &str,
+) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(value)) => all.push(value),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::Pipeline(panicked.into()));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(all),
+    }
 }
 
 /// A small metadata artifact (JSON, instructions) as a [`Produced`].

@@ -85,16 +85,7 @@ fn check_file(
     artifact: &ManifestArtifact,
     progress: &dyn Progress,
 ) -> Result<KnownContent> {
-    let path = artifact_path(dir, &artifact.file)?;
-    let size = std::fs::metadata(&path)
-        .at("reading metadata of", &path)?
-        .len();
-    if size != artifact.size {
-        return Err(Error::mismatch(
-            &path,
-            format!("size is {size} bytes, the manifest says {}", artifact.size),
-        ));
-    }
+    let (path, size) = checked_size(dir, &artifact.file, artifact.size)?;
     let disk = artifact.role == Role::Disk;
     // Where the guest-visible content ends inside the file, for containers that are the disk.
     let content_len = match ImageFormat::from_name(&artifact.container) {
@@ -140,16 +131,7 @@ fn check_file(
 
 /// Size and SHA-256 of one of the build's own files.
 fn check_build_file(dir: &Path, file: &BuildFile, progress: &dyn Progress) -> Result<()> {
-    let path = artifact_path(dir, &file.file)?;
-    let size = std::fs::metadata(&path)
-        .at("reading metadata of", &path)?
-        .len();
-    if size != file.size {
-        return Err(Error::mismatch(
-            &path,
-            format!("size is {size} bytes, the manifest says {}", file.size),
-        ));
-    }
+    let (path, size) = checked_size(dir, &file.file, file.size)?;
     let task = format!("{} sha256", file.file);
     progress.started(&task, size);
     let reader =
@@ -253,6 +235,21 @@ pub fn read_disk(
     };
     let digest = content_digest(image.as_mut(), on_progress)?;
     Ok((image.virtual_size(), digest))
+}
+
+/// `dir/file` (see [`artifact_path`]) and its size, which must be `expected` (the manifest's).
+fn checked_size(dir: &Path, file: &str, expected: u64) -> Result<(PathBuf, u64)> {
+    let path = artifact_path(dir, file)?;
+    let size = std::fs::metadata(&path)
+        .at("reading metadata of", &path)?
+        .len();
+    if size != expected {
+        return Err(Error::mismatch(
+            &path,
+            format!("size is {size} bytes, the manifest says {expected}"),
+        ));
+    }
+    Ok((path, size))
 }
 
 /// `dir/file`, refusing names that would leave `dir`.

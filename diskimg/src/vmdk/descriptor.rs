@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+pub use crate::bytes::{le32, le64};
 use crate::error::{Error, Result};
 use crate::image::SECTOR;
 
@@ -201,20 +202,6 @@ impl SparseHeader {
     }
 }
 
-/// Little-endian u32 at `at` of a 512-byte block.
-pub fn le32(b: &[u8; 512], at: usize) -> u32 {
-    let mut v = [0u8; 4];
-    v.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(v)
-}
-
-/// Little-endian u64 at `at` of a 512-byte block.
-pub fn le64(b: &[u8; 512], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
-}
-
 /// A metadata marker sector: `numSectors`, `size = 0`, `type`.
 pub fn marker(num_sectors: u64, kind: u32) -> [u8; 512] {
     let mut m = [0u8; 512];
@@ -243,37 +230,18 @@ mod tests {
     #[test]
     fn bad_magic_version_and_flags_are_named() {
         let good = SparseHeader::stream_optimized(128, GD_AT_END).encode();
-        let mut b = good;
-        b[0] = b'X';
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+        for (at, value, needle) in [
+            (0, b'X', "magic"),
+            (4, 9, "version 9"),
+            (10, 0, "streamOptimized"),
+            (20, 3, "grain size"),
+        ] {
+            let mut b = good;
+            b[at] = value;
+            let err = SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
                 .unwrap_err()
-                .to_string()
-                .contains("magic")
-        );
-        let mut b = good;
-        b[4] = 9;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("version 9")
-        );
-        let mut b = good;
-        b[10] = 0;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("streamOptimized")
-        );
-        let mut b = good;
-        b[20] = 3;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("grain size")
-        );
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
     }
 }

@@ -6,6 +6,8 @@ use std::io::{Seek, SeekFrom, Write};
 
 use sha2::Digest;
 
+use diskimg::ImageFormat;
+
 use crate::artifact::TempArtifact;
 use crate::batch::Batch;
 use diskimg::vhd::{VHD_EPOCH, fixed_footer};
@@ -14,7 +16,7 @@ use crate::error::{IoContext, Result};
 use crate::format::Format;
 use crate::formats::raw::write_sparse;
 use crate::ids::content_uuid;
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 /// Writes `NAME.vhd`.
 #[derive(Debug)]
@@ -56,13 +58,12 @@ impl DiskWriter for VhdWriter {
         let size = self.out.sync()?;
         let mut hasher = ctx.content_hasher.clone();
         hasher.update(footer);
-        Ok(vec![Produced {
-            artifact: self.out,
-            format: Format::Vhd,
-            role: Role::Disk,
-            container: diskimg::ImageFormat::Vhd.as_str(),
+        Ok(vec![Produced::disk(
+            self.out,
+            Format::Vhd,
+            ImageFormat::Vhd,
             size,
-            sha256: hasher.finalize().into(),
-        }])
+            hasher.finalize().into(),
+        )])
     }
 }

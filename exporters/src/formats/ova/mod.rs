@@ -14,10 +14,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use diskimg::ImageFormat;
+
 use crate::artifact::{HashingWriter, TempArtifact};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
-use crate::pipeline::{Produced, Role};
+use crate::pipeline::Produced;
 
 /// The finished VMDK that goes into the OVA.
 #[derive(Debug)]
@@ -108,14 +110,13 @@ pub fn write_ova(
         )));
     }
     tracing::debug!(path = %ova_path.display(), size, "ova written");
-    Ok(Produced {
-        artifact: ova,
-        format: Format::Ova,
-        role: Role::Disk,
-        container: diskimg::ImageFormat::Ova.as_str(),
+    Ok(Produced::disk(
+        ova,
+        Format::Ova,
+        ImageFormat::Ova,
         size,
         sha256,
-    })
+    ))
 }
 
 fn write_member_header(

@@ -10,12 +10,14 @@ use super::layout::{
     compressed_entry, compressed_host_clusters,
 };
 use super::{CLUSTER_BITS, CLUSTER_SIZE, L2_ENTRIES, OFLAG_COPIED};
+use diskimg::ImageFormat;
+
 use crate::artifact::TempArtifact;
 use crate::batch::{Batch, GRAIN_BYTES, GRAIN_SIZE, Grain};
 use crate::deflate::{deflate_grain, raw_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 /// Bytes gathered before one positional write.
 const FLUSH_AT: usize = 1 << 20;
@@ -250,14 +252,13 @@ impl DiskWriter for Qcow2Writer {
             .write_all_at(&header, 0)
             .at("writing header of", &path)?;
         let (size, sha256) = self.out.sync_and_sha256()?;
-        Ok(vec![Produced {
-            artifact: self.out,
-            format: Format::Qcow2,
-            role: Role::Disk,
-            container: diskimg::ImageFormat::Qcow2.as_str(),
+        Ok(vec![Produced::disk(
+            self.out,
+            Format::Qcow2,
+            ImageFormat::Qcow2,
             size,
             sha256,
-        }])
+        )])
     }
 }
 

@@ -12,10 +12,12 @@ pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
+use diskimg::ImageFormat;
+
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::format::{ExportOptions, Format};
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 pub use diskimg::vmdk::VmdkImage;
 pub use writer::StreamVmdkWriter;
@@ -75,14 +77,13 @@ impl DiskWriter for VmdkFamilyWriter {
             )?);
         }
         if options.wants(Format::Aws) {
-            produced.push(Produced {
-                artifact: vmdk,
-                format: Format::Aws,
-                role: Role::Disk,
-                container: diskimg::ImageFormat::Vmdk.as_str(),
+            produced.push(Produced::disk(
+                vmdk,
+                Format::Aws,
+                ImageFormat::Vmdk,
                 size,
                 sha256,
-            });
+            ));
             produced.extend(crate::formats::aws::aws_metadata(
                 &dir,
                 options,

@@ -12,7 +12,7 @@ use super::descriptor_text::content_ids;
 use super::*;
 use crate::batch::{BatchContent, DataBatch, GRAIN_BYTES, Grain, is_all_zero};
 use crate::deflate::deflate_grain;
-use crate::pipeline::BATCH_SIZE;
+use crate::pipeline::{BATCH_SIZE, Role};
 use diskimg::image::DiskImage;
 
 /// A test disk: its size and the non-zero extents (anything else reads as zero).
