@@ -111,7 +111,7 @@ pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome
     let size = source.virtual_size();
     if new_size < size || !new_size.is_multiple_of(SECTOR) {
         return Err(Error::bad_input(
-            &path,
+            path,
             format!(
                 "cannot grow a {size}-byte disk to {new_size} bytes (must be larger and whole sectors)"
             ),

@@ -79,7 +79,7 @@ impl DiskSource {
         self.overlay.insert(lba, Box::new(bytes));
     }
 
-    /// The patched sectors, by LBA (what [`crate::pad::grow_in_place`] writes back).
+    /// The patched sectors, by LBA (what `pad::grow_in_place` writes back).
     pub(crate) fn patched_sectors(&self) -> impl Iterator<Item = (u64, &[u8; 512])> {
         self.overlay.iter().map(|(lba, s)| (*lba, &**s))
     }

@@ -439,6 +439,22 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_is_refused_as_a_disk_and_vhd_uses_the_vpc_driver() {
+        let mut s = spec();
+        s.extra_disks[1].format = ImageFormat::Ova;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("\"payload\" is ova"), "{err}");
+        let mut s = spec();
+        s.root_format = ImageFormat::Vhd;
+        assert!(s.validate().is_ok());
+        assert!(
+            strings(&s)
+                .iter()
+                .any(|a| a.starts_with("id=root,if=none,format=vpc,"))
+        );
+    }
+
+    #[test]
     fn prepare_creates_private_dir_and_vars_copy() {
         let t = tempfile::tempdir().unwrap();
         let tpl = t.path().join("VARS.fd");
