@@ -79,7 +79,7 @@ pub fn boot(args: &BootArgs) -> Result<()> {
 fn boot_in(
     args: &BootArgs,
     image: &Path,
-    format: qemu::cmdline::DiskFormat,
+    format: diskimg::ImageFormat,
     vm_dir: &Path,
     reporter: &Reporter,
 ) -> Result<()> {
@@ -107,7 +107,7 @@ fn boot_in(
         cpus: args.cpus,
         memory_mib: args.memory,
         root_disk: overlay,
-        root_format: qemu::cmdline::DiskFormat::Qcow2,
+        root_format: diskimg::ImageFormat::Qcow2,
         extra_disks: Vec::new(),
         instance_id,
         hostname: args.hostname.clone(),

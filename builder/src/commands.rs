@@ -107,7 +107,7 @@ pub fn verify(args: &VerifyArgs) -> Result<()> {
 
 /// `nodeimg inspect`.
 pub fn inspect(args: &InspectArgs) -> Result<()> {
-    let found = exporters::inspect::inspect(&args.file)
+    let found = diskimg::inspect::inspect(&args.file)
         .with_context(|| format!("inspecting {}", args.file.display()))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&found)?);

@@ -1,5 +1,5 @@
 //! An image about to be booted or converted, checked with the project's own reader first: its
-//! format told by the one detector (`exporters::reader`), a qcow2 refused when it has a
+//! format told by the one detector (`diskimg::ImageFormat::detect`), a qcow2 refused when it has a
 //! backing file (QEMU would follow it: any host file would become the guest's disk) or when
 //! its tables are corrupt, so the error is the reader's, with the offset, instead of a boot
 //! timeout.
@@ -7,8 +7,8 @@
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use exporters::gpt_table::{GptRead, read_gpt};
-use qemu::cmdline::DiskFormat;
+use diskimg::ImageFormat;
+use diskimg::gpt_table::{GptRead, read_gpt};
 
 /// Smallest raw disk worth booting: a protective MBR, a GPT and a partition.
 const MIN_RAW_BOOT_SIZE: u64 = 1 << 20;
@@ -18,27 +18,23 @@ const MIN_RAW_BOOT_SIZE: u64 = 1 << 20;
 /// the file) or a raw disk of at least 1 MiB, whose first and last sectors read (a GPT, if
 /// any, is read, from the backup when the primary is damaged). Other formats are refused by
 /// name.
-pub fn bootable_format(path: &Path) -> Result<DiskFormat> {
-    let format = exporters::reader::detect(path)?;
-    let disk_format = match format {
-        "qcow2" => DiskFormat::Qcow2,
-        "raw" => DiskFormat::Raw,
-        other => {
-            let what = match other {
-                "vmdk" => "a VMDK",
-                "vhd" => "a VHD",
-                "ova" => "an OVA",
-                "tar.gz" => "a GCE disk.raw tar.gz (unpack it first)",
-                _ => "an unsupported image",
-            };
-            bail!(
-                "{}: is {what}, not a qcow2 or raw disk image",
-                path.display()
-            );
-        }
+pub fn bootable_format(path: &Path) -> Result<ImageFormat> {
+    let format = ImageFormat::detect(path)?;
+    let refused = match format {
+        ImageFormat::Qcow2 | ImageFormat::Raw => None,
+        ImageFormat::Vmdk => Some("a VMDK"),
+        ImageFormat::Vhd => Some("a VHD"),
+        ImageFormat::Ova => Some("an OVA"),
+        ImageFormat::GceTarGz => Some("a GCE disk.raw tar.gz (unpack it first)"),
     };
-    let mut image = exporters::reader::open_as(path, format)?;
-    if disk_format == DiskFormat::Raw && image.virtual_size() < MIN_RAW_BOOT_SIZE {
+    if let Some(what) = refused {
+        bail!(
+            "{}: is {what}, not a qcow2 or raw disk image",
+            path.display()
+        );
+    }
+    let mut image = format.open(path)?;
+    if format == ImageFormat::Raw && image.virtual_size() < MIN_RAW_BOOT_SIZE {
         bail!(
             "{}: is {} bytes: too small to be a bootable raw disk image",
             path.display(),
@@ -51,5 +47,5 @@ pub fn bootable_format(path: &Path) -> Result<DiskFormat> {
     {
         tracing::warn!("{}: {damage}", path.display());
     }
-    Ok(disk_format)
+    Ok(format)
 }

@@ -9,7 +9,7 @@ pub const GRAIN_SIZE: u64 = 64 * 1024;
 /// The grain size as a buffer length.
 pub const GRAIN_BYTES: usize = 64 * 1024;
 /// One sector.
-pub const SECTOR: u64 = 512;
+pub use diskimg::image::SECTOR;
 
 /// A contiguous range of the virtual disk, starting on a grain boundary.
 #[derive(Debug)]

@@ -10,35 +10,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O call failed on a file. The cause is part of the message and deliberately not
-    /// also the error's `source()`: a printer of the whole chain (`{:#}`) would repeat it.
-    #[error("{op} {path}: {cause}")]
-    Io {
-        /// What was being done ("reading", "creating", ...).
-        op: &'static str,
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        cause: io::Error,
-    },
-    /// The input disk cannot be exported as it is.
-    #[error("{path}: {reason}")]
-    BadInput {
-        /// The input file.
-        path: PathBuf,
-        /// Why it is refused.
-        reason: String,
-    },
-    /// The file is an image format nodeimg cannot read (VHDX, a VMDK descriptor, ...).
-    #[error(
-        "{path}: is {what}; nodeimg reads raw, qcow2, fixed VHD, streamOptimized VMDK, OVA and GCE tar.gz"
-    )]
-    UnsupportedFormat {
-        /// The file.
-        path: PathBuf,
-        /// What it is, in words ("a VHDX image").
-        what: &'static str,
-    },
+    /// Reading a disk image, or opening or reading a file, failed (the [`diskimg`] error, shown
+    /// as it is).
+    #[error(transparent)]
+    Disk(#[from] diskimg::Error),
     /// The disk's size breaks the size rule of a format.
     #[error(
         "{path}: {format} needs {rule}; the disk is {size} bytes; nearest valid sizes are {below} and {above} bytes (pass --pad to grow the exported copy to {padded} bytes)"
@@ -59,34 +34,6 @@ pub enum Error {
         /// What `--pad` would grow it to.
         padded: u64,
     },
-    /// An artifact (or an input of `inspect`) is not what it claims to be.
-    #[error("{path}: offset {offset}: {reason}")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// Byte offset where the problem was found.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// An ext4 filesystem inside a disk image is unreadable, corrupt or unsupported.
-    #[error("{path}: ext4 filesystem at byte {offset}: {reason}")]
-    Ext4 {
-        /// The disk image file.
-        path: PathBuf,
-        /// Byte offset of the filesystem (its partition) in the disk.
-        offset: u64,
-        /// What is wrong.
-        reason: String,
-    },
-    /// `verify` found an artifact that does not match the manifest.
-    #[error("{path}: {reason}")]
-    Mismatch {
-        /// The artifact.
-        path: PathBuf,
-        /// What differs.
-        reason: String,
-    },
     /// Another nodeimg holds the lock on a directory this run would write into.
     #[error(
         "{path}: in use by another nodeimg ({holder}); wait for it to finish or choose another directory"
@@ -105,39 +52,24 @@ pub enum Error {
 impl Error {
     /// An I/O error on `path`.
     pub fn io(op: &'static str, path: &Path, cause: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.to_path_buf(),
-            cause,
-        }
+        Error::Disk(diskimg::Error::io(op, path, cause))
+    }
+
+    /// A refused input file.
+    pub fn bad_input(path: &Path, reason: impl Into<String>) -> Self {
+        Error::Disk(diskimg::Error::bad_input(path, reason))
     }
 
     /// A corrupt-file error at `offset` of `path`.
     pub fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corrupt {
-            path: path.to_path_buf(),
-            offset,
-            reason: reason.into(),
-        }
+        Error::Disk(diskimg::Error::corrupt(path, offset, reason))
     }
 
     /// A verification mismatch for `path`.
     pub fn mismatch(path: &Path, reason: impl Into<String>) -> Self {
-        Error::Mismatch {
-            path: path.to_path_buf(),
-            reason: reason.into(),
-        }
+        Error::Disk(diskimg::Error::mismatch(path, reason))
     }
 }
 
-/// Adds the path to an `io::Result`.
-pub(crate) trait IoContext<T> {
-    /// Wraps the error with what was being done to which file.
-    fn at(self, op: &'static str, path: &Path) -> Result<T>;
-}
-
-impl<T> IoContext<T> for io::Result<T> {
-    fn at(self, op: &'static str, path: &Path) -> Result<T> {
-        self.map_err(|e| Error::io(op, path, e))
-    }
-}
+/// Adds the path to an `io::Result` (the diskimg helper; `?` turns its error into [`Error`]).
+pub(crate) use diskimg::error::IoContext;

@@ -7,15 +7,17 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use diskimg::ImageFormat;
+
 use crate::artifact::{TEMP_PREFIX, TempArtifact};
 use crate::dir_lock::{DirLock, EXPORT_LOCK_FILE};
 use crate::error::{Error, IoContext, Result};
-use crate::format::{ExportOptions, Format, GIB, check_source_date_epoch, validate_name};
+use crate::format::{ExportOptions, GIB, check_source_date_epoch, validate_name};
 use crate::ids::hex_digest;
 use crate::instructions::import_instructions;
 use crate::manifest::{MANIFEST_FILE, MANIFEST_VERSION, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pad::{PadOutcome, pad_disk};
-use crate::pipeline::{self, Produced, Role};
+use crate::pipeline::{self, Role};
 use crate::progress::Progress;
 use crate::source::DiskSource;
 
@@ -58,10 +60,7 @@ pub fn export(
 /// Refuses a bad `--name`, no formats, a `--property` key given twice and a
 /// `SOURCE_DATE_EPOCH` later than every format can record.
 fn check_options(options: &ExportOptions) -> Result<()> {
-    let bad = |what: &str, reason: String| Error::BadInput {
-        path: PathBuf::from(what),
-        reason,
-    };
+    let bad = |what: &str, reason: String| Error::bad_input(&PathBuf::from(what), reason);
     validate_name(&options.name).map_err(|reason| bad("--name", reason))?;
     if options.formats.is_empty() {
         return Err(bad("--formats", "no format requested".into()));
@@ -86,41 +85,42 @@ fn refuse_containers(disk: &Path) -> Result<()> {
     // recognised) `DiskSource::open` gives the precise error. Probing before that check
     // matters: a qcow2 need not be whole sectors, and must not be called "not a raw disk
     // size".
-    let probe = crate::input_file::open_regular(disk)
+    let probe = diskimg::input_file::open_regular(disk)
         .and_then(|f| f.metadata())
         .is_ok_and(|m| m.len() > 0);
-    let format = match probe.then(|| crate::inspect::detect(disk)) {
+    let format = match probe.then(|| ImageFormat::detect(disk)) {
         Some(Ok(format)) => format,
         // A format nodeimg cannot read at all (VHDX, a VMDK descriptor, ...) is named, never
         // exported as if it were raw; a size that is not whole sectors is left to
         // `DiskSource::open`, whose message says how far into a sector the file ends.
-        Some(Err(e @ Error::UnsupportedFormat { .. })) => return Err(e),
+        Some(Err(e @ diskimg::Error::UnsupportedFormat { .. })) => return Err(e.into()),
         _ => return Ok(()),
     };
     let shown = disk.display();
     let how = match format {
-        "raw" => return Ok(()),
-        "qcow2" => format!("qemu-img convert -f qcow2 -O raw {shown} OUT.raw"),
-        "vhd" => format!("qemu-img convert -f vpc -O raw {shown} OUT.raw"),
-        "vmdk" => format!("qemu-img convert -f vmdk -O raw {shown} OUT.raw"),
-        "ova" => format!(
+        ImageFormat::Raw => return Ok(()),
+        ImageFormat::Ova => format!(
             "tar -xf {shown} (the .vmdk inside), then qemu-img convert -f vmdk -O raw DISK.vmdk OUT.raw"
         ),
-        _ => format!("tar -xzf {shown} disk.raw"),
+        ImageFormat::GceTarGz => format!("tar -xzf {shown} disk.raw"),
+        qemu_readable => format!(
+            "qemu-img convert -f {} -O raw {shown} OUT.raw",
+            qemu_readable.qemu_driver().unwrap_or("raw")
+        ),
     };
-    Err(Error::BadInput {
-        path: disk.to_path_buf(),
-        reason: format!("is a {format} image, not a raw disk; export takes a raw disk: {how}"),
-    })
+    Err(Error::bad_input(
+        disk,
+        format!("is a {format} image, not a raw disk; export takes a raw disk: {how}"),
+    ))
 }
 
 /// Creates `out_dir` if missing (true when this call created it); refuses a non-directory.
 fn make_out_dir(out_dir: &Path) -> Result<bool> {
     match fs::metadata(out_dir) {
-        Ok(m) if !m.is_dir() => Err(Error::BadInput {
-            path: out_dir.to_path_buf(),
-            reason: "output path exists and is not a directory".into(),
-        }),
+        Ok(m) if !m.is_dir() => Err(Error::bad_input(
+            out_dir,
+            "output path exists and is not a directory",
+        )),
         Ok(_) => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             fs::create_dir_all(out_dir).at("creating directory", out_dir)?;
@@ -150,7 +150,12 @@ fn export_locked(
         .map(|p| (p.artifact.file_name(), p.size))
         .collect();
     for (format, file, text) in import_instructions(options, ctx.virtual_size, &sizes) {
-        produced.push(metadata_artifact(out_dir, &file, text.as_bytes(), format)?);
+        produced.push(pipeline::metadata_artifact(
+            out_dir,
+            &file,
+            text.as_bytes(),
+            format,
+        )?);
     }
     produced.sort_by_key(|p| (p.format, p.role == Role::Metadata, p.artifact.file_name()));
 
@@ -226,7 +231,8 @@ fn commit(
 fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .at("syncing directory", dir)
+        .at("syncing directory", dir)?;
+    Ok(())
 }
 
 /// Output directories this process is exporting into while holding their lock, each with
@@ -338,47 +344,17 @@ fn prepare_out_dir(out_dir: &Path, disk: &Path, options: &ExportOptions) -> Resu
     if let (Ok(input), Ok(dir)) = (disk.canonicalize(), out_dir.canonicalize()) {
         for ext in ["raw", "qcow2", "vhd", "ova", "tar.gz", "vmdk"] {
             if dir.join(format!("{}.{ext}", options.name)) == input {
-                return Err(Error::BadInput {
-                    path: disk.to_path_buf(),
-                    reason: format!(
+                return Err(Error::bad_input(
+                    disk,
+                    format!(
                         "is where the {ext} artifact would be written; choose another --out or --name"
                     ),
-                });
+                ));
             }
         }
     }
     remove_temporaries(out_dir)?;
     Ok(())
-}
-
-/// A small metadata artifact (JSON, instructions) as a [`Produced`].
-pub(crate) fn metadata_artifact(
-    dir: &Path,
-    file: &str,
-    bytes: &[u8],
-    format: Format,
-) -> Result<Produced> {
-    let mut artifact = TempArtifact::create(dir, file)?;
-    let path = artifact.temp_path().to_path_buf();
-    artifact.file().write_all(bytes).at("writing", &path)?;
-    let size = artifact.sync()?;
-    let sha256 = {
-        use sha2::Digest;
-        sha2::Sha256::digest(bytes).into()
-    };
-    let container = if file.ends_with(".json") {
-        "json"
-    } else {
-        "text"
-    };
-    Ok(Produced {
-        artifact,
-        format,
-        role: Role::Metadata,
-        container,
-        size,
-        sha256,
-    })
 }
 
 /// A small file written and synced under its temporary name, committed later.

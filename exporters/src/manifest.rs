@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Firmware, Format};
-use crate::input_file::read_bounded_string;
 use crate::pipeline::Role;
+use diskimg::input_file::read_bounded_string;
 
 /// Manifest schema version.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -91,13 +91,15 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Self> {
         let path = dir.join(MANIFEST_FILE);
         let text = read_bounded_string(&path, DOCUMENT_LIMIT, "a manifest").at("reading", &path)?;
-        serde_json::from_str(&text).map_err(|e| Error::BadInput {
-            path: path.clone(),
-            reason: format!(
-                "not a nodeimg manifest: {e} (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
+        serde_json::from_str(&text).map_err(|e| {
+            Error::bad_input(
+                &path,
+                format!(
+                    "not a nodeimg manifest: {e} (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            )
         })
     }
 

@@ -12,9 +12,9 @@ use gpt::mbr::ProtectiveMBR;
 
 use crate::batch::SECTOR;
 use crate::error::{Error, Result};
-use crate::gpt_table::{GptRead, read_gpt};
-use crate::image::{DiskImage, seek_target};
 use crate::source::DiskSource;
+use diskimg::gpt_table::{GptRead, read_gpt};
+use diskimg::image::{DiskImage, seek_target};
 
 /// What padding did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,14 +29,12 @@ pub struct PadOutcome {
 
 /// Grows `source` to `new_size` and relocates its GPT backup, if it has a GPT. A GPT that
 /// cannot be moved faithfully is refused: a damaged one, one whose primary header is damaged
-/// (only the backup is intact), and an invalid one ([`crate::gpt_table::validate`]).
+/// (only the backup is intact), and an invalid one ([`diskimg::gpt_table::validate`]).
 pub fn pad_disk(source: &mut DiskSource, new_size: u64) -> Result<PadOutcome> {
     let original_size = source.virtual_size();
     let path = source.path().to_path_buf();
-    let gpt_error = |reason: String| Error::BadInput {
-        path: path.clone(),
-        reason: format!("cannot move the backup GPT: {reason}"),
-    };
+    let gpt_error =
+        |reason: String| Error::bad_input(&path, format!("cannot move the backup GPT: {reason}"));
     let gpt = match read_gpt(&mut SourceImage(source))? {
         GptRead::Absent => None,
         GptRead::Damaged(why) => return Err(gpt_error(format!("the GPT is damaged: {why}"))),
@@ -112,19 +110,15 @@ pub fn grow_in_place(path: &std::path::Path, new_size: u64) -> Result<PadOutcome
     let mut source = DiskSource::open(path)?;
     let size = source.virtual_size();
     if new_size < size || !new_size.is_multiple_of(SECTOR) {
-        return Err(Error::BadInput {
-            path: path.to_path_buf(),
-            reason: format!(
+        return Err(Error::bad_input(
+            path,
+            format!(
                 "cannot grow a {size}-byte disk to {new_size} bytes (must be larger and whole sectors)"
             ),
-        });
+        ));
     }
     let outcome = pad_disk(&mut source, new_size)?;
-    let io_err = |e: io::Error| Error::Io {
-        op: "growing",
-        path: path.to_path_buf(),
-        cause: e,
-    };
+    let io_err = |e: io::Error| Error::io("growing", path, e);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .open(path)
@@ -146,7 +140,7 @@ impl DiskImage for SourceImage<'_> {
     fn virtual_size(&self) -> u64 {
         self.0.virtual_size()
     }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> Result<()> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> diskimg::Result<()> {
         self.0.read_at(offset, buf)
     }
 }

@@ -2,18 +2,20 @@
 //! deflated once when any writer compresses), and every writer consumes the same batches on
 //! its own thread. Then every writer finishes in parallel.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread;
 
+use diskimg::ImageFormat;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use crate::artifact::TempArtifact;
 use crate::batch::{Batch, BatchContent, DataBatch, GRAIN_BYTES, GRAIN_SIZE, Grain, is_all_zero};
 use crate::deflate::deflate_grain;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
 use crate::progress::Progress;
 use crate::source::DiskSource;
@@ -74,12 +76,33 @@ pub struct Produced {
     pub format: Format,
     /// Disk or metadata.
     pub role: Role,
-    /// The container a reader must parse: raw, qcow2, vhd, vmdk, ova, tar.gz, json, text.
+    /// The container a reader must parse: a disk's [`diskimg::ImageFormat`] name (raw, qcow2,
+    /// vhd, vmdk, ova, tar.gz), or json, text for metadata.
     pub container: &'static str,
     /// File size.
     pub size: u64,
     /// SHA-256 of the file.
     pub sha256: [u8; 32],
+}
+
+impl Produced {
+    /// A disk artifact of `format` in the container `container`.
+    pub fn disk(
+        artifact: TempArtifact,
+        format: Format,
+        container: ImageFormat,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> Self {
+        Produced {
+            artifact,
+            format,
+            role: Role::Disk,
+            container: container.as_str(),
+            size,
+            sha256,
+        }
+    }
 }
 
 /// Runs the pass over `source` feeding `writers`, then finishes them.
@@ -126,25 +149,11 @@ pub fn run(
             .join()
             .map_err(|_| Error::Pipeline("reader thread panicked".into()))?;
 
-        let mut finished = Vec::new();
-        let mut first_error = None;
-        for handle in handles {
-            match handle.join() {
-                Ok(Ok(w)) => finished.push(w),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_error.get_or_insert(Error::Pipeline("a writer thread panicked".into()));
-                }
-            }
-        }
+        let finished = join_all(handles, "a writer thread panicked");
         let hasher = hasher
             .join()
             .map_err(|_| Error::Pipeline("hasher thread panicked".into()))?;
-        if let Some(e) = first_error {
-            return Err(e);
-        }
+        let finished = finished?;
         fed?;
         Ok((finished, hasher))
     })?;
@@ -178,24 +187,8 @@ pub fn run(
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        let mut first_error = None;
-        for handle in handles {
-            match handle.join() {
-                Ok(Ok(list)) => all.extend(list),
-                Ok(Err(e)) => {
-                    first_error.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_error
-                        .get_or_insert(Error::Pipeline("a writer panicked while finishing".into()));
-                }
-            }
-        }
-        match first_error {
-            Some(e) => Err(e),
-            None => Ok(all),
-        }
+        join_all(handles, "a writer panicked while finishing")
+            .map(|lists| lists.into_iter().flatten().collect::<Vec<_>>())
     })?;
     tasks.insert(0, "digest");
     for task in tasks {
@@ -324,4 +317,59 @@ fn hash_content(rx: &Receiver<Arc<Batch>>, progress: &dyn Progress, total: u64) 
         "content digest done"
     );
     hasher
+}
+
+/// Joins every thread in order and collects their results; the first error (or a panic, as
+/// `Error::Pipeline(panicked)`) is the result, after all have been joined.
+fn join_all<T>(
+    handles: Vec<thread::ScopedJoinHandle<'_, Result<T>>>,
+    panicked: &str,
+) -> Result<Vec<T>> {
+    let mut all = Vec::new();
+    let mut first_error = None;
+    for handle in handles {
+        match handle.join() {
+            Ok(Ok(value)) => all.push(value),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(Error::Pipeline(panicked.into()));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(all),
+    }
+}
+
+/// A small metadata artifact (JSON, instructions) as a [`Produced`].
+pub(crate) fn metadata_artifact(
+    dir: &Path,
+    file: &str,
+    bytes: &[u8],
+    format: Format,
+) -> Result<Produced> {
+    let mut artifact = TempArtifact::create(dir, file)?;
+    let path = artifact.temp_path().to_path_buf();
+    artifact.file().write_all(bytes).at("writing", &path)?;
+    let size = artifact.sync()?;
+    let sha256 = {
+        use sha2::Digest;
+        sha2::Sha256::digest(bytes).into()
+    };
+    let container = if file.ends_with(".json") {
+        "json"
+    } else {
+        "text"
+    };
+    Ok(Produced {
+        artifact,
+        format,
+        role: Role::Metadata,
+        container,
+        size,
+        sha256,
+    })
 }

@@ -27,12 +27,9 @@ impl DiskSource {
     /// a whole number of 512-byte sectors.
     pub fn open(path: &Path) -> Result<Self> {
         // A FIFO, socket, device or directory is refused here, without blocking.
-        let file = crate::input_file::open_regular(path).at("opening", path)?;
+        let file = diskimg::input_file::open_regular(path).at("opening", path)?;
         let meta = file.metadata().at("reading metadata of", path)?;
-        let bad = |reason: String| Error::BadInput {
-            path: path.to_path_buf(),
-            reason,
-        };
+        let bad = |reason: String| Error::bad_input(path, reason);
         let size = meta.len();
         if size == 0 {
             return Err(bad(
@@ -82,19 +79,19 @@ impl DiskSource {
         self.overlay.insert(lba, Box::new(bytes));
     }
 
-    /// The patched sectors, by LBA (what [`crate::pad::grow_in_place`] writes back).
+    /// The patched sectors, by LBA (what `pad::grow_in_place` writes back).
     pub(crate) fn patched_sectors(&self) -> impl Iterator<Item = (u64, &[u8; 512])> {
         self.overlay.iter().map(|(lba, s)| (*lba, &**s))
     }
 
     /// Reads `buf.len()` bytes of the exported view at `offset`.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> diskimg::Result<()> {
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         let end = offset
             .checked_add(len)
             .filter(|&e| e <= self.virtual_size)
             .ok_or_else(|| {
-                Error::corrupt(
+                diskimg::Error::corrupt(
                     &self.path,
                     offset,
                     format!("read of {len} bytes past the end of the disk"),

@@ -16,11 +16,13 @@ use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
 use crate::formats::gce;
 use crate::ids::hex_digest;
-use crate::image::{DiskImage, VhdImage, content_digest};
-use crate::input_file::{open_regular, read_bounded_string};
 use crate::manifest::{BuildFile, DOCUMENT_LIMIT, Manifest, ManifestArtifact, SUMS_FILE};
 use crate::pipeline::Role;
 use crate::progress::Progress;
+use diskimg::ImageFormat;
+use diskimg::image::{DiskImage, content_digest};
+use diskimg::input_file::{open_regular, read_bounded_string};
+use diskimg::vhd::VhdImage;
 
 /// One artifact that passed.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -83,21 +85,12 @@ fn check_file(
     artifact: &ManifestArtifact,
     progress: &dyn Progress,
 ) -> Result<KnownContent> {
-    let path = artifact_path(dir, &artifact.file)?;
-    let size = std::fs::metadata(&path)
-        .at("reading metadata of", &path)?
-        .len();
-    if size != artifact.size {
-        return Err(Error::mismatch(
-            &path,
-            format!("size is {size} bytes, the manifest says {}", artifact.size),
-        ));
-    }
+    let (path, size) = checked_size(dir, &artifact.file, artifact.size)?;
     let disk = artifact.role == Role::Disk;
     // Where the guest-visible content ends inside the file, for containers that are the disk.
-    let content_len = match artifact.container.as_str() {
-        "raw" if disk => Some(size),
-        "vhd" if disk => Some(VhdImage::open(&path)?.virtual_size()),
+    let content_len = match ImageFormat::from_name(&artifact.container) {
+        Some(ImageFormat::Raw) if disk => Some(size),
+        Some(ImageFormat::Vhd) if disk => Some(VhdImage::open(&path)?.virtual_size()),
         _ => None,
     };
     let task = format!("{} sha256", artifact.file);
@@ -138,16 +131,7 @@ fn check_file(
 
 /// Size and SHA-256 of one of the build's own files.
 fn check_build_file(dir: &Path, file: &BuildFile, progress: &dyn Progress) -> Result<()> {
-    let path = artifact_path(dir, &file.file)?;
-    let size = std::fs::metadata(&path)
-        .at("reading metadata of", &path)?
-        .len();
-    if size != file.size {
-        return Err(Error::mismatch(
-            &path,
-            format!("size is {size} bytes, the manifest says {}", file.size),
-        ));
-    }
+    let (path, size) = checked_size(dir, &file.file, file.size)?;
     let task = format!("{} sha256", file.file);
     progress.started(&task, size);
     let reader =
@@ -236,21 +220,36 @@ pub fn read_disk(
     container: &str,
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(u64, [u8; 32])> {
-    let mut image = match container {
-        "tar.gz" => {
+    let mut image = match ImageFormat::from_name(container) {
+        Some(ImageFormat::GceTarGz) => {
             let content = gce::read_content(path, on_progress)?;
             return Ok((content.virtual_size, content.content_digest));
         }
-        "raw" | "vhd" | "qcow2" | "vmdk" | "ova" => crate::reader::open_as(path, container)?,
-        other => {
+        Some(format) => format.open(path)?,
+        None => {
             return Err(Error::mismatch(
                 path,
-                format!("unknown container {other:?} in the manifest"),
+                format!("unknown container {container:?} in the manifest"),
             ));
         }
     };
     let digest = content_digest(image.as_mut(), on_progress)?;
     Ok((image.virtual_size(), digest))
+}
+
+/// `dir/file` (see [`artifact_path`]) and its size, which must be `expected` (the manifest's).
+fn checked_size(dir: &Path, file: &str, expected: u64) -> Result<(PathBuf, u64)> {
+    let path = artifact_path(dir, file)?;
+    let size = std::fs::metadata(&path)
+        .at("reading metadata of", &path)?
+        .len();
+    if size != expected {
+        return Err(Error::mismatch(
+            &path,
+            format!("size is {size} bytes, the manifest says {expected}"),
+        ));
+    }
+    Ok((path, size))
 }
 
 /// `dir/file`, refusing names that would leave `dir`.

@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use exporters::ext4::Ext4;
-use exporters::image::DiskImage;
+use diskimg::ext4::Ext4;
+use diskimg::image::DiskImage;
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Debug)]
@@ -16,7 +16,7 @@ impl DiskImage for MemImage {
     fn virtual_size(&self) -> u64 {
         u64::try_from(self.0.len()).unwrap_or(u64::MAX)
     }
-    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> exporters::Result<()> {
+    fn read_at(&mut self, offset: u64, buf: &mut [u8]) -> diskimg::Result<()> {
         let src = usize::try_from(offset)
             .ok()
             .and_then(|start| self.0.get(start..start.checked_add(buf.len())?));
@@ -25,7 +25,7 @@ impl DiskImage for MemImage {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(exporters::Error::corrupt(Path::new("fuzz"), offset, "past the end")),
+            None => Err(diskimg::Error::corrupt(Path::new("fuzz"), offset, "past the end")),
         }
     }
 }

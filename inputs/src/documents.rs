@@ -1,5 +1,5 @@
 //! The documents a user gives nodeimg to read — a spec, a lock, and (through `builder`) a BOM
-//! and an advisory feed — each read whole through [`exporters::input_file::read_bounded`] (a
+//! and an advisory feed — each read whole through [`diskimg::input_file::read_bounded`] (a
 //! regular file only, never a FIFO or device) and only up to its kind's limit, named in the
 //! error.
 
@@ -14,10 +14,10 @@ pub const LOCK_LIMIT: u64 = 4 << 20;
 /// document ("a spec"). The error is the fault without the path: `cannot read: …` for an OS
 /// error, the refusal as it is for a file that is not a regular file or is too large.
 pub fn read(path: &Path, limit: u64, what: &str) -> Result<Vec<u8>, String> {
-    exporters::input_file::read_bounded(path, limit, what).map_err(|e| failure(&e))
+    diskimg::input_file::read_bounded(path, limit, what).map_err(|e| failure(&e))
 }
 
-/// An [`exporters::input_file`] error as the fault to print after the path: a refusal (not a
+/// An [`diskimg::input_file`] error as the fault to print after the path: a refusal (not a
 /// regular file, too large, not text) as it is, an OS error as `cannot read: …`.
 pub fn failure(e: &std::io::Error) -> String {
     match e.kind() {

@@ -5,6 +5,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use diskimg::ImageFormat;
+
 use crate::accel::Accel;
 use crate::error::{Error, Result};
 use crate::host::Firmware;
@@ -15,23 +17,10 @@ const MAX_SOCKET_PATH: usize = 107;
 /// The virtio-serial port name the guest writes to when it is ready (the seed's beacon port).
 pub use crate::seed::BEACON_PORT as READY_PORT;
 
-/// A disk image's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskFormat {
-    /// Raw.
-    Raw,
-    /// qcow2.
-    Qcow2,
-}
-
-impl DiskFormat {
-    /// QEMU's name for it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DiskFormat::Raw => "raw",
-            DiskFormat::Qcow2 => "qcow2",
-        }
-    }
+/// QEMU's block driver for `format`; [`VmSpec::validate`] refuses a disk without one, so the
+/// fallback is never used on a validated spec.
+fn driver(format: ImageFormat) -> &'static str {
+    format.qemu_driver().unwrap_or("raw")
 }
 
 /// A read-only extra disk (NoCloud seed, payload). `name` becomes the drive id and the virtio
@@ -43,7 +32,7 @@ pub struct ExtraDisk {
     /// The image.
     pub path: PathBuf,
     /// Its format.
-    pub format: DiskFormat,
+    pub format: ImageFormat,
 }
 
 /// Everything that makes one VM.
@@ -62,7 +51,7 @@ pub struct VmSpec {
     /// The working (root) disk, written by the guest, boots first.
     pub root_disk: PathBuf,
     /// The root disk's format.
-    pub root_format: DiskFormat,
+    pub root_format: ImageFormat,
     /// Extra disks, attached read-only.
     pub extra_disks: Vec<ExtraDisk>,
     /// Host port forwarded (on 127.0.0.1) to the guest's port 22; see [`pick_free_port`].
@@ -128,6 +117,15 @@ impl VmSpec {
                 return Err(self.bad(format!(
                     "socket path {} is {len} bytes, unix sockets allow {MAX_SOCKET_PATH}; use a shorter VM directory",
                     sock.display()
+                )));
+            }
+        }
+        let formats = std::iter::once(("root", self.root_format))
+            .chain(self.extra_disks.iter().map(|d| (d.name.as_str(), d.format)));
+        for (name, format) in formats {
+            if format.qemu_driver().is_none() {
+                return Err(self.bad(format!(
+                    "disk {name:?} is {format}, an archive QEMU cannot attach as a disk"
                 )));
             }
         }
@@ -200,7 +198,7 @@ impl VmSpec {
                 ("", Some(&p.vars)),
             ],
         );
-        let fmt = self.root_format.as_str();
+        let fmt = driver(self.root_format);
         a.opt(
             "-drive",
             &[
@@ -215,7 +213,7 @@ impl VmSpec {
             let head = format!(
                 "id={},if=none,format={},readonly=on,file=",
                 d.name,
-                d.format.as_str()
+                driver(d.format)
             );
             a.opt("-drive", &[(&head, None), ("", Some(&d.path))]);
             a.pair(
@@ -321,17 +319,17 @@ mod tests {
                 vars_template: "/fw/VARS.fd".into(),
             },
             root_disk: "/img/golden,1.raw".into(),
-            root_format: DiskFormat::Raw,
+            root_format: ImageFormat::Raw,
             extra_disks: vec![
                 ExtraDisk {
                     name: "seed".into(),
                     path: "/img/seed.img".into(),
-                    format: DiskFormat::Raw,
+                    format: ImageFormat::Raw,
                 },
                 ExtraDisk {
                     name: "payload".into(),
                     path: "/img/payload.img".into(),
-                    format: DiskFormat::Raw,
+                    format: ImageFormat::Raw,
                 },
             ],
             ssh_port: 2222,
@@ -438,6 +436,22 @@ mod tests {
         let mut s = spec();
         s.ssh_port = 0;
         assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn an_archive_is_refused_as_a_disk_and_vhd_uses_the_vpc_driver() {
+        let mut s = spec();
+        s.extra_disks[1].format = ImageFormat::Ova;
+        let err = s.validate().unwrap_err().to_string();
+        assert!(err.contains("\"payload\" is ova"), "{err}");
+        let mut s = spec();
+        s.root_format = ImageFormat::Vhd;
+        assert!(s.validate().is_ok());
+        assert!(
+            strings(&s)
+                .iter()
+                .any(|a| a.starts_with("id=root,if=none,format=vpc,"))
+        );
     }
 
     #[test]

@@ -11,17 +11,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// An I/O call failed on a path.
-    /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
-    #[error("{op} {path}: {cause}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The cause.
-        cause: io::Error,
-    },
+    /// An I/O call failed on a file or directory.
+    #[error(transparent)]
+    Io(#[from] diskimg::error::FileIoError),
     /// `qemu-system-x86_64` is not installed (or not executable) anywhere we looked.
     #[error(
         "qemu-system-x86_64 not found (searched {searched}); install it: apt-get install qemu-system-x86 ovmf (Debian/Ubuntu) or dnf install qemu-system-x86 edk2-ovmf (Fedora)"
@@ -216,11 +208,7 @@ impl std::fmt::Display for VmFailure {
 impl Error {
     /// An I/O error on `path`.
     pub fn io(op: &'static str, path: &Path, cause: io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.to_path_buf(),
-            cause,
-        }
+        Error::Io(diskimg::error::FileIoError::new(op, path, cause))
     }
 
     /// A QMP transport error on `path`.

@@ -118,7 +118,7 @@ impl BuildKey {
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let io = |op: &'static str, p: &Path| {
         let p = p.to_path_buf();
-        move |cause: std::io::Error| Error::Io { op, path: p, cause }
+        move |cause: std::io::Error| Error::io(op, &p, cause)
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,

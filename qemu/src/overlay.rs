@@ -7,8 +7,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::cmdline::DiskFormat;
 use crate::error::{Error, Result};
+use diskimg::ImageFormat;
 
 /// How long `qemu-img create` of an overlay may take (it writes a few KiB: this catches hangs).
 const OVERLAY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -18,21 +18,19 @@ const OVERLAY_TIMEOUT: Duration = Duration::from_secs(120);
 pub fn create_overlay(
     qemu_img: &Path,
     base: &Path,
-    base_format: DiskFormat,
+    base_format: ImageFormat,
     overlay: &Path,
 ) -> Result<()> {
+    let Some(base_driver) = base_format.qemu_driver() else {
+        return Err(Error::Image {
+            path: base.to_path_buf(),
+            reason: format!("is {base_format}, an archive QEMU cannot back an overlay with"),
+        });
+    };
     let base = std::fs::canonicalize(base).map_err(|e| Error::io("resolving", base, e))?;
     let out = child_process::Command::new(qemu_img, OVERLAY_TIMEOUT)
         .what("qemu-img create")
-        .args([
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-F",
-            base_format.as_str(),
-            "-b",
-        ])
+        .args(["create", "-q", "-f", "qcow2", "-F", base_driver, "-b"])
         .arg(&base)
         .arg(overlay)
         .run_status()?;

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use russh::keys::PublicKey;
 
 use crate::accel::Accel;
-use crate::cmdline::{DiskFormat, ExtraDisk, VmPaths, VmSpec, pick_free_port};
+use diskimg::ImageFormat;
+
+use crate::cmdline::{ExtraDisk, VmPaths, VmSpec, pick_free_port};
 use crate::error::{Error, Result, VmFailure};
 use crate::host::Firmware;
 use crate::keys::BuildKey;
@@ -49,7 +51,7 @@ pub struct VmConfig {
     /// The disk the guest boots from and writes to.
     pub root_disk: PathBuf,
     /// Its format.
-    pub root_format: DiskFormat,
+    pub root_format: ImageFormat,
     /// Read-only disks after the seed (e.g. the payload).
     pub extra_disks: Vec<ExtraDisk>,
     /// cloud-init instance id (new id: cloud-init runs its per-instance modules again).
@@ -120,7 +122,7 @@ impl Vm {
         let mut extra_disks = vec![ExtraDisk {
             name: SEED_DISK.to_owned(),
             path: config.dir.join(SEED_FILE),
-            format: DiskFormat::Raw,
+            format: ImageFormat::Raw,
         }];
         extra_disks.extend(config.extra_disks.iter().cloned());
         let spec = VmSpec {

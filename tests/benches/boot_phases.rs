@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use diskimg::ImageFormat;
 use qemu::accel::{self, Accel};
-use qemu::cmdline::DiskFormat;
 use qemu::vm::{Vm, VmConfig};
 
 /// Serial console markers, in boot order (any of the `|`-separated needles; empty: any output).
@@ -132,7 +132,7 @@ fn nodeimg_boot(
     let dir = work.join("ours");
     std::fs::create_dir_all(&dir).unwrap();
     let overlay = dir.join("overlay.qcow2");
-    qemu::overlay::create_overlay(qemu_img, image, DiskFormat::Qcow2, &overlay).unwrap();
+    qemu::overlay::create_overlay(qemu_img, image, ImageFormat::Qcow2, &overlay).unwrap();
     let config = VmConfig {
         dir: dir.join("vm"),
         qemu: host.qemu.clone(),
@@ -141,7 +141,7 @@ fn nodeimg_boot(
         cpus: 2,
         memory_mib: 2048,
         root_disk: overlay,
-        root_format: DiskFormat::Qcow2,
+        root_format: ImageFormat::Qcow2,
         extra_disks: Vec::new(),
         instance_id: "iid-bootbench".into(),
         hostname: "bootbench".into(),

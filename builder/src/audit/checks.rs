@@ -1,7 +1,7 @@
 //! The seal hygiene rules. Each agrees with what `distros::seal` does to a golden disk: it
 //! flags what the seal removes or empties, and nothing a correctly sealed disk keeps.
 
-use exporters::ext4::{Ext4, FileKind};
+use diskimg::ext4::{Ext4, FileKind};
 
 use super::view::{Found, View};
 use super::{AuditError, AuditOptions};

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use exporters::ext4::Ext4;
+use diskimg::ext4::Ext4;
 
 use crate::junit::{CaseResult, Outcome};
 
@@ -50,7 +50,7 @@ impl Default for AuditOptions {
 pub enum AuditError {
     /// The disk, its partition table or its filesystem is unreadable, corrupt or unsupported.
     #[error(transparent)]
-    Disk(#[from] exporters::Error),
+    Disk(#[from] diskimg::Error),
 }
 
 /// The result of one check.
@@ -163,7 +163,7 @@ impl AuditReport {
 /// Unreadable input is an [`AuditError`] naming the file and what is wrong; failed checks are
 /// in the report.
 pub fn audit_disk(path: &Path, options: &AuditOptions) -> Result<AuditReport, AuditError> {
-    let mut root = exporters::rootfs::open_root_fs(path)?;
+    let mut root = diskimg::rootfs::open_root_fs(path)?;
     let checks = audit_fs(&mut root.fs, options)?;
     Ok(AuditReport {
         disk: path.to_path_buf(),

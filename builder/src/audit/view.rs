@@ -1,7 +1,7 @@
 //! Convenience reads over the ext4 root filesystem for the checks: exists, read, list, walk —
 //! all bounded, none following a symlink unless it says so.
 
-use exporters::ext4::{DirEntry, Ext4, Inode};
+use diskimg::ext4::{DirEntry, Ext4, Inode};
 
 use super::AuditError;
 

@@ -6,8 +6,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
+use diskimg::ImageFormat;
 use distros::kubeadm_test::{self, KubeadmTest};
-use qemu::cmdline::DiskFormat;
 use qemu::vm::{Vm, VmConfig};
 
 use super::guest::GuestCommand;
@@ -45,7 +45,7 @@ pub fn run(
 ) -> Result<BootTestOutcome> {
     std::fs::create_dir_all(vm_dir)?;
     let overlay = vm_dir.join("overlay.qcow2");
-    qemu::overlay::create_overlay(&machine.qemu_img, golden, DiskFormat::Raw, &overlay)?;
+    qemu::overlay::create_overlay(&machine.qemu_img, golden, ImageFormat::Raw, &overlay)?;
     let config = VmConfig {
         dir: vm_dir.to_path_buf(),
         qemu: machine.host.qemu.clone(),
@@ -54,7 +54,7 @@ pub fn run(
         cpus: machine.cpus,
         memory_mib: machine.memory_mib,
         root_disk: overlay,
-        root_format: DiskFormat::Qcow2,
+        root_format: ImageFormat::Qcow2,
         extra_disks: Vec::new(),
         instance_id: "iid-nodeimg-boot-test".into(),
         hostname: HOSTNAME.into(),

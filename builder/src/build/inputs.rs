@@ -134,7 +134,7 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
 /// found out when the file is copied into the guest.
 fn check_files(spec_path: &Path, spec: &Spec) -> Result<()> {
     for (i, f) in spec.files.iter().enumerate() {
-        if let Err(e) = exporters::input_file::open_regular(&f.source) {
+        if let Err(e) = diskimg::input_file::open_regular(&f.source) {
             return Err(anyhow!(
                 "{}: files[{i}].source: {}: {}",
                 spec_path.display(),

@@ -25,8 +25,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use diskimg::ImageFormat;
 use qemu::accel::{self, Accel, AccelChoice};
-use qemu::cmdline::{DiskFormat, ExtraDisk};
+use qemu::cmdline::ExtraDisk;
 use qemu::host::{self, Host};
 use qemu::vm::{Vm, VmConfig};
 
@@ -290,11 +291,11 @@ fn build_in(
         cpus: machine.cpus,
         memory_mib: machine.memory_mib,
         root_disk: golden.clone(),
-        root_format: DiskFormat::Raw,
+        root_format: ImageFormat::Raw,
         extra_disks: vec![ExtraDisk {
             name: "payload".into(),
             path: payload_img.clone(),
-            format: DiskFormat::Raw,
+            format: ImageFormat::Raw,
         }],
         instance_id: format!("iid-nodeimg-build-{}", &spec.sha256[..16]),
         hostname: BUILD_HOSTNAME.into(),

@@ -117,7 +117,7 @@ mod tests {
 
         prepare(&qemu_img, &base, BaseFormat::Qcow2, &sum, &out, 1 << 30).unwrap();
         assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
-        let gpt = exporters::inspect::inspect(&out).unwrap().gpt.expect("gpt");
+        let gpt = diskimg::inspect::inspect(&out).unwrap().gpt.expect("gpt");
         assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);
         // Same content as the base in its first 64 MiB except the GPT backup region.
         let cmp = Command::new(&qemu_img)

@@ -77,7 +77,7 @@ fn debian_raw(dir: &Path) -> Option<(PathBuf, u64)> {
             .arg(&qcow)
             .arg(&raw),
     );
-    let gpt = exporters::inspect::inspect(&raw).unwrap().gpt.unwrap();
+    let gpt = diskimg::inspect::inspect(&raw).unwrap().gpt.unwrap();
     let root = gpt.partitions.iter().max_by_key(|p| p.size).unwrap();
     Some((raw, root.first_lba * 512))
 }

@@ -6,9 +6,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::export::metadata_artifact;
 use crate::format::{ExportOptions, Firmware, Format, GIB};
 use crate::pipeline::Produced;
+use crate::pipeline::metadata_artifact;
 
 /// File name of the import-snapshot disk container.
 pub const IMPORT_FILE: &str = "aws-import.json";

@@ -2,11 +2,13 @@
 
 use std::io::{Seek, SeekFrom, Write};
 
+use diskimg::ImageFormat;
+
 use crate::artifact::TempArtifact;
 use crate::batch::Batch;
 use crate::error::{IoContext, Result};
 use crate::format::Format;
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 /// Writes `NAME.raw`.
 #[derive(Debug)]
@@ -51,13 +53,12 @@ impl DiskWriter for RawWriter {
             .set_len(ctx.virtual_size)
             .at("sizing", &path)?;
         let size = self.out.sync()?;
-        Ok(vec![Produced {
-            artifact: self.out,
-            format: Format::Raw,
-            role: Role::Disk,
-            container: "raw",
+        Ok(vec![Produced::disk(
+            self.out,
+            Format::Raw,
+            ImageFormat::Raw,
             size,
-            sha256: ctx.content_digest,
-        }])
+            ctx.content_digest,
+        )])
     }
 }

@@ -5,8 +5,6 @@
 mod bad_input;
 mod common;
 mod determinism;
-mod ext4;
-mod ext4_bad;
 mod pad;
 mod real_readers;
 mod roundtrip;

@@ -74,7 +74,7 @@ fn pad_grows_to_a_gib_and_keeps_the_gpt_valid() {
         b"EFI PART",
         "stale backup GPT left at the old end"
     );
-    let found = exporters::inspect::inspect(&raw).unwrap();
+    let found = diskimg::inspect::inspect(&raw).unwrap();
     let gpt = found.gpt.expect("gpt");
     assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);
     assert_eq!(gpt.partitions.len(), 2);
@@ -106,7 +106,7 @@ fn pad_refuses_a_malformed_gpt_without_panicking() {
         "{err}"
     );
     // inspect reads the intact backup header instead, says why, and does not panic either.
-    let found = exporters::inspect::inspect(&disk).unwrap();
+    let found = diskimg::inspect::inspect(&disk).unwrap();
     assert_eq!(found.gpt.map(|g| g.header), Some("backup"));
     assert!(
         found.warnings[0].contains("entry size 256"),
@@ -124,7 +124,7 @@ fn grow_in_place_moves_the_backup_gpt_and_keeps_the_data() {
     let outcome = exporters::pad::grow_in_place(&disk, 3 << 30).unwrap();
     assert!(outcome.gpt_relocated);
     assert_eq!(std::fs::metadata(&disk).unwrap().len(), 3 << 30);
-    let found = exporters::inspect::inspect(&disk).unwrap();
+    let found = diskimg::inspect::inspect(&disk).unwrap();
     let gpt = found.gpt.expect("gpt");
     assert_eq!(gpt.backup_lba, (3u64 << 30) / 512 - 1);
     assert_eq!(gpt.partitions.len(), 2);

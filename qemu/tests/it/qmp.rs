@@ -3,8 +3,9 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use diskimg::ImageFormat;
 use qemu::accel::Accel;
-use qemu::cmdline::{DiskFormat, ExtraDisk, VmSpec, pick_free_port};
+use qemu::cmdline::{ExtraDisk, VmSpec, pick_free_port};
 use qemu::process;
 use qemu::qmp::Qmp;
 
@@ -71,11 +72,11 @@ fn vmspec_command_line_is_accepted_by_qemu() {
         accel: Accel::Tcg,
         firmware: h.firmware.clone(),
         root_disk: disk("root,1.raw"),
-        root_format: DiskFormat::Raw,
+        root_format: ImageFormat::Raw,
         extra_disks: vec![ExtraDisk {
             name: "seed".into(),
             path: disk("seed.img"),
-            format: DiskFormat::Raw,
+            format: ImageFormat::Raw,
         }],
         ssh_port: pick_free_port().unwrap(),
     };

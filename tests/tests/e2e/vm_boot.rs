@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use qemu::cmdline::DiskFormat;
+use diskimg::ImageFormat;
 use qemu::ssh::{Exit, Ssh, SshTarget};
 use qemu::vm::{StopHow, Vm};
 
@@ -44,7 +44,7 @@ fn vm_lifecycle_on_the_debian_cloud_fixture() {
     let dir = tempfile::Builder::new().prefix("vmlib").tempdir().unwrap();
     assert_eq!(
         builder::image_check::bootable_format(&image).unwrap(),
-        DiskFormat::Qcow2
+        ImageFormat::Qcow2
     );
     let config = overlay_vm_config(&host, &qemu_img, &image, dir.path(), "vm-lib-test");
     let mut vm = Vm::start(&config).unwrap();

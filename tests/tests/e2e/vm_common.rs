@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use diskimg::ImageFormat;
 use qemu::accel::{self, AccelChoice};
-use qemu::cmdline::DiskFormat;
 use qemu::vm::VmConfig;
 
 /// Prints `SKIP: test: why` ([`fixtures::tools::skip`]: fails instead in CI).
@@ -64,7 +64,7 @@ pub fn overlay_vm_config(
         cpus: 2,
         memory_mib: 2048,
         root_disk: overlay,
-        root_format: DiskFormat::Qcow2,
+        root_format: ImageFormat::Qcow2,
         extra_disks: Vec::new(),
         instance_id: format!("iid-{name}-{}", std::process::id()),
         hostname: name.to_owned(),

@@ -93,7 +93,7 @@ fn vm_seal_leaves_no_identity_on_the_disk() {
             .arg(&overlay)
             .arg(&sealed),
     );
-    let gpt = exporters::inspect::inspect(&sealed)
+    let gpt = diskimg::inspect::inspect(&sealed)
         .unwrap()
         .gpt
         .expect("gpt");

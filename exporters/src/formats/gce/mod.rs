@@ -9,21 +9,10 @@
 //! - [`writer`] — [`GceWriter`].
 //! - [`reader`] — [`read_content`], an independent streaming reader.
 
-pub mod oldgnu;
-pub mod reader;
 pub mod writer;
 
 #[cfg(test)]
 mod tests;
 
-pub use reader::read_content;
+pub use diskimg::gce::{GceContent, oldgnu, read_content, reader};
 pub use writer::GceWriter;
-
-/// What a GCE tarball holds, read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GceContent {
-    /// Size of `disk.raw`.
-    pub virtual_size: u64,
-    /// SHA-256 of `disk.raw`.
-    pub content_digest: [u8; 32],
-}

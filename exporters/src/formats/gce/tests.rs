@@ -14,9 +14,9 @@ use super::reader::{DiskSink, read_disk};
 use super::{GceWriter, read_content};
 use crate::batch::{Batch, BatchContent, DataBatch, GRAIN_BYTES, GRAIN_SIZE, Grain};
 use crate::deflate::deflate_grain;
-use crate::error::Error;
 use crate::format::{ExportOptions, Format, GIB};
 use crate::pipeline::{BATCH_SIZE, DiskWriter, FinishContext, Role};
+use diskimg::Error;
 
 /// A virtual disk: its size and the non-zero grains (index → content seed).
 #[derive(Debug, Clone)]

@@ -10,12 +10,14 @@ use std::path::Path;
 use flate2::{Compress, Compression, FlushCompress, Status};
 
 use super::oldgnu::{SparseEntry, map_with_terminator, sparse_header, trailer_len};
+use diskimg::ImageFormat;
+
 use crate::artifact::{HashingWriter, TempArtifact};
 use crate::batch::{Batch, GRAIN_SIZE};
 use crate::deflate::LEVEL;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{Format, GIB};
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 /// The fixed gzip member header: deflate, no flags, mtime 0, XFL 0, OS 3 (Unix).
 pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0x03];
@@ -177,14 +179,13 @@ impl DiskWriter for GceWriter {
             "gce: wrote {}",
             out.file_name()
         );
-        Ok(vec![Produced {
-            artifact: out,
-            format: Format::Gce,
-            role: Role::Disk,
-            container: "tar.gz",
+        Ok(vec![Produced::disk(
+            out,
+            Format::Gce,
+            ImageFormat::GceTarGz,
             size,
             sha256,
-        }])
+        )])
     }
 }
 

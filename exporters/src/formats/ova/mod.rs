@@ -3,7 +3,8 @@
 //! member checked against the manifest.
 
 pub mod ovf;
-pub mod ustar;
+
+pub use diskimg::ova::{manifest_text, ustar};
 
 #[cfg(test)]
 mod tests;
@@ -13,17 +14,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use diskimg::ImageFormat;
+
 use crate::artifact::{HashingWriter, TempArtifact};
 use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
-use crate::formats::vmdk::VmdkImage;
-use crate::image::FileSlice;
-use crate::pipeline::{Produced, Role};
-
-/// Most members an OVA may hold before the reader gives up.
-const MAX_MEMBERS: usize = 64;
-/// Largest `.ovf` or `.mf` the reader loads.
-const MAX_TEXT_MEMBER: u64 = 16 << 20;
+use crate::pipeline::Produced;
 
 /// The finished VMDK that goes into the OVA.
 #[derive(Debug)]
@@ -34,14 +30,6 @@ pub struct OvaDisk<'a> {
     pub size: u64,
     /// Its SHA-256.
     pub sha256: [u8; 32],
-}
-
-/// The `.mf` text: `SHA256(name)= hex` lines, `.ovf` first.
-pub fn manifest_text(entries: &[(&str, &[u8; 32])]) -> String {
-    entries
-        .iter()
-        .map(|(name, digest)| format!("SHA256({name})= {}\n", hex::encode(digest)))
-        .collect()
 }
 
 /// Writes `dir/NAME.ova` from the finished VMDK.
@@ -122,14 +110,13 @@ pub fn write_ova(
         )));
     }
     tracing::debug!(path = %ova_path.display(), size, "ova written");
-    Ok(Produced {
-        artifact: ova,
-        format: Format::Ova,
-        role: Role::Disk,
-        container: "ova",
+    Ok(Produced::disk(
+        ova,
+        Format::Ova,
+        ImageFormat::Ova,
         size,
         sha256,
-    })
+    ))
 }
 
 fn write_member_header(
@@ -139,8 +126,9 @@ fn write_member_header(
     mtime: u64,
     path: &Path,
 ) -> Result<()> {
-    out.write_all(&ustar::header(name, size, mtime)?)
-        .at("writing", path)
+    out.write_all(&ustar::header(name, size, mtime).map_err(Error::Pipeline)?)
+        .at("writing", path)?;
+    Ok(())
 }
 
 fn write_zeros(out: &mut impl Write, mut count: u64, path: &Path) -> Result<()> {
@@ -151,197 +139,4 @@ fn write_zeros(out: &mut impl Write, mut count: u64, path: &Path) -> Result<()> 
         count -= u64::try_from(n).unwrap_or(count);
     }
     Ok(())
-}
-
-/// The members of an OVA, checked for ustar structure.
-pub fn list_members(path: &Path) -> Result<Vec<ustar::Member>> {
-    let slice = FileSlice::open(path)?;
-    let len = slice.len();
-    let mut members = Vec::new();
-    let mut at = 0u64;
-    loop {
-        if at.checked_add(ustar::BLOCK).is_none_or(|end| end > len) {
-            return Err(Error::corrupt(
-                path,
-                at,
-                "archive ends without the two zero blocks",
-            ));
-        }
-        let mut block = [0u8; 512];
-        slice.read_exact_at(at, &mut block)?;
-        let Some(member) = ustar::parse_header(path, at, &block)? else {
-            break;
-        };
-        let data_end = member
-            .data_offset
-            .checked_add(member.size)
-            .filter(|&e| e <= len);
-        let Some(data_end) = data_end else {
-            return Err(Error::corrupt(
-                path,
-                at + 124,
-                format!(
-                    "member {} of {} bytes runs past the end",
-                    member.name, member.size
-                ),
-            ));
-        };
-        if members.len() >= MAX_MEMBERS {
-            return Err(Error::corrupt(
-                path,
-                at,
-                format!("more than {MAX_MEMBERS} members"),
-            ));
-        }
-        at = data_end + ustar::padding(member.size);
-        members.push(member);
-    }
-    Ok(members)
-}
-
-fn read_text_member(path: &Path, member: &ustar::Member) -> Result<String> {
-    if member.size > MAX_TEXT_MEMBER {
-        return Err(Error::corrupt(
-            path,
-            member.data_offset,
-            format!("{} is {} bytes, too large", member.name, member.size),
-        ));
-    }
-    let slice = FileSlice::open_range(path, member.data_offset, member.size)?;
-    let mut bytes = vec![0u8; usize::try_from(member.size).unwrap_or(0)];
-    slice.read_exact_at(0, &mut bytes)?;
-    String::from_utf8(bytes).map_err(|_| {
-        Error::corrupt(
-            path,
-            member.data_offset,
-            format!("{} is not UTF-8", member.name),
-        )
-    })
-}
-
-fn member_sha256(path: &Path, member: &ustar::Member) -> Result<[u8; 32]> {
-    let slice = FileSlice::open_range(path, member.data_offset, member.size)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut pos = 0u64;
-    while pos < member.size {
-        let n = usize::try_from((member.size - pos).min(1 << 20)).unwrap_or(1 << 20);
-        slice.read_exact_at(pos, &mut buf[..n])?;
-        hasher.update(&buf[..n]);
-        pos += u64::try_from(n).unwrap_or(u64::MAX);
-    }
-    Ok(hasher.finalize().into())
-}
-
-/// Parses `.mf` lines `SHA256(name)= hex`.
-fn parse_manifest(path: &Path, mf: &str) -> Result<Vec<(String, [u8; 32])>> {
-    let mut out = Vec::new();
-    for line in mf.lines().filter(|l| !l.trim().is_empty()) {
-        let parsed = line
-            .strip_prefix("SHA256(")
-            .and_then(|rest| rest.split_once(")= "))
-            .and_then(|(name, hex)| {
-                let mut digest = [0u8; 32];
-                hex::decode_to_slice(hex.trim_end(), &mut digest)
-                    .ok()
-                    .map(|()| (name.to_string(), digest))
-            });
-        match parsed {
-            Some(entry) => out.push(entry),
-            None => {
-                return Err(Error::corrupt(
-                    path,
-                    0,
-                    format!("manifest line {line:?} is not SHA256(name)= hex"),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Checks an OVA's structure (member order, ustar headers, manifest digests, `ovf:size`) and
-/// opens the disk inside it.
-pub fn open_disk(path: &Path) -> Result<VmdkImage> {
-    let members = list_members(path)?;
-    let (Some(ovf_member), Some(mf_member)) = (members.first(), members.get(1)) else {
-        return Err(Error::corrupt(
-            path,
-            0,
-            format!(
-                "an OVA needs .ovf, .mf and a disk; found {} members",
-                members.len()
-            ),
-        ));
-    };
-    if !ovf_member.name.ends_with(".ovf") {
-        return Err(Error::corrupt(
-            path,
-            0,
-            format!("first member is {:?}, not the .ovf", ovf_member.name),
-        ));
-    }
-    let expected_mf = format!("{}.mf", ovf_member.name.trim_end_matches(".ovf"));
-    if mf_member.name != expected_mf {
-        return Err(Error::corrupt(
-            path,
-            mf_member.data_offset - 512,
-            format!("second member is {:?}, not {expected_mf:?}", mf_member.name),
-        ));
-    }
-    let ovf_text = read_text_member(path, ovf_member)?;
-    let mf_text = read_text_member(path, mf_member)?;
-    let listed = parse_manifest(path, &mf_text)?;
-    for (name, digest) in &listed {
-        let Some(member) = members.iter().find(|m| &m.name == name) else {
-            return Err(Error::mismatch(
-                path,
-                format!("{expected_mf} lists {name}, which is not in the archive"),
-            ));
-        };
-        let actual = member_sha256(path, member)?;
-        if &actual != digest {
-            return Err(Error::mismatch(
-                path,
-                format!(
-                    "{name}: SHA-256 {} does not match {expected_mf} ({})",
-                    hex::encode(actual),
-                    hex::encode(digest)
-                ),
-            ));
-        }
-    }
-    for member in members.iter().filter(|m| m.name != expected_mf) {
-        if !listed.iter().any(|(n, _)| n == &member.name) {
-            return Err(Error::mismatch(
-                path,
-                format!("{} is not covered by {expected_mf}", member.name),
-            ));
-        }
-    }
-    let references = ovf::file_references(&ovf_text);
-    let Some((href, size)) = references.first() else {
-        return Err(Error::corrupt(
-            path,
-            ovf_member.data_offset,
-            "the OVF references no file",
-        ));
-    };
-    let Some(disk) = members.iter().skip(2).find(|m| &m.name == href) else {
-        return Err(Error::corrupt(
-            path,
-            ovf_member.data_offset,
-            format!("the OVF references {href}, which is not in the archive"),
-        ));
-    };
-    if size.as_deref() != Some(disk.size.to_string().as_str()) {
-        return Err(Error::mismatch(
-            path,
-            format!(
-                "ovf:size of {href} is {size:?} but the member holds {} bytes",
-                disk.size
-            ),
-        ));
-    }
-    VmdkImage::open_slice(FileSlice::open_range(path, disk.data_offset, disk.size)?)
 }

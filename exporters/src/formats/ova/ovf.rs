@@ -142,54 +142,10 @@ pub fn envelope(p: &OvfParams<'_>) -> String {
     )
 }
 
-/// The `ovf:size` and `ovf:href` of every `<File>` in `References` (a minimal scan, enough
-/// for the envelopes this crate writes and similar ones).
-pub fn file_references(ovf: &str) -> Vec<(String, Option<String>)> {
-    let mut out = Vec::new();
-    let mut rest = ovf;
-    while let Some(start) = rest.find("<File ").or_else(|| rest.find("<ovf:File ")) {
-        let tail = &rest[start..];
-        let end = tail.find('>').unwrap_or(tail.len());
-        let tag = &tail[..end];
-        if let Some(href) = attribute(tag, "ovf:href") {
-            out.push((href, attribute(tag, "ovf:size")));
-        }
-        rest = &tail[end..];
-    }
-    out
-}
-
-/// The unescaped value of `name="..."` in a start tag.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let mut search = tag;
-    loop {
-        let at = search.find(name)?;
-        let before_ok = search[..at].ends_with(|c: char| c.is_whitespace());
-        let after = search[at + name.len()..].trim_start();
-        if before_ok && let Some(after) = after.strip_prefix('=') {
-            let after = after.trim_start();
-            let quote = after.chars().next().filter(|&q| q == '"' || q == '\'')?;
-            let value = &after[1..];
-            let close = value.find(quote)?;
-            return Some(xml_unescape(&value[..close]));
-        }
-        search = &search[at + name.len()..];
-    }
-}
-
-fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#9;", "\t")
-        .replace("&#10;", "\n")
-        .replace("&#13;", "\r")
-        .replace("&amp;", "&")
-}
-
 #[cfg(test)]
 mod tests {
+    use diskimg::ova::{file_references, xml_unescape};
+
     use super::*;
 
     #[test]

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use super::*;
 use crate::format::Firmware;
 use crate::formats::vmdk::tests::{TestDisk, export_family, tool};
-use crate::image::DiskImage;
+use diskimg::image::DiskImage;
+use diskimg::ova::{list_members, open_disk, read_text_member};
+use diskimg::vmdk::VmdkImage;
 
 const SCHEMA: &str = "/work/shared/data/ovf/xsd/wrapper.xsd";
 
@@ -286,15 +288,15 @@ fn full_export_through_the_pipeline_reads_back_to_the_content_digest() {
     let expect = report.manifest.content_sha256.clone();
     let mut from_ova = open_disk(&out.join("e2e.ova")).unwrap();
     assert_eq!(
-        hex::encode(crate::image::content_digest(&mut from_ova, |_| {}).unwrap()),
+        hex::encode(diskimg::image::content_digest(&mut from_ova, |_| {}).unwrap()),
         expect
     );
     let mut vmdk = VmdkImage::open(&out.join("e2e.vmdk")).unwrap();
     assert_eq!(
-        hex::encode(crate::image::content_digest(&mut vmdk, |_| {}).unwrap()),
+        hex::encode(diskimg::image::content_digest(&mut vmdk, |_| {}).unwrap()),
         expect
     );
-    let (cid, _) = crate::formats::vmdk::descriptor::content_ids(
+    let (cid, _) = crate::formats::vmdk::descriptor_text::content_ids(
         &hex::decode(&expect).unwrap().try_into().unwrap(),
     );
     assert!(vmdk.descriptor().contains(&format!("CID={cid:08x}")));

@@ -14,8 +14,8 @@ use super::*;
 use crate::batch::{Batch, BatchContent, DataBatch, GRAIN_BYTES, GRAIN_SIZE, Grain, is_all_zero};
 use crate::deflate::deflate_grain;
 use crate::format::ExportOptions;
-use crate::image::DiskImage;
 use crate::pipeline::{BATCH_SIZE, DiskWriter, FinishContext};
+use diskimg::image::DiskImage;
 
 /// A sparse test disk: grain index → grain bytes (the last grain may be short).
 struct Disk {
@@ -629,7 +629,7 @@ fn open_error(dir: &Path, name: &str, bytes: &[u8]) -> String {
     fs::File::create(&path).unwrap().write_all(bytes).unwrap();
     let err = match Qcow2Image::open(&path) {
         Err(e) => e,
-        Ok(mut image) => crate::image::content_digest(&mut image, |_| {}).unwrap_err(),
+        Ok(mut image) => diskimg::image::content_digest(&mut image, |_| {}).unwrap_err(),
     };
     let text = err.to_string();
     assert!(
@@ -760,7 +760,7 @@ fn the_real_pipeline_feeds_the_writer() {
         let path = produced.remove(0).artifact.commit().unwrap();
         let mut image = Qcow2Image::open(&path).unwrap();
         assert_eq!(
-            crate::image::content_digest(&mut image, |_| {}).unwrap(),
+            diskimg::image::content_digest(&mut image, |_| {}).unwrap(),
             ctx.content_digest
         );
         assert_refcounts_exact(&fs::read(&path).unwrap());

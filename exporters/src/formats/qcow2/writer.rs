@@ -10,12 +10,14 @@ use super::layout::{
     compressed_entry, compressed_host_clusters,
 };
 use super::{CLUSTER_BITS, CLUSTER_SIZE, L2_ENTRIES, OFLAG_COPIED};
+use diskimg::ImageFormat;
+
 use crate::artifact::TempArtifact;
 use crate::batch::{Batch, GRAIN_BYTES, GRAIN_SIZE, Grain};
 use crate::deflate::{deflate_grain, raw_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::format::Format;
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
 /// Bytes gathered before one positional write.
 const FLUSH_AT: usize = 1 << 20;
@@ -47,10 +49,7 @@ impl Qcow2Writer {
     pub fn new(dir: &Path, name: &str, compress: bool, virtual_size: u64) -> Result<Self> {
         let file_name = format!("{name}.qcow2");
         let l1 = layout::l1_entries(virtual_size);
-        let l1_entries = u32::try_from(l1).ok().filter(|_| l1 <= MAX_L1_ENTRIES).ok_or_else(|| Error::BadInput {
-            path: dir.join(&file_name),
-            reason: format!("a {virtual_size}-byte disk needs {l1} L1 entries; qcow2 allows at most {MAX_L1_ENTRIES}"),
-        })?;
+        let l1_entries = u32::try_from(l1).ok().filter(|_| l1 <= MAX_L1_ENTRIES).ok_or_else(|| Error::bad_input(&dir.join(&file_name), format!("a {virtual_size}-byte disk needs {l1} L1 entries; qcow2 allows at most {MAX_L1_ENTRIES}")))?;
         let out = TempArtifact::create(dir, &file_name)?;
         let path = out.temp_path().to_path_buf();
         Ok(Qcow2Writer {
@@ -253,14 +252,13 @@ impl DiskWriter for Qcow2Writer {
             .write_all_at(&header, 0)
             .at("writing header of", &path)?;
         let (size, sha256) = self.out.sync_and_sha256()?;
-        Ok(vec![Produced {
-            artifact: self.out,
-            format: Format::Qcow2,
-            role: Role::Disk,
-            container: "qcow2",
+        Ok(vec![Produced::disk(
+            self.out,
+            Format::Qcow2,
+            ImageFormat::Qcow2,
             size,
             sha256,
-        }])
+        )])
     }
 }
 

@@ -2,21 +2,24 @@
 //! and the AWS import input: one writer streams `NAME.vmdk` during the pass and, when it
 //! finishes, packs it into `NAME.ova` and/or keeps it (with the JSON inputs) for AWS.
 
-pub mod descriptor;
-pub mod reader;
+pub mod descriptor_text;
 pub mod writer;
+
+pub use diskimg::vmdk::descriptor;
 
 #[cfg(test)]
 pub(crate) mod tests;
 
 use std::path::{Path, PathBuf};
 
+use diskimg::ImageFormat;
+
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::format::{ExportOptions, Format};
-use crate::pipeline::{DiskWriter, FinishContext, Produced, Role};
+use crate::pipeline::{DiskWriter, FinishContext, Produced};
 
-pub use reader::VmdkImage;
+pub use diskimg::vmdk::VmdkImage;
 pub use writer::StreamVmdkWriter;
 
 /// The writer that produces `NAME.vmdk` once and from it the OVA and/or the AWS artifacts,
@@ -74,14 +77,13 @@ impl DiskWriter for VmdkFamilyWriter {
             )?);
         }
         if options.wants(Format::Aws) {
-            produced.push(Produced {
-                artifact: vmdk,
-                format: Format::Aws,
-                role: Role::Disk,
-                container: "vmdk",
+            produced.push(Produced::disk(
+                vmdk,
+                Format::Aws,
+                ImageFormat::Vmdk,
                 size,
                 sha256,
-            });
+            ));
             produced.extend(crate::formats::aws::aws_metadata(
                 &dir,
                 options,

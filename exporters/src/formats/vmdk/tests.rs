@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::descriptor::{GD_AT_END, SparseHeader, content_ids, le32, le64};
+use super::descriptor::{GD_AT_END, SparseHeader, le32, le64};
+use super::descriptor_text::content_ids;
 use super::*;
 use crate::batch::{BatchContent, DataBatch, GRAIN_BYTES, Grain, is_all_zero};
 use crate::deflate::deflate_grain;
-use crate::image::DiskImage;
-use crate::pipeline::BATCH_SIZE;
+use crate::pipeline::{BATCH_SIZE, Role};
+use diskimg::image::DiskImage;
 
 /// A test disk: its size and the non-zero extents (anything else reads as zero).
 pub(crate) struct TestDisk {

@@ -14,8 +14,9 @@ use crate::deflate::{deflate_grain, zlib_stream};
 use crate::error::{Error, IoContext, Result};
 use crate::formats::vmdk::descriptor::{
     GD_AT_END, GTES_PER_GT, MARKER_EOS, MARKER_FOOTER, MARKER_GD, MARKER_GT, OVERHEAD,
-    SparseHeader, descriptor_block, descriptor_text, marker,
+    SparseHeader, marker,
 };
+use crate::formats::vmdk::descriptor_text::{descriptor_block, descriptor_text};
 
 /// Bytes buffered before they go to the file.
 const FLUSH_AT: usize = 4 << 20;
@@ -46,16 +47,14 @@ impl StreamVmdkWriter {
         let out = TempArtifact::create(dir, file_name)?;
         let path = out.temp_path().to_path_buf();
         if !virtual_size.is_multiple_of(SECTOR) {
-            return Err(Error::BadInput {
-                path,
-                reason: format!("a VMDK needs whole sectors; the disk is {virtual_size} bytes"),
-            });
+            return Err(Error::bad_input(
+                &path,
+                format!("a VMDK needs whole sectors; the disk is {virtual_size} bytes"),
+            ));
         }
         let header = SparseHeader::stream_optimized(virtual_size / SECTOR, GD_AT_END);
-        let tables = usize::try_from(header.grain_tables()).map_err(|_| Error::BadInput {
-            path: path.clone(),
-            reason: "disk too large for a VMDK".into(),
-        })?;
+        let tables = usize::try_from(header.grain_tables())
+            .map_err(|_| Error::bad_input(&path, "disk too large for a VMDK"))?;
         let mut writer = StreamVmdkWriter {
             out,
             path,
@@ -88,10 +87,11 @@ impl StreamVmdkWriter {
     fn sector(&self) -> Result<u32> {
         let pos = self.position();
         debug_assert_eq!(pos % SECTOR, 0);
-        u32::try_from(pos / SECTOR).map_err(|_| Error::BadInput {
-            path: self.path.clone(),
-            reason: "VMDK would exceed 2 TiB of file; grain table entries are 32-bit sectors"
-                .into(),
+        u32::try_from(pos / SECTOR).map_err(|_| {
+            Error::bad_input(
+                &self.path,
+                "VMDK would exceed 2 TiB of file; grain table entries are 32-bit sectors",
+            )
         })
     }
 

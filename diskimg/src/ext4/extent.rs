@@ -3,7 +3,7 @@
 
 use super::Ext4;
 use super::inode::{FLAG_EXTENTS, FLAG_INLINE_DATA, Inode};
-use super::le::{le16, le32};
+use crate::bytes::{le16, le32};
 use crate::error::Result;
 
 /// Extent header magic.
@@ -62,6 +62,16 @@ impl Ext4 {
         Ok(runs)
     }
 
+    /// Counts one more tree node read for this file; past [`MAX_NODES`] the walk fails with
+    /// `too_many()` (a corrupt tree that loops or fans out without end).
+    fn count_node(&self, walk: &mut Walk, too_many: impl FnOnce() -> String) -> Result<()> {
+        walk.nodes += 1;
+        if walk.nodes > MAX_NODES {
+            return Err(self.fail(too_many()));
+        }
+        Ok(())
+    }
+
     /// Walks one extent tree node (`node` holds the header and entries).
     fn extent_node(
         &mut self,
@@ -70,12 +80,9 @@ impl Ext4 {
         parent_depth: u16,
         walk: &mut Walk,
     ) -> Result<()> {
-        walk.nodes += 1;
-        if walk.nodes > MAX_NODES {
-            return Err(self.fail(format!(
-                "inode {ino}: extent tree has more than {MAX_NODES} nodes"
-            )));
-        }
+        self.count_node(walk, || {
+            format!("inode {ino}: extent tree has more than {MAX_NODES} nodes")
+        })?;
         let magic = le16(node, 0);
         let entries = usize::from(le16(node, 2));
         let depth = le16(node, 6);
@@ -163,12 +170,9 @@ impl Ext4 {
         base: u64,
         walk: &mut Walk,
     ) -> Result<()> {
-        walk.nodes += 1;
-        if walk.nodes > MAX_NODES {
-            return Err(self.fail(format!(
-                "inode {ino}: block map has more than {MAX_NODES} indirect blocks"
-            )));
-        }
+        self.count_node(walk, || {
+            format!("inode {ino}: block map has more than {MAX_NODES} indirect blocks")
+        })?;
         let data = self.read_block(block)?;
         let per_block = self.sb.block_size / 4;
         let child_span = per_block.saturating_pow(level);

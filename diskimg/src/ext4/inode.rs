@@ -1,7 +1,7 @@
 //! Inodes: reading one from its group's inode table, and what it says about the file.
 
 use super::Ext4;
-use super::le::{le16, le32};
+use crate::bytes::{le16, le32};
 use crate::error::Result;
 
 /// The root directory's inode number.

@@ -7,6 +7,7 @@ use std::path::Path;
 use flate2::{Decompress, FlushDecompress};
 
 use super::{MAGIC, OFFSET_MASK, OFLAG_COMPRESSED, OFLAG_ZERO};
+use crate::bytes::{be32, be64};
 use crate::error::{Error, Result};
 use crate::image::{DiskImage, FileSlice};
 
@@ -39,18 +40,6 @@ pub struct Qcow2Image {
     /// The last compressed cluster inflated: (guest cluster, bytes).
     cluster_cache: Option<(u64, Vec<u8>)>,
     inflater: Decompress,
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_be_bytes)
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
 }
 
 fn to_usize(path: &Path, offset: u64, n: u64) -> Result<usize> {
@@ -448,11 +437,13 @@ impl Qcow2Image {
         let (entry, at) = self.l2_entry(guest)?;
         if entry & OFLAG_COMPRESSED != 0 {
             let start = usize::try_from(within).unwrap_or(usize::MAX);
+            let path = self.slice.path().to_path_buf();
             let bytes = self.inflate(guest, entry, at)?;
             let src = start
                 .checked_add(buf.len())
                 .and_then(|end| bytes.get(start..end));
-            let src = src.ok_or_else(|| Error::Pipeline("qcow2 read outside a cluster".into()))?;
+            let src =
+                src.ok_or_else(|| Error::corrupt(&path, at, "qcow2 read outside a cluster"))?;
             buf.copy_from_slice(src);
             return Ok(());
         }

@@ -12,13 +12,14 @@ pub const RECORD: u64 = 10240;
 /// Largest value an 11-digit octal field holds (8 GiB − 1).
 const OCTAL_MAX: u64 = 0o777_7777_7777;
 
-/// The 512-byte ustar header of a regular file `name` of `size` bytes.
-pub fn header(name: &str, size: u64, mtime: u64) -> Result<[u8; 512]> {
+/// The 512-byte ustar header of a regular file `name` of `size` bytes; a name ustar cannot
+/// hold is refused with the reason.
+pub fn header(name: &str, size: u64, mtime: u64) -> std::result::Result<[u8; 512], String> {
     let mut h = [0u8; 512];
     if name.is_empty() || name.len() > 100 || name.contains('/') {
-        return Err(Error::Pipeline(format!(
+        return Err(format!(
             "tar member name {name:?} must be 1 to 100 bytes without '/'"
-        )));
+        ));
     }
     h[..name.len()].copy_from_slice(name.as_bytes());
     h[100..108].copy_from_slice(b"0000644\0");

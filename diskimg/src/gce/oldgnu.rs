@@ -141,31 +141,21 @@ pub fn parse_number(field: &[u8]) -> Result<u64, String> {
 
 /// The checksum GNU tar stores: the unsigned byte sum with the checksum field as spaces.
 pub fn checksum(block: &[u8; BLOCK]) -> u64 {
-    block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if CHKSUM.contains(&i) {
-                32
-            } else {
-                u64::from(b)
-            }
-        })
-        .sum()
+    // 512 bytes of at most 255 each: the sum is never negative.
+    u64::try_from(byte_sum(block, i64::from)).unwrap_or(0)
 }
 
 /// The same sum over signed bytes (old tars; GNU tar accepts either).
 fn signed_checksum(block: &[u8; BLOCK]) -> i64 {
+    byte_sum(block, |b| i64::from(i8::from_ne_bytes([b])))
+}
+
+/// The sum of `value` of every byte, the checksum field counted as eight spaces.
+fn byte_sum(block: &[u8; BLOCK], value: impl Fn(u8) -> i64) -> i64 {
     block
         .iter()
         .enumerate()
-        .map(|(i, &b)| {
-            if CHKSUM.contains(&i) {
-                32
-            } else {
-                i64::from(i8::from_ne_bytes([b]))
-            }
-        })
+        .map(|(i, &b)| if CHKSUM.contains(&i) { 32 } else { value(b) })
         .sum()
 }
 

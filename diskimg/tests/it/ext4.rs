@@ -8,8 +8,8 @@ use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use exporters::ext4::{Ext4, FileKind};
-use exporters::image::RawImage;
+use diskimg::ext4::{Ext4, FileKind};
+use diskimg::image::RawImage;
 
 use crate::common::{have, run_ok};
 
@@ -377,7 +377,7 @@ fn root_filesystem_is_found_in_a_gpt_disk_and_a_qcow2_of_it() {
             .arg(&qcow),
     );
     for path in [&disk, &qcow] {
-        let mut root = exporters::rootfs::open_root_fs(path).unwrap();
+        let mut root = diskimg::rootfs::open_root_fs(path).unwrap();
         assert_eq!(root.partition.number, 2);
         let f = root.fs.lookup("/0-etc/hostname").unwrap().unwrap();
         assert_eq!(root.fs.read_file(&f, 100).unwrap(), b"node\n");

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::batch::SECTOR;
+pub use crate::bytes::{le32, le64};
 use crate::error::{Error, Result};
-use crate::ids::{content_uuid, vmdk_cid};
+use crate::image::SECTOR;
 
 /// "KDMV" read as a little-endian u32.
 pub const MAGIC: u32 = 0x564d_444b;
@@ -202,76 +202,12 @@ impl SparseHeader {
     }
 }
 
-/// Little-endian u32 at `at` of a 512-byte block.
-pub fn le32(b: &[u8; 512], at: usize) -> u32 {
-    let mut v = [0u8; 4];
-    v.copy_from_slice(&b[at..at + 4]);
-    u32::from_le_bytes(v)
-}
-
-/// Little-endian u64 at `at` of a 512-byte block.
-pub fn le64(b: &[u8; 512], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_le_bytes(v)
-}
-
 /// A metadata marker sector: `numSectors`, `size = 0`, `type`.
 pub fn marker(num_sectors: u64, kind: u32) -> [u8; 512] {
     let mut m = [0u8; 512];
     m[0..8].copy_from_slice(&num_sectors.to_le_bytes());
     m[12..16].copy_from_slice(&kind.to_le_bytes());
     m
-}
-
-/// The content ids of a disk: `CID` and `ddb.longContentID` (32 hex ending in the CID).
-pub fn content_ids(content_digest: &[u8; 32]) -> (u32, String) {
-    let cid = vmdk_cid(content_digest);
-    let long = content_uuid(content_digest, "vmdk-long-content-id");
-    (cid, format!("{}{cid:08x}", hex::encode(&long[..12])))
-}
-
-/// The embedded descriptor text (formats.md §2.2) for `capacity` sectors in file `extent`.
-pub fn descriptor_text(capacity: u64, extent: &str, content_digest: &[u8; 32]) -> String {
-    let (cid, long) = content_ids(content_digest);
-    let cylinders = capacity.div_ceil(255 * 63).min(65535);
-    format!(
-        "{DESCRIPTOR_SIGNATURE}\n\
-         version=1\n\
-         encoding=\"UTF-8\"\n\
-         CID={cid:08x}\n\
-         parentCID=ffffffff\n\
-         createType=\"streamOptimized\"\n\
-         \n\
-         # Extent description\n\
-         RW {capacity} SPARSE \"{extent}\"\n\
-         \n\
-         # The Disk Data Base\n\
-         #DDB\n\
-         \n\
-         ddb.adapterType = \"lsilogic\"\n\
-         ddb.geometry.cylinders = \"{cylinders}\"\n\
-         ddb.geometry.heads = \"255\"\n\
-         ddb.geometry.sectors = \"63\"\n\
-         ddb.longContentID = \"{long}\"\n\
-         ddb.toolsInstallType = \"4\"\n\
-         ddb.toolsVersion = \"2147483647\"\n\
-         ddb.virtualHWVersion = \"4\"\n"
-    )
-}
-
-/// The descriptor text as stored: NUL-padded to exactly [`DESCRIPTOR_SECTORS`] sectors.
-pub fn descriptor_block(text: &str) -> Result<Vec<u8>> {
-    let len = usize::try_from(DESCRIPTOR_SECTORS * SECTOR).unwrap_or(usize::MAX);
-    if text.len() >= len {
-        return Err(Error::Pipeline(format!(
-            "VMDK descriptor of {} bytes does not fit in {len}",
-            text.len()
-        )));
-    }
-    let mut block = vec![0u8; len];
-    block[..text.len()].copy_from_slice(text.as_bytes());
-    Ok(block)
 }
 
 #[cfg(test)]
@@ -294,51 +230,18 @@ mod tests {
     #[test]
     fn bad_magic_version_and_flags_are_named() {
         let good = SparseHeader::stream_optimized(128, GD_AT_END).encode();
-        let mut b = good;
-        b[0] = b'X';
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
+        for (at, value, needle) in [
+            (0, b'X', "magic"),
+            (4, 9, "version 9"),
+            (10, 0, "streamOptimized"),
+            (20, 3, "grain size"),
+        ] {
+            let mut b = good;
+            b[at] = value;
+            let err = SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
                 .unwrap_err()
-                .to_string()
-                .contains("magic")
-        );
-        let mut b = good;
-        b[4] = 9;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("version 9")
-        );
-        let mut b = good;
-        b[10] = 0;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("streamOptimized")
-        );
-        let mut b = good;
-        b[20] = 3;
-        assert!(
-            SparseHeader::parse(Path::new("x.vmdk"), 0, &b)
-                .unwrap_err()
-                .to_string()
-                .contains("grain size")
-        );
-    }
-
-    #[test]
-    fn descriptor_ids_follow_the_content() {
-        let text = descriptor_text(2049, "n.vmdk", &[5; 32]);
-        let (cid, long) = content_ids(&[5; 32]);
-        assert!(text.starts_with("# Disk DescriptorFile\n"));
-        assert!(text.contains(&format!("CID={cid:08x}\n")));
-        assert_eq!(long.len(), 32);
-        assert!(long.ends_with(&format!("{cid:08x}")));
-        assert!(text.contains("RW 2049 SPARSE \"n.vmdk\"\n"));
-        assert!(text.contains("ddb.geometry.cylinders = \"1\"\n"));
-        assert_ne!(content_ids(&[6; 32]).1, long);
-        assert_eq!(descriptor_block(&text).unwrap().len(), 10240);
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
     }
 }

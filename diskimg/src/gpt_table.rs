@@ -8,8 +8,9 @@
 
 use serde::Serialize;
 
+use crate::bytes::{le32, le64};
 use crate::error::Result;
-use crate::image::{DiskImage, check_gpt_header};
+use crate::image::DiskImage;
 
 /// Bytes per logical block.
 const LB: u64 = 512;
@@ -100,18 +101,6 @@ enum HeaderRead {
     Intact(Header),
     NoSignature,
     Damaged(String),
-}
-
-fn le32(b: &[u8], at: usize) -> u32 {
-    b.get(at..at + 4)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u32::from_le_bytes)
-}
-
-fn le64(b: &[u8], at: usize) -> u64 {
-    b.get(at..at + 8)
-        .and_then(|s| s.try_into().ok())
-        .map_or(0, u64::from_le_bytes)
 }
 
 fn crc32(bytes: &[u8]) -> u32 {
@@ -315,6 +304,45 @@ pub fn validate(gpt: &GptInfo, disk_size: u64) -> Vec<String> {
         }
     }
     faults
+}
+
+/// Checks the fields of a GPT header that the `gpt` crate trusts without
+/// checking (it asserts or reads without bound on them), so malformed tables become errors
+/// instead of panics or endless reads.
+pub fn check_gpt_header(header: &[u8; 92], disk_size: u64) -> std::result::Result<(), String> {
+    if &header[0..8] != b"EFI PART" {
+        return Err("no \"EFI PART\" signature at LBA 1".into());
+    }
+    let header_size = le32(header, 12);
+    if !(92..=512).contains(&header_size) {
+        return Err(format!(
+            "GPT header size {header_size} is not between 92 and 512"
+        ));
+    }
+    let (num_parts, part_size) = (le32(header, 80), le32(header, 84));
+    if part_size != 128 {
+        return Err(format!(
+            "GPT partition entry size {part_size}, only 128 is supported"
+        ));
+    }
+    if num_parts == 0 || num_parts > 16_384 {
+        return Err(format!(
+            "GPT holds {num_parts} partition entries (1 to 16384 expected)"
+        ));
+    }
+    let entries_end = le64(header, 72)
+        .checked_mul(512)
+        .and_then(|start| start.checked_add(u64::from(num_parts) * 128));
+    if entries_end.is_none_or(|end| end > disk_size) {
+        return Err("GPT partition entries lie past the end of the disk".into());
+    }
+    let backup = le64(header, 32);
+    if backup.checked_mul(512).is_none_or(|b| b >= disk_size) {
+        return Err(format!(
+            "GPT backup header LBA {backup} is past the end of the disk"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

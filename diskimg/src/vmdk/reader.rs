@@ -7,12 +7,11 @@ use std::path::Path;
 
 use flate2::{Decompress, FlushDecompress, Status};
 
-use crate::batch::SECTOR;
 use crate::error::{Error, Result};
-use crate::formats::vmdk::descriptor::{
+use crate::image::{DiskImage, FileSlice, SECTOR};
+use crate::vmdk::descriptor::{
     DESCRIPTOR_SIGNATURE, GD_AT_END, MARKER_EOS, MARKER_FOOTER, SparseHeader, le32, le64,
 };
-use crate::image::{DiskImage, FileSlice};
 
 /// Largest descriptor read (sectors).
 const MAX_DESCRIPTOR_SECTORS: u64 = 2048;

@@ -1,7 +1,7 @@
 //! The ext4 superblock: the fields the reader needs, checked against the partition.
 
 use super::crc32c::crc32c_raw;
-use super::le::{le16, le32};
+use crate::bytes::{le16, le32};
 
 /// Byte offset of the superblock inside the filesystem.
 pub(crate) const SUPERBLOCK_OFFSET: u64 = 1024;

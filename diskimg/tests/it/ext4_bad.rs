@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use exporters::error::Result as XResult;
-use exporters::ext4::Ext4;
-use exporters::image::{DiskImage, RawImage};
-use exporters::rootfs::open_root_fs;
+use diskimg::error::Result as XResult;
+use diskimg::ext4::Ext4;
+use diskimg::image::{DiskImage, RawImage};
+use diskimg::rootfs::open_root_fs;
 
 use crate::common::{have, run_ok};
 
@@ -168,7 +168,7 @@ impl DiskImage for MemImage {
                 buf.copy_from_slice(src);
                 Ok(())
             }
-            None => Err(exporters::Error::corrupt(
+            None => Err(diskimg::Error::corrupt(
                 Path::new("mem"),
                 offset,
                 "past the end",

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::Ext4;
 use super::inode::{FileKind, Inode};
-use super::le::{le16, le32};
+use crate::bytes::{le16, le32};
 use crate::error::Result;
 
 /// Most blocks read from one directory (a 4 KiB-block directory of 4 GiB).

@@ -18,7 +18,6 @@ mod dir;
 mod extent;
 mod group;
 mod inode;
-mod le;
 mod path;
 mod superblock;
 

@@ -7,27 +7,27 @@ use super::{
 };
 
 /// Refcount entries in one refcount block: 64 KiB of 16-bit counters.
-pub(crate) const REFCOUNTS_PER_BLOCK: u64 = CLUSTER_SIZE * 8 / (1 << REFCOUNT_ORDER);
+pub const REFCOUNTS_PER_BLOCK: u64 = CLUSTER_SIZE * 8 / (1 << REFCOUNT_ORDER);
 /// Refcount-table entries (u64 block offsets) in one cluster.
-pub(crate) const RT_ENTRIES_PER_CLUSTER: u64 = CLUSTER_SIZE / 8;
+pub const RT_ENTRIES_PER_CLUSTER: u64 = CLUSTER_SIZE / 8;
 /// Bit where the "additional sectors" field of a compressed L2 entry starts (54).
-pub(crate) const COMPRESSED_SHIFT: u32 = 62 - (CLUSTER_BITS - 8);
+pub const COMPRESSED_SHIFT: u32 = 62 - (CLUSTER_BITS - 8);
 /// Largest host byte offset a compressed L2 entry can hold.
-pub(crate) const COMPRESSED_OFFSET_MASK: u64 = (1 << COMPRESSED_SHIFT) - 1;
+pub const COMPRESSED_OFFSET_MASK: u64 = (1 << COMPRESSED_SHIFT) - 1;
 /// Largest L1 table qemu opens (`QCOW_MAX_L1_SIZE`, 32 MiB) in entries.
-pub(crate) const MAX_L1_ENTRIES: u64 = (32 << 20) / 8;
+pub const MAX_L1_ENTRIES: u64 = (32 << 20) / 8;
 /// Bytes written for the header: the 104-byte header and an 8-byte end-of-extensions marker.
-pub(crate) const HEADER_BYTES: usize = 112;
+pub const HEADER_BYTES: usize = 112;
 
 /// L1 entries needed for a disk of `virtual_size` bytes.
-pub(crate) fn l1_entries(virtual_size: u64) -> u64 {
+pub fn l1_entries(virtual_size: u64) -> u64 {
     virtual_size.div_ceil(CLUSTER_SIZE).div_ceil(L2_ENTRIES)
 }
 
 /// `(refcount table clusters, refcount block count)` covering `used` clusters plus the
 /// refcount clusters themselves: the smallest fixpoint of
 /// `rb = ceil((used + rt + rb) / 32768)`, `rt = ceil(rb * 8 / 65536)`.
-pub(crate) fn refcount_clusters(used: u64) -> (u64, u64) {
+pub fn refcount_clusters(used: u64) -> (u64, u64) {
     let (mut rt, mut rb) = (0u64, 0u64);
     loop {
         let total = used + rt + rb;
@@ -42,21 +42,21 @@ pub(crate) fn refcount_clusters(used: u64) -> (u64, u64) {
 
 /// The L2 entry of a compressed cluster whose `len` (≥ 1) bytes start at host byte `offset`:
 /// bit 62, the count of additional 512-byte sectors touched from bit 54, the offset below.
-pub(crate) fn compressed_entry(offset: u64, len: u64) -> u64 {
+pub fn compressed_entry(offset: u64, len: u64) -> u64 {
     let extra = ((offset + len - 1) >> 9) - (offset >> 9);
     OFLAG_COMPRESSED | (extra << COMPRESSED_SHIFT) | (offset & COMPRESSED_OFFSET_MASK)
 }
 
 /// Host clusters `[first, last]` that a compressed cluster of `len` (≥ 1) bytes at `offset`
 /// touches, as qemu counts them (through the end of its last 512-byte sector).
-pub(crate) fn compressed_host_clusters(offset: u64, len: u64) -> (u64, u64) {
+pub fn compressed_host_clusters(offset: u64, len: u64) -> (u64, u64) {
     let sector_end = (offset + len).div_ceil(512) * 512;
     (offset >> CLUSTER_BITS, (sector_end - 1) >> CLUSTER_BITS)
 }
 
 /// Where the metadata written at the end goes, in clusters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Tail {
+pub struct Tail {
     /// First cluster after the data (first L2 table).
     pub l2_start: u64,
     /// First cluster of the L1 table.
@@ -78,7 +78,7 @@ pub(crate) struct Tail {
 impl Tail {
     /// Lays out `l2_tables` L2 tables, the L1 table of `l1_entries`, the refcount table and
     /// blocks after `data_end` clusters (header cluster included).
-    pub(crate) fn plan(data_end: u64, l2_tables: u64, l1_entries: u64) -> Self {
+    pub fn plan(data_end: u64, l2_tables: u64, l1_entries: u64) -> Self {
         let l1_start = data_end + l2_tables;
         let l1_clusters = (l1_entries * 8).div_ceil(CLUSTER_SIZE).max(1);
         let rt_start = l1_start + l1_clusters;
@@ -98,7 +98,7 @@ impl Tail {
 }
 
 /// The header cluster's first bytes: the 104-byte v3 header and the end-of-extensions marker.
-pub(crate) fn header(
+pub fn header(
     virtual_size: u64,
     l1_entries: u32,
     tail: &Tail,

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::error::{IoContext, Result};
-use crate::formats::gce;
+use crate::format::ImageFormat;
+use crate::gce;
 pub use crate::gpt_table::{GptInfo, PartitionInfo};
 use crate::gpt_table::{GptRead, read_gpt};
-pub use crate::reader::detect;
 
 /// What `inspect` found.
 #[derive(Debug, Clone, Serialize)]
@@ -17,7 +17,7 @@ pub struct Inspection {
     /// The file.
     pub path: PathBuf,
     /// Detected container: raw, qcow2, vhd, vmdk, ova, tar.gz.
-    pub format: &'static str,
+    pub format: ImageFormat,
     /// Size of the disk inside.
     pub virtual_size: u64,
     /// Size of the file.
@@ -33,9 +33,9 @@ pub struct Inspection {
 
 /// Inspects `path`.
 pub fn inspect(path: &Path) -> Result<Inspection> {
-    let format = detect(path)?;
+    let format = ImageFormat::detect(path)?;
     let meta = std::fs::metadata(path).at("reading metadata of", path)?;
-    if format == "tar.gz" {
+    if format == ImageFormat::GceTarGz {
         let content = gce::read_content(path, &mut |_| {})?;
         return Ok(Inspection {
             path: path.to_path_buf(),
@@ -47,7 +47,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             warnings: Vec::new(),
         });
     }
-    let mut image = crate::reader::open_as(path, format)?;
+    let mut image = format.open(path)?;
     let (gpt, warnings) = match read_gpt(image.as_mut())? {
         GptRead::Absent => (None, Vec::new()),
         GptRead::Damaged(why) => (None, vec![format!("damaged GPT, not shown: {why}")]),

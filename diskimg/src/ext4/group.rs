@@ -1,7 +1,7 @@
 //! Block group descriptors: where each group's inode table is.
 
 use super::Ext4;
-use super::le::le32;
+use crate::bytes::le32;
 use crate::error::Result;
 
 impl Ext4 {

@@ -114,14 +114,19 @@ pub fn human_bytes(n: u64) -> String {
 mod tests {
     use super::*;
 
+    /// `open_regular(path)` fails at once with InvalidInput and `message`.
+    fn assert_refused(path: &Path, message: &str) {
+        let e = open_regular(path).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(e.to_string(), message);
+    }
+
     #[test]
     fn refuses_fifo_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("x.raw");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
-        let e = open_regular(&fifo).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(e.to_string(), "is a FIFO, not a regular file");
+        assert_refused(&fifo, "is a FIFO, not a regular file");
     }
 
     #[test]
@@ -153,9 +158,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("s.raw");
         let _listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-        let e = open_regular(&sock).unwrap_err();
-        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
-        assert_eq!(e.to_string(), "is a socket, not a regular file");
+        assert_refused(&sock, "is a socket, not a regular file");
     }
 
     #[test]

@@ -319,30 +319,16 @@ mod tests {
     #[test]
     fn map_checks_catch_disorder_overlap_overflow_and_size_mismatch() {
         assert!(check_map(&[e(0, 10), e(20, 5), e(100, 0)], 15, 100).is_ok());
-        assert!(
-            check_map(&[e(20, 5), e(0, 10)], 15, 100)
-                .unwrap_err()
-                .contains("out of order")
-        );
-        assert!(
-            check_map(&[e(0, 10), e(5, 10)], 20, 100)
-                .unwrap_err()
-                .contains("overlapping")
-        );
-        assert!(
-            check_map(&[e(95, 10)], 10, 100)
-                .unwrap_err()
-                .contains("past the file size")
-        );
-        assert!(
-            check_map(&[e(u64::MAX, 10)], 10, u64::MAX)
-                .unwrap_err()
-                .contains("overflows")
-        );
-        assert!(
-            check_map(&[e(0, 10)], 11, 100)
-                .unwrap_err()
-                .contains("header size field")
-        );
+        let bad: [(&[SparseEntry], u64, u64, &str); 5] = [
+            (&[e(20, 5), e(0, 10)], 15, 100, "out of order"),
+            (&[e(0, 10), e(5, 10)], 20, 100, "overlapping"),
+            (&[e(95, 10)], 10, 100, "past the file size"),
+            (&[e(u64::MAX, 10)], 10, u64::MAX, "overflows"),
+            (&[e(0, 10)], 11, 100, "header size field"),
+        ];
+        for (map, stored, realsize, needle) in bad {
+            let err = check_map(map, stored, realsize).unwrap_err();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
     }
 }

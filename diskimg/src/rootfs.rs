@@ -5,8 +5,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::ext4::{EXT4_MAGIC, Ext4};
+use crate::format::{ImageFormat, open_image};
 use crate::gpt_table::{GptRead, PartitionInfo, read_gpt};
-use crate::reader::open_image;
 
 /// GPT type of a Linux root partition (x86-64).
 pub const LINUX_ROOT_X86_64: &str = "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709";
@@ -21,7 +21,7 @@ pub struct RootFs {
     /// The GPT partition it was found in.
     pub partition: PartitionInfo,
     /// The container format of the image (`raw`, `qcow2`, …).
-    pub format: &'static str,
+    pub format: ImageFormat,
 }
 
 /// Opens the root filesystem of the disk image `path`: among the GPT partitions typed Linux
@@ -31,10 +31,7 @@ pub struct RootFs {
 /// not ext4 (with the magic found), or a corrupt or unsupported ext4.
 pub fn open_root_fs(path: &Path) -> Result<RootFs> {
     let (mut image, format) = open_image(path)?;
-    let bad = |reason: String| Error::BadInput {
-        path: path.to_path_buf(),
-        reason,
-    };
+    let bad = |reason: String| Error::bad_input(path, reason);
     let gpt = match read_gpt(image.as_mut())? {
         GptRead::Absent => {
             return Err(bad(format!(
