@@ -282,7 +282,7 @@ pub struct AuditArgs {
     pub junit: Option<PathBuf>,
     /// The build user the seal deletes (a Linux user name: 1–32 of `a-z 0-9 _ -`, not
     /// starting with a digit or `-`).
-    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER, value_parser = user_name)]
+    #[arg(long, value_name = "NAME", default_value = crate::pipeline::BUILD_USER, value_parser = user_name)]
     pub build_user: String,
     /// Most bytes the regular files under /var/log may hold together.
     #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_VAR_LOG_LIMIT)]
@@ -345,7 +345,7 @@ pub fn main() -> ExitCode {
         "info"
     });
     let result = match cli.command {
-        Command::Build(args) => crate::build::command::build(&args),
+        Command::Build(args) => crate::pipeline::run(&args),
         Command::Export(args) => commands::export(&args),
         Command::Verify(args) => commands::verify(&args),
         Command::Inspect(args) => commands::inspect(&args),

@@ -5,7 +5,11 @@ pub mod atomic;
 pub mod audit;
 pub mod bom;
 mod boot;
-pub mod build;
+/// The build's progress and log (its new home is the progress module; the pipeline is
+/// [`pipeline`]).
+pub mod build {
+    pub mod report;
+}
 pub mod cache;
 pub mod cli;
 mod commands;
@@ -18,6 +22,7 @@ pub mod junit;
 pub mod located;
 pub mod lock;
 mod phases;
+pub mod pipeline;
 mod progress;
 pub mod spec;
 pub mod untrusted;

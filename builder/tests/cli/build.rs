@@ -207,11 +207,12 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
 /// build file.
 #[test]
 fn build_output_is_exported_recorded_published_and_verified() {
-    use builder::build::{output, report};
+    use builder::build::report;
+    use builder::pipeline::output;
     let f = fixture();
-    let inputs = builder::build::inputs::load(&f.spec, &builder::cache::Cache::new(&f.cache))
+    let inputs = builder::pipeline::inputs::load(&f.spec, &builder::cache::Cache::new(&f.cache))
         .expect("inputs");
-    let staging = builder::build::staging_dir(&f.out, "node");
+    let staging = builder::pipeline::staging_dir(&f.out, "node");
     std::fs::create_dir_all(&staging).unwrap();
     fixtures::gpt_disk::patterned_gpt_disk(&staging.join(output::GOLDEN), 64 << 20, 5).unwrap();
     for name in [
@@ -225,7 +226,7 @@ fn build_output_is_exported_recorded_published_and_verified() {
     output::write_junit(&staging, "node", &[]).unwrap();
     let reporter = report::Reporter::new(report::Mode::Lines);
     reporter.open_log(&staging.join(output::BUILD_LOG)).unwrap();
-    let opts = builder::build::BuildOptions {
+    let opts = builder::pipeline::BuildOptions {
         spec: f.spec.clone(),
         out: f.out.clone(),
         cache: f.cache.clone(),

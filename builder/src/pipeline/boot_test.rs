@@ -10,9 +10,9 @@ use qemu::cmdline::DiskFormat;
 use qemu::vm::{Vm, VmConfig};
 
 use super::kubeadm_test::{self, KubeadmTest};
-use super::report::Reporter;
 use super::validate::{self, CheckResult, NamedCheck};
 use super::{Machine, READY_TIMEOUT, SSH_TIMEOUT};
+use crate::build::report::Reporter;
 
 /// The boot test's login user: another name than the build user, which must be gone.
 pub const BOOT_TEST_USER: &str = "nodeimg-boot";

@@ -11,9 +11,9 @@ use qemu::vm::Vm;
 
 use super::inputs::Inputs;
 use super::payload::payload_file;
-use super::report::Reporter;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
+use crate::build::report::Reporter;
 use crate::lock::Kind;
 
 /// How long the guest may take to list and hash everything.

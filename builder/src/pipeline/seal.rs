@@ -9,7 +9,7 @@ use qemu::ssh::Ssh;
 use qemu::vm::{StopHow, Vm};
 
 use super::guest::{self, GuestCommand};
-use super::report::Reporter;
+use crate::build::report::Reporter;
 
 /// How long part B may take to report on the serial console.
 const PART_B_TIMEOUT: Duration = Duration::from_secs(300);

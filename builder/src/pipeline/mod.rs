@@ -18,10 +18,11 @@ pub mod kubeadm_test;
 pub mod output;
 pub mod payload;
 pub mod provision;
-pub mod report;
 pub mod seal;
 pub mod validate;
 pub mod workdisk;
+
+pub use command::run;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -32,8 +33,8 @@ use qemu::cmdline::{DiskFormat, ExtraDisk};
 use qemu::host::{self, Host};
 use qemu::vm::{Vm, VmConfig};
 
+use crate::build::report::Reporter;
 use crate::cache::Cache;
-use report::Reporter;
 use validate::CheckResult;
 
 /// How long a guest may take from QEMU's start to cloud-init done.
@@ -182,7 +183,7 @@ pub fn lock_file(name: &str) -> String {
 }
 
 /// Runs the whole build.
-pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
+pub fn build(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
     let cache = Cache::new(&opts.cache);
     let inputs = reporter.phase("inputs", || inputs::load(&opts.spec, &cache))?;
     let spec = &inputs.spec;

@@ -7,7 +7,7 @@ use anyhow::Result;
 use qemu::ssh::Ssh;
 
 use super::guest::{self, GuestCommand};
-use super::report::Reporter;
+use crate::build::report::Reporter;
 
 /// One check to run.
 #[derive(Debug, Clone)]

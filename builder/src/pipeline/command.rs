@@ -2,12 +2,12 @@
 
 use anyhow::{Result, bail};
 
-use super::report::{Mode, Reporter};
-use super::{BuildOptions, run};
+use super::{BuildOptions, build};
+use crate::build::report::{Mode, Reporter};
 use crate::cli::BuildArgs;
 
-/// `nodeimg build`.
-pub fn build(args: &BuildArgs) -> Result<()> {
+/// `nodeimg build`: checks the options, runs the pipeline, prints the summary.
+pub fn run(args: &BuildArgs) -> Result<()> {
     if args.cpus == 0 {
         bail!("--cpus must be at least 1");
     }
@@ -26,7 +26,7 @@ pub fn build(args: &BuildArgs) -> Result<()> {
         source_date_epoch: crate::commands::source_date_epoch()?,
     };
     let reporter = Reporter::new(Mode::detect(args.json));
-    let built = run(&opts, &reporter);
+    let built = build(&opts, &reporter);
     reporter.finish();
     let built = built?;
     let timings = reporter

@@ -8,7 +8,7 @@ use anyhow::Result;
 use qemu::ssh::{Exit, Ssh};
 use qemu::vm::Vm;
 
-use super::report::Reporter;
+use crate::build::report::Reporter;
 
 /// Lines of a failed step's output shown in the error.
 const OUTPUT_TAIL: usize = 30;

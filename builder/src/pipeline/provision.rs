@@ -13,7 +13,7 @@ use qemu::vm::Vm;
 use super::guest::{self, GuestCommand};
 use super::inputs::Inputs;
 use super::payload::payload_items;
-use super::report::Reporter;
+use crate::build::report::Reporter;
 
 /// Where CNI plugins are looked for by containerd's default config and installed by add-ons.
 pub const CNI_BIN_DIR: &str = "/opt/cni/bin";

@@ -12,8 +12,8 @@ use serde_json::json;
 
 use super::BuildOptions;
 use super::inputs::Inputs;
-use super::report::Reporter;
 use super::validate::CheckResult;
+use crate::build::report::Reporter;
 
 /// The sealed raw disk.
 pub const GOLDEN: &str = "golden.raw";
