@@ -2,7 +2,7 @@
 //! still mounted), written as `bom.json` and `sbom.cdx.json` into the output directory.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use distros::payload::PAYLOAD_MOUNT;
@@ -11,16 +11,14 @@ use qemu::vm::Vm;
 
 use super::inputs::Inputs;
 use super::payload::payload_file;
+use super::plan::Plan;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 use crate::build::report::Reporter;
 use crate::lock::Kind;
 
-/// How long the guest may take to list and hash everything.
-const COLLECT_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// What to ask the guest for these inputs.
-pub fn query(inputs: &Inputs) -> Query {
+/// What to ask the guest for these inputs and `role`.
+pub fn query(inputs: &Inputs, role: &distros::NodeRole) -> Query {
     let mut components = Vec::new();
     for input in &inputs.payload {
         let a = &input.artifact;
@@ -52,11 +50,7 @@ pub fn query(inputs: &Inputs) -> Query {
     Query {
         payload_mount: PAYLOAD_MOUNT.into(),
         components,
-        sysctls: super::provision::node_role(inputs)
-            .sysctls()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect(),
+        sysctls: role.sysctls().into_iter().map(|(k, _)| k).collect(),
         modules: distros::node_role::KERNEL_MODULES
             .iter()
             .map(|m| (*m).to_owned())
@@ -76,15 +70,20 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
     }
 }
 
-/// Runs the collection in the guest and parses its answer.
-pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Bom> {
-    let q = query(inputs);
-    let command = distros::sudo_sh(&q.script(), "nodeimg-bom");
-    reporter.step_started("bom", "collect");
+/// Runs the plan's collection in the guest and parses its answer.
+pub fn collect(
+    vm: &Vm,
+    ssh: &Ssh,
+    plan: &Plan,
+    inputs: &Inputs,
+    reporter: &Reporter,
+) -> Result<Bom> {
+    let step = &plan.bom_collect;
+    reporter.step_started("bom", &step.name);
     let t = Instant::now();
-    let out = ssh.output(&command, Some(COLLECT_TIMEOUT));
+    let out = ssh.output(&step.command, Some(step.timeout));
     let ok = matches!(&out, Ok(o) if o.exit.success());
-    reporter.step_finished("bom", "collect", t.elapsed(), ok);
+    reporter.step_finished("bom", &step.name, t.elapsed(), ok);
     let out = out.context("collecting the bill of materials")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
@@ -100,7 +99,7 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
     let bom = crate::bom::collect::parse(
         &String::from_utf8_lossy(&out.stdout),
         bom_inputs(inputs),
-        &q,
+        &plan.bom_query,
     )?;
     reporter.info(&format!(
         "bill of materials: {} packages, {} component files, {} images",

@@ -1,13 +1,18 @@
 //! Checks run in a guest: each a named command whose exit status is the verdict and whose
-//! output is the evidence. Results go to the terminal, `build.log` and `validation.junit.xml`.
+//! output is the evidence. Every check of the build — guest checks, the seal audit, the serial
+//! console scans — is one [`CaseResult`], the JUnit case it becomes: results go to the terminal,
+//! `build.log` and `validation.junit.xml`.
 
+use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use qemu::ssh::Ssh;
 
 use super::guest::{self, GuestCommand};
+use super::output::JUNIT;
 use crate::build::report::Reporter;
+use crate::junit::{CaseResult, Outcome};
 
 /// One check to run.
 #[derive(Debug, Clone)]
@@ -18,28 +23,6 @@ pub struct NamedCheck {
     pub command: GuestCommand,
 }
 
-/// One check's result.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    /// JUnit class.
-    pub class: String,
-    /// Check name.
-    pub name: String,
-    /// How long it ran.
-    pub took: Duration,
-    /// `None` when it passed, else what it said (its last lines) and how it ended.
-    pub failure: Option<String>,
-    /// Its whole output.
-    pub output: String,
-}
-
-impl CheckResult {
-    /// Whether it passed.
-    pub fn passed(&self) -> bool {
-        self.failure.is_none()
-    }
-}
-
 /// Runs every check (all of them, even after a failure) and returns the results in order.
 /// Only an SSH failure is an error.
 pub fn run_checks(
@@ -47,43 +30,66 @@ pub fn run_checks(
     phase: &str,
     checks: &[NamedCheck],
     reporter: &Reporter,
-) -> Result<Vec<CheckResult>> {
+) -> Result<Vec<CaseResult>> {
     let mut results = Vec::new();
     for check in checks {
         let name = &check.command.name;
         reporter.step_started(phase, name);
         let ran = guest::run(ssh, &check.command, reporter)?;
         reporter.step_finished(phase, name, ran.took, ran.success());
-        let failure = (!ran.success()).then(|| {
+        let outcome = if ran.success() {
+            Outcome::Passed
+        } else {
             let tail = ran.tail();
             let message = format!("{} — {}", ran.outcome(), tail.trim());
             reporter.info(&format!("FAILED {}/{name}: {message}", check.class));
-            message
-        });
-        results.push(CheckResult {
-            class: check.class.clone(),
+            Outcome::Failed {
+                message,
+                output: ran.output,
+            }
+        };
+        results.push(CaseResult {
             name: name.clone(),
-            took: ran.took,
-            failure,
-            output: ran.output,
+            classname: check.class.clone(),
+            duration: ran.took,
+            outcome,
         });
     }
     Ok(results)
 }
 
-/// The spec's own `[[checks]]`.
-pub fn spec_checks(spec: &crate::spec::Spec) -> Vec<NamedCheck> {
-    spec.checks
+/// One result per serial console: passed when the scan finds no kernel panic, oops, segfault,
+/// OOM kill, emergency shell or ordering cycle; else the findings with their line numbers.
+pub fn console_result(name: &str, serial: &str) -> CaseResult {
+    let findings = distros::console::scan_console(serial);
+    let text: Vec<String> = findings
         .iter()
-        .map(|c| NamedCheck {
-            class: "spec".into(),
-            command: GuestCommand::user_script("", &c.name, &c.run, Duration::from_secs(300)),
-        })
-        .collect()
+        .map(|f| format!("line {}: {}: {}", f.line_number, f.kind.as_str(), f.line))
+        .collect();
+    CaseResult {
+        name: name.to_owned(),
+        classname: "console".into(),
+        duration: Duration::ZERO,
+        outcome: if findings.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed {
+                message: format!("{} finding(s): {}", findings.len(), text.join("; ")),
+                output: text.join("\n"),
+            }
+        },
+    }
+}
+
+/// Writes `validation.junit.xml` into `dir` (atomically).
+pub fn write_junit(dir: &Path, suite: &str, results: &[CaseResult]) -> Result<()> {
+    let path = dir.join(JUNIT);
+    crate::junit::write(&path, suite, results)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `N passed, M failed: a, b`.
-pub fn summary(results: &[CheckResult]) -> String {
+pub fn summary(results: &[CaseResult]) -> String {
     let failed: Vec<&str> = results
         .iter()
         .filter(|r| !r.passed())
@@ -98,5 +104,22 @@ pub fn summary(results: &[CheckResult]) -> String {
             failed.len(),
             failed.join(", ")
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_console_passes_and_a_panic_fails_with_its_line() {
+        assert!(console_result("c", "[    0.0] Linux version 6.1\nlogin:\n").passed());
+        let r = console_result(
+            "c",
+            "ok\n[   12.3] Kernel panic - not syncing: VFS: Unable to mount root fs\n",
+        );
+        let failure = r.failure().unwrap();
+        assert!(failure.contains("line 2"), "{failure}");
+        assert!(failure.contains("kernel-panic"), "{failure}");
     }
 }

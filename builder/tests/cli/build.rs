@@ -208,7 +208,7 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
 #[test]
 fn build_output_is_exported_recorded_published_and_verified() {
     use builder::build::report;
-    use builder::pipeline::output;
+    use builder::pipeline::{export, output, publish, validate};
     let f = fixture();
     let inputs = builder::pipeline::inputs::load(&f.spec, &builder::cache::Cache::new(&f.cache))
         .expect("inputs");
@@ -223,7 +223,7 @@ fn build_output_is_exported_recorded_published_and_verified() {
     ] {
         std::fs::write(staging.join(name), format!("{name}\n")).unwrap();
     }
-    output::write_junit(&staging, "node", &[]).unwrap();
+    validate::write_junit(&staging, "node", &[]).unwrap();
     let reporter = report::Reporter::new(report::Mode::Lines);
     reporter.open_log(&staging.join(output::BUILD_LOG)).unwrap();
     let opts = builder::pipeline::BuildOptions {
@@ -239,14 +239,14 @@ fn build_output_is_exported_recorded_published_and_verified() {
     };
     let manifest = reporter
         .phase("export", || {
-            output::export(&opts, &inputs, &staging, &reporter)
+            export::export(&opts, &inputs, &staging, &reporter)
         })
         .unwrap();
     reporter.close_log().unwrap();
     assert!(!staging.join("manifest.json").exists() || manifest.build.is_none());
-    output::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
+    publish::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
     let final_dir = f.out.join("node");
-    output::publish(&staging, &final_dir).unwrap();
+    publish::publish(&staging, &final_dir).unwrap();
     assert!(!staging.exists());
     assert_eq!(listing(&f.out), ["node"]);
 

@@ -16,6 +16,7 @@ mod r10_fetch;
 mod r10_inputs;
 mod r10_readers;
 mod scan;
+mod tmp_dump;
 
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
