@@ -204,6 +204,10 @@ pub struct BuildArgs {
     /// Print JSON event lines on stdout instead of drawing progress.
     #[arg(long)]
     pub json: bool,
+    /// Check the inputs, render and check the plan, print its phases and steps (with --json
+    /// every script too); no VM, nothing written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `nodeimg export`.

@@ -1,8 +1,10 @@
-//! `nodeimg build`: options from the command line, the pipeline, the closing summary.
+//! `nodeimg build`: options from the command line, the pipeline (or with `--dry-run` only its
+//! plan), the closing summary.
 
 use anyhow::{Result, bail};
 
-use super::{BuildOptions, build};
+use super::plan::{KubeadmPlan, Plan};
+use super::{BuildOptions, build, load_and_plan};
 use crate::build::report::{Mode, Reporter};
 use crate::cli::BuildArgs;
 
@@ -25,6 +27,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         no_kubeadm_test: args.no_kubeadm_test,
         source_date_epoch: crate::commands::source_date_epoch()?,
     };
+    if args.dry_run {
+        return dry_run(&opts, args.json);
+    }
     let reporter = Reporter::new(Mode::detect(args.json));
     let built = build(&opts, &reporter);
     reporter.finish();
@@ -54,4 +59,47 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         println!("artifacts: {}", built.dir.display());
     }
     Ok(())
+}
+
+/// `nodeimg build --dry-run`: the inputs checked, the plan rendered and checked, then printed;
+/// nothing is written and no VM starts.
+fn dry_run(opts: &BuildOptions, json: bool) -> Result<()> {
+    let (inputs, plan) = load_and_plan(opts)?;
+    let spec = &inputs.spec;
+    if json {
+        let mut v = plan.to_json();
+        v["image"] = spec.image.name.clone().into();
+        v["distro"] = spec.image.distro.clone().into();
+        println!("{v}");
+    } else {
+        print!(
+            "{}",
+            render_plan(&spec.image.name, &spec.image.distro, &plan)
+        );
+    }
+    Ok(())
+}
+
+/// The plan as `--dry-run` prints it: a summary line, then each phase and its steps with
+/// their timeouts.
+fn render_plan(name: &str, distro: &str, plan: &Plan) -> String {
+    let phases = plan.phases();
+    let steps: usize = phases.iter().map(|p| p.steps.len()).sum();
+    let mut out = format!(
+        "plan of {name} ({distro}): inputs checked, {} host files are regular files, {} phases, {steps} steps, every script parses (sh -n)\n",
+        plan.host_files.len(),
+        phases.len(),
+    );
+    for phase in &phases {
+        out.push_str(&format!("{} ({} steps)\n", phase.name, phase.steps.len()));
+        for s in &phase.steps {
+            // Step names can come from the spec: shown escaped.
+            let shown = crate::untrusted::escape(&s.name);
+            out.push_str(&format!("  {shown:<48} {:>5}s\n", s.timeout.as_secs()));
+        }
+    }
+    if let KubeadmPlan::Skipped(why) = &plan.kubeadm {
+        out.push_str(&format!("{why}\n"));
+    }
+    out
 }

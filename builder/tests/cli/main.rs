@@ -15,8 +15,8 @@ mod r10_export;
 mod r10_fetch;
 mod r10_inputs;
 mod r10_readers;
+mod s11_dry_run;
 mod scan;
-mod tmp_dump;
 
 fn nodeimg() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_nodeimg"));
