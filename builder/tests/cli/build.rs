@@ -105,16 +105,39 @@ formats = ["qcow2"]
     }
 }
 
+impl Fixture {
+    /// `nodeimg build SPEC --out OUT --cache CACHE` of this fixture.
+    pub(super) fn build_command(&self) -> std::process::Command {
+        let mut cmd = nodeimg();
+        cmd.arg("build")
+            .arg(&self.spec)
+            .arg("--out")
+            .arg(&self.out)
+            .arg("--cache")
+            .arg(&self.cache);
+        cmd
+    }
+}
+
+/// Pins containerd 1.7.0 in `f`'s spec, which its lock (made for 1.6.20) does not match;
+/// returns what the one error about it must say.
+pub(super) fn pin_other_containerd(f: &Fixture) -> [&'static str; 4] {
+    let text = std::fs::read_to_string(&f.spec).unwrap();
+    std::fs::write(
+        &f.spec,
+        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
+    )
+    .unwrap();
+    [
+        "node.lock",
+        "containerd 1.6.20",
+        "pins 1.7.0",
+        "nodeimg fetch",
+    ]
+}
+
 fn build(f: &Fixture) -> (bool, String) {
-    let o = nodeimg()
-        .arg("build")
-        .arg(&f.spec)
-        .arg("--out")
-        .arg(&f.out)
-        .arg("--cache")
-        .arg(&f.cache)
-        .output()
-        .unwrap();
+    let o = f.build_command().output().unwrap();
     let (_, stderr) = out_str(&o);
     assert!(o.status.code() == Some(1) || o.status.success(), "{o:?}");
     (o.status.success(), stderr)
@@ -152,21 +175,8 @@ fn build_refuses_a_spec_without_a_lock() {
 #[test]
 fn build_refuses_a_lock_made_for_other_pins() {
     let f = fixture();
-    let text = std::fs::read_to_string(&f.spec).unwrap();
-    std::fs::write(
-        &f.spec,
-        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
-    )
-    .unwrap();
-    refused(
-        &f,
-        &[
-            "node.lock",
-            "containerd 1.6.20",
-            "pins 1.7.0",
-            "nodeimg fetch",
-        ],
-    );
+    let wants = pin_other_containerd(&f);
+    refused(&f, &wants);
 }
 
 #[test]

@@ -6,8 +6,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::build::{Fixture, fixture};
-use super::{listing, nodeimg, out_str, run_guarded};
+use super::build::{Fixture, fixture, pin_other_containerd};
+use super::{listing, out_str, run_guarded};
 
 /// The build fixture plus a `[[files]]` entry, a command, a check and the control-plane images
 /// (so the kubeadm test is planned too).
@@ -45,16 +45,10 @@ fn full_fixture() -> Fixture {
 /// dry run needs no QEMU.
 fn dry_run(f: &Fixture, extra: &[&str]) -> std::process::Output {
     run_guarded(
-        nodeimg()
-            .env("NODEIMG_QEMU", "/nonexistent/qemu-system-x86_64")
-            .arg("build")
-            .arg(&f.spec)
-            .arg("--out")
-            .arg(&f.out)
-            .arg("--cache")
-            .arg(&f.cache)
+        f.build_command()
             .arg("--dry-run")
-            .args(extra),
+            .args(extra)
+            .env("NODEIMG_QEMU", "/nonexistent/qemu-system-x86_64"),
     )
 }
 
@@ -186,30 +180,8 @@ fn refused(f: &Fixture, wants: &[&str]) {
 #[test]
 fn dry_run_refuses_a_bad_pin_like_the_build() {
     let f = full_fixture();
-    let text = std::fs::read_to_string(&f.spec).unwrap();
-    std::fs::write(
-        &f.spec,
-        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
-    )
-    .unwrap();
-    refused(
-        &f,
-        &[
-            "node.lock",
-            "containerd 1.6.20",
-            "pins 1.7.0",
-            "nodeimg fetch",
-        ],
-    );
-}
-
-#[test]
-fn dry_run_refuses_a_pin_missing_from_the_cache() {
-    let f = full_fixture();
-    let lock = builder::lock::load(&f.lock).unwrap();
-    let kubelet = lock.component("kubelet").next().unwrap();
-    std::fs::remove_file(f.cache.join("cas/sha256").join(&kubelet.sha256)).unwrap();
-    refused(&f, &["kubelet", "not in the cache", "nodeimg fetch"]);
+    let wants = pin_other_containerd(&f);
+    refused(&f, &wants);
 }
 
 #[test]
