@@ -6,7 +6,6 @@
 use anyhow::Result;
 use distros::NodeRole;
 
-use super::BuildIdentity;
 use super::guest::GuestCommand;
 use super::inputs::Inputs;
 use super::timeouts;
@@ -24,6 +23,15 @@ for target in 1.1.1.1/443 151.101.2.132/80 10.0.2.2/80; do
 \tfi
 done
 echo 'no name resolves, no outbound TCP connection opens'";
+
+/// The build VM's identity, read before the seal: the sealed disk's first boot must differ.
+#[derive(Debug, Clone, Default)]
+pub struct BuildIdentity {
+    /// `/etc/machine-id`.
+    pub machine_id: Option<String>,
+    /// `SHA256:…` fingerprints of `/etc/ssh/ssh_host_*_key.pub`.
+    pub host_key_fingerprints: Vec<String>,
+}
 
 fn named(class: &str, checks: Vec<distros::checks::Check>) -> Vec<NamedCheck> {
     checks

@@ -9,9 +9,9 @@ use distros::payload::PAYLOAD_MOUNT;
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
 
+use super::guest::GuestCommand;
 use super::inputs::Inputs;
 use super::payload::payload_file;
-use super::plan::Plan;
 use crate::bom::collect::{ComponentQuery, ComponentSource, Query};
 use crate::bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
 use crate::build::report::Reporter;
@@ -70,15 +70,14 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
     }
 }
 
-/// Runs the plan's collection in the guest and parses its answer.
+/// Runs the plan's collection `step` in the guest and parses its answer to `query`.
 pub fn collect(
     vm: &Vm,
     ssh: &Ssh,
-    plan: &Plan,
+    (step, query): (&GuestCommand, &Query),
     inputs: &Inputs,
     reporter: &Reporter,
 ) -> Result<Bom> {
-    let step = &plan.bom_collect;
     reporter.step_started("bom", &step.name);
     let t = Instant::now();
     let out = ssh.output(&step.command, Some(step.timeout));
@@ -99,7 +98,7 @@ pub fn collect(
     let bom = crate::bom::collect::parse(
         &String::from_utf8_lossy(&out.stdout),
         bom_inputs(inputs),
-        &plan.bom_query,
+        query,
     )?;
     reporter.info(&format!(
         "bill of materials: {} packages, {} component files, {} images",

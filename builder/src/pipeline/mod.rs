@@ -28,6 +28,7 @@ pub mod timeouts;
 pub mod validate;
 pub mod workdisk;
 
+pub use check_list::BuildIdentity;
 pub use command::run;
 
 use std::path::{Path, PathBuf};
@@ -111,15 +112,6 @@ pub struct Built {
     pub dir: PathBuf,
     /// Every check.
     pub results: Vec<CaseResult>,
-}
-
-/// The build VM's identity, read before the seal: the sealed disk's first boot must differ.
-#[derive(Debug, Clone, Default)]
-pub struct BuildIdentity {
-    /// `/etc/machine-id`.
-    pub machine_id: Option<String>,
-    /// `SHA256:…` fingerprints of `/etc/ssh/ssh_host_*_key.pub`.
-    pub host_key_fingerprints: Vec<String>,
 }
 
 /// The seal audit of the golden disk, read offline (`nodeimg audit`), as check results: each
@@ -305,19 +297,34 @@ fn build_in(
     })?;
     let ssh = vm.ssh(SSH_TIMEOUT)?;
     reporter.phase("provision", || {
-        provision::provision(&vm, &ssh, plan, reporter)
+        provision::provision(
+            &vm,
+            &ssh,
+            provision::ProvisionSteps {
+                before_files: &plan.provision,
+                files: &plan.files,
+                commands: &plan.commands,
+            },
+            reporter,
+        )
     })?;
     reporter.phase("bom", || -> Result<()> {
-        let bom = collect_bom::collect(&vm, &ssh, plan, inputs, reporter)?;
+        let bom = collect_bom::collect(
+            &vm,
+            &ssh,
+            (&plan.bom_collect, &plan.bom_query),
+            inputs,
+            reporter,
+        )?;
         collect_bom::write(staging, &bom, opts.source_date_epoch)?;
-        provision::unmount_payload(&vm, &ssh, plan, reporter)
+        provision::unmount_payload(&vm, &ssh, &plan.payload_unmount, reporter)
     })?;
     let mut results = reporter.phase("validate", || -> Result<Vec<CaseResult>> {
         let results = validate::run_checks(&ssh, "validate", &plan.validation, reporter)?;
         reporter.info(&format!("validation: {}", validate::summary(&results)));
         Ok(results)
     })?;
-    let identity = seal::read_identity(&ssh, plan)?;
+    let identity = seal::read_identity(&ssh, &plan.identity)?;
     let failed_validation = results.iter().any(|r| !r.passed());
     if failed_validation && !opts.keep_going {
         validate::write_junit(staging, &spec.image.name, &results)?;
@@ -327,7 +334,7 @@ fn build_in(
             staging.join(output::JUNIT).display()
         )));
     }
-    reporter.phase("seal", || seal::seal(&mut vm, ssh, plan, reporter))?;
+    reporter.phase("seal", || seal::seal(&mut vm, ssh, &plan.seal, reporter))?;
     reporter.phase("shutdown", || seal::shut_down(&mut vm))?;
     let audit = reporter.phase("audit", || audit_golden(&golden, &machine.user, reporter))?;
     std::fs::copy(&vm.paths().serial_log, staging.join(output::SERIAL_LOG))?;

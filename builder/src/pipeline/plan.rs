@@ -14,13 +14,12 @@ use anyhow::{Context, Result, anyhow};
 use distros::NodeRole;
 use serde_json::json;
 
-use super::BuildIdentity;
 use super::boot_test;
-use super::check_list;
+use super::check_list::{self, BuildIdentity};
 use super::collect_bom;
 use super::guest::GuestCommand;
 use super::inputs::Inputs;
-use super::provision;
+use super::provision::{self, FileUpload};
 use super::timeouts;
 use super::validate::NamedCheck;
 use crate::bom::collect::Query;
@@ -32,17 +31,6 @@ pub struct PlanOptions {
     pub build_user: String,
     /// Whether the offline `kubeadm init` is wanted (`--no-kubeadm-test` says no).
     pub kubeadm_test: bool,
-}
-
-/// One of the spec's `[[files]]`: uploaded to `guest_path`, then installed by `install`.
-#[derive(Debug, Clone)]
-pub struct FileUpload {
-    /// The host file (checked to be a regular file).
-    pub source: PathBuf,
-    /// Where the upload lands in the guest (mode 0600) before `install` moves it.
-    pub guest_path: String,
-    /// The step that installs it at its destination.
-    pub install: GuestCommand,
 }
 
 /// The boot test's `kubeadm init`, or why it does not run.

@@ -2,6 +2,7 @@
 //! commands, each a named, timed step. The payload stays mounted for the bill of materials
 //! (which reads it); [`unmount_payload`] ends provisioning.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -13,12 +14,22 @@ use qemu::vm::Vm;
 use super::guest::{self, GuestCommand};
 use super::inputs::Inputs;
 use super::payload::payload_items;
-use super::plan::{FileUpload, Plan};
 use super::timeouts;
 use crate::build::report::Reporter;
 
 /// Where CNI plugins are looked for by containerd's default config and installed by add-ons.
 pub const CNI_BIN_DIR: &str = "/opt/cni/bin";
+
+/// One of the spec's `[[files]]`: uploaded to `guest_path`, then installed by `install`.
+#[derive(Debug, Clone)]
+pub struct FileUpload {
+    /// The host file (checked to be a regular file).
+    pub source: PathBuf,
+    /// Where the upload lands in the guest (mode 0600) before `install` moves it.
+    pub guest_path: String,
+    /// The step that installs it at its destination.
+    pub install: GuestCommand,
+}
 
 /// Every provisioning command in order for `role` (the spec's files are uploaded by
 /// [`provision`] just before their install command runs).
@@ -62,15 +73,9 @@ pub fn commands(inputs: &Inputs, role: &NodeRole) -> Result<Vec<GuestCommand>> {
     Ok(out)
 }
 
-/// Unmounts the payload (after the bill of materials is collected).
-pub fn unmount_payload(vm: &Vm, ssh: &Ssh, plan: &Plan, reporter: &Reporter) -> Result<()> {
-    guest::run_steps(
-        vm,
-        ssh,
-        "bom",
-        std::slice::from_ref(&plan.payload_unmount),
-        reporter,
-    )?;
+/// Unmounts the payload with the plan's `step` (after the bill of materials is collected).
+pub fn unmount_payload(vm: &Vm, ssh: &Ssh, step: &GuestCommand, reporter: &Reporter) -> Result<()> {
+    guest::run_steps(vm, ssh, "bom", std::slice::from_ref(step), reporter)?;
     Ok(())
 }
 
@@ -97,9 +102,9 @@ pub fn file_upload(i: usize, f: &crate::spec::ExtraFile) -> FileUpload {
 }
 
 /// Uploads the spec's files; returns their install steps.
-fn upload_files(ssh: &Ssh, plan: &Plan, reporter: &Reporter) -> Result<Vec<GuestCommand>> {
+fn upload_files(ssh: &Ssh, files: &[FileUpload], reporter: &Reporter) -> Result<Vec<GuestCommand>> {
     let mut installs = Vec::new();
-    for f in &plan.files {
+    for f in files {
         ssh.upload(&f.source, &f.guest_path, 0o600)
             .with_context(|| format!("uploading {}", f.source.display()))?;
         reporter.log(&format!(
@@ -112,22 +117,33 @@ fn upload_files(ssh: &Ssh, plan: &Plan, reporter: &Reporter) -> Result<Vec<Guest
     Ok(installs)
 }
 
-/// Runs the plan's provisioning in `vm`. The spec's files go in after the node role and before
-/// the spec's commands.
+/// The provisioning part of the plan: in order.
+#[derive(Debug, Clone, Copy)]
+pub struct ProvisionSteps<'a> {
+    /// Payload install, CNI path, node role.
+    pub before_files: &'a [GuestCommand],
+    /// The spec's files.
+    pub files: &'a [FileUpload],
+    /// The spec's commands.
+    pub commands: &'a [GuestCommand],
+}
+
+/// Runs the plan's provisioning `steps` in `vm`. The spec's files go in after the node role
+/// and before the spec's commands.
 pub fn provision(
     vm: &Vm,
     ssh: &Ssh,
-    plan: &Plan,
+    steps: ProvisionSteps<'_>,
     reporter: &Reporter,
 ) -> Result<Vec<(String, Duration)>> {
-    let mut done = guest::run_steps(vm, ssh, "provision", &plan.provision, reporter)?;
-    let files = upload_files(ssh, plan, reporter)?;
+    let mut done = guest::run_steps(vm, ssh, "provision", steps.before_files, reporter)?;
+    let files = upload_files(ssh, steps.files, reporter)?;
     done.extend(guest::run_steps(vm, ssh, "provision", &files, reporter)?);
     done.extend(guest::run_steps(
         vm,
         ssh,
         "provision",
-        &plan.commands,
+        steps.commands,
         reporter,
     )?);
     Ok(done)

@@ -8,16 +8,15 @@ use anyhow::{Result, bail};
 use qemu::ssh::Ssh;
 use qemu::vm::{StopHow, Vm};
 
-use super::BuildIdentity;
-use super::guest;
-use super::plan::Plan;
+use super::check_list::BuildIdentity;
+use super::guest::{self, GuestCommand};
 use super::timeouts::{POWERDOWN_TIMEOUT, SEAL_PART_B as PART_B_TIMEOUT};
 use crate::build::report::Reporter;
 
-/// Reads the build VM's identity (the plan's `build-identity` command) before the seal: the
+/// Reads the build VM's identity with the plan's `build-identity` step before the seal: the
 /// sealed disk's first boot must differ.
-pub fn read_identity(ssh: &Ssh, plan: &Plan) -> Result<BuildIdentity> {
-    let o = ssh.output(&plan.identity.command, Some(plan.identity.timeout))?;
+pub fn read_identity(ssh: &Ssh, step: &GuestCommand) -> Result<BuildIdentity> {
+    let o = ssh.output(&step.command, Some(step.timeout))?;
     let text = String::from_utf8_lossy(&o.stdout);
     let mut lines = text.lines();
     let machine_id = lines
@@ -36,10 +35,10 @@ pub fn read_identity(ssh: &Ssh, plan: &Plan) -> Result<BuildIdentity> {
     })
 }
 
-/// Runs the plan's seal and waits for part B; `ssh` is consumed (the build user goes away).
-pub fn seal(vm: &mut Vm, ssh: Ssh, plan: &Plan, reporter: &Reporter) -> Result<()> {
-    let (detach, before) = plan
-        .seal
+/// Runs the plan's seal `steps` and waits for part B; `ssh` is consumed (the build user goes
+/// away).
+pub fn seal(vm: &mut Vm, ssh: Ssh, steps: &[GuestCommand], reporter: &Reporter) -> Result<()> {
+    let (detach, before) = steps
         .split_last()
         .ok_or_else(|| anyhow::anyhow!("the distro has no seal steps"))?;
     guest::run_steps(vm, &ssh, "seal", before, reporter)?;
