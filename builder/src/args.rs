@@ -153,6 +153,10 @@ pub struct BuildArgs {
     /// Print JSON event lines on stdout instead of drawing progress.
     #[arg(long)]
     pub json: bool,
+    /// Check the inputs, render and check the plan, print its phases and steps (with --json
+    /// every script too); no VM, nothing written.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `nodeimg export`.
@@ -231,7 +235,7 @@ pub struct AuditArgs {
     pub junit: Option<PathBuf>,
     /// The build user the seal deletes (a Linux user name: 1–32 of `a-z 0-9 _ -`, not
     /// starting with a digit or `-`).
-    #[arg(long, value_name = "NAME", default_value = crate::build::BUILD_USER, value_parser = user_name)]
+    #[arg(long, value_name = "NAME", default_value = crate::pipeline::BUILD_USER, value_parser = user_name)]
     pub build_user: String,
     /// Most bytes the regular files under /var/log may hold together.
     #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_VAR_LOG_LIMIT)]

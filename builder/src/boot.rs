@@ -13,16 +13,11 @@ use anyhow::{Context, Result, bail};
 use qemu::accel;
 use qemu::host::{self, Host};
 use qemu::ssh::Stream;
-use qemu::vm::{StopHow, Vm, VmConfig};
+use qemu::vm::{GuestName, POWERDOWN_TIMEOUT, SSH_TIMEOUT, StopHow, Vm, VmConfig};
 
 use crate::args::BootArgs;
 use crate::interrupt;
 use crate::report::{Mode, Reporter};
-
-/// How long the guest may take to power off after the ACPI power button.
-const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long SSH may take to accept the key once the guest reported ready.
-const SSH_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// `nodeimg boot`.
 pub fn boot(args: &BootArgs) -> Result<()> {
@@ -99,20 +94,19 @@ fn boot_in(
         qemu::overlay::create_overlay(&qemu_img, image, format, &overlay)
     })?;
     let instance_id = format!("iid-nodeimg-boot-{}", std::process::id());
-    let config = VmConfig {
-        dir: vm_dir.to_path_buf(),
-        qemu: host.qemu.clone(),
-        firmware: host.firmware.clone(),
-        accel: verdict.accel,
-        cpus: args.cpus,
-        memory_mib: args.memory,
-        root_disk: overlay,
-        root_format: diskimg::ImageFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id,
-        hostname: args.hostname.clone(),
-        user: args.user.clone(),
-    };
+    let config = VmConfig::new(
+        vm_dir.to_path_buf(),
+        &host,
+        verdict.accel,
+        overlay,
+        diskimg::ImageFormat::Qcow2,
+        GuestName {
+            instance_id,
+            hostname: args.hostname.clone(),
+            user: args.user.clone(),
+        },
+    )
+    .with_size(args.cpus, args.memory);
     let mut vm = reporter.phase("start QEMU", || Vm::start(&config))?;
     let ready_timeout = Duration::from_secs(args.ready_timeout);
     reporter.phase("boot until ready", || vm.wait_ready(ready_timeout))?;

@@ -75,7 +75,7 @@ pub fn main() -> ExitCode {
         "info"
     });
     let result = match cli.command {
-        Command::Build(args) => crate::build::command::build(&args),
+        Command::Build(args) => crate::pipeline::run(&args),
         Command::Export(args) => commands::export(&args),
         Command::Verify(args) => commands::verify(&args),
         Command::Inspect(args) => commands::inspect(&args),

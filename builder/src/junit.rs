@@ -13,7 +13,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-/// The result of one case (one check).
+/// The result of one check, the one type from a guest check or an audit check to the terminal,
+/// `build.log` and the JUnit report (a JUnit test case).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseResult {
     /// The case's name, e.g. `version-containerd`.
@@ -24,6 +25,21 @@ pub struct CaseResult {
     pub duration: Duration,
     /// What happened.
     pub outcome: Outcome,
+}
+
+impl CaseResult {
+    /// Whether it passed (a skipped check did not).
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Passed
+    }
+
+    /// The one-line reason it failed or was skipped; `None` when it passed.
+    pub fn failure(&self) -> Option<&str> {
+        match &self.outcome {
+            Outcome::Passed => None,
+            Outcome::Failed { message, .. } | Outcome::Skipped { message } => Some(message),
+        }
+    }
 }
 
 /// What happened to a case.

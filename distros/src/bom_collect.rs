@@ -180,7 +180,7 @@ impl Query {
 /// The collection step for `query` (named `bom`, run as root; its stdout is the answer).
 pub fn step(query: &Query) -> Result<Step> {
     query.validate()?;
-    Ok(Step::new("bom", COLLECT_TIMEOUT, &query.body()))
+    Ok(Step::new("bom-collect", COLLECT_TIMEOUT, &query.body()))
 }
 
 #[cfg(test)]
@@ -196,7 +196,7 @@ mod tests {
             modules: vec!["overlay".into()],
         };
         let s = step(&q).unwrap();
-        assert_eq!(s.name, "bom");
+        assert_eq!(s.name, "bom-collect");
         assert_eq!(s.timeout, COLLECT_TIMEOUT);
         assert!(s.script.starts_with(
             "#!/bin/sh\n# nodeimg step: bom\nset -eu\nexec </dev/null\nexport LC_ALL=C\nP='/run/nodeimg-payload'\n"

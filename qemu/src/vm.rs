@@ -16,7 +16,7 @@ use diskimg::ImageFormat;
 
 use crate::cmdline::{ExtraDisk, VmPaths, VmSpec, pick_free_port};
 use crate::error::{Error, Result, VmFailure};
-use crate::host::Firmware;
+use crate::host::{Firmware, Host};
 use crate::keys::BuildKey;
 use crate::process::{self, Child, TAIL_LINES, tail_lines};
 use crate::qmp::Qmp;
@@ -60,6 +60,70 @@ pub struct VmConfig {
     pub hostname: String,
     /// The build user the key logs in as.
     pub user: String,
+}
+
+/// How long a guest may take from QEMU's start to cloud-init done (the build, the boot test;
+/// `nodeimg boot --ready-timeout` has its own default).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long SSH may take to accept the key once the guest reported ready.
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a guest may take to power off after the ACPI power button (then `quit`, then kill).
+pub const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Who a guest is: what cloud-init and SSH know it by.
+#[derive(Debug, Clone)]
+pub struct GuestName {
+    /// cloud-init instance id (new id: cloud-init runs its per-instance modules again).
+    pub instance_id: String,
+    /// The guest's hostname.
+    pub hostname: String,
+    /// The user the build key logs in as.
+    pub user: String,
+}
+
+impl VmConfig {
+    /// The one way to describe a VM: `host`'s QEMU and firmware under `accel`, booting
+    /// `root_disk` (`root_format`) with its private directory `dir`, as `guest`; 2 vCPUs and
+    /// 2048 MiB until [`VmConfig::with_size`], no extra disks until
+    /// [`VmConfig::with_extra_disk`].
+    pub fn new(
+        dir: PathBuf,
+        host: &Host,
+        accel: Accel,
+        root_disk: PathBuf,
+        root_format: ImageFormat,
+        guest: GuestName,
+    ) -> Self {
+        VmConfig {
+            dir,
+            qemu: host.qemu.clone(),
+            firmware: host.firmware.clone(),
+            accel,
+            cpus: 2,
+            memory_mib: 2048,
+            root_disk,
+            root_format,
+            extra_disks: Vec::new(),
+            instance_id: guest.instance_id,
+            hostname: guest.hostname,
+            user: guest.user,
+        }
+    }
+
+    /// With `cpus` vCPUs and `memory_mib` MiB.
+    #[must_use]
+    pub fn with_size(mut self, cpus: u32, memory_mib: u32) -> Self {
+        self.cpus = cpus;
+        self.memory_mib = memory_mib;
+        self
+    }
+
+    /// With one more read-only disk after the seed.
+    #[must_use]
+    pub fn with_extra_disk(mut self, disk: ExtraDisk) -> Self {
+        self.extra_disks.push(disk);
+        self
+    }
 }
 
 /// How a VM stopped.

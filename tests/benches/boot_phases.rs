@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use diskimg::ImageFormat;
 use qemu::accel::{self, Accel};
-use qemu::vm::{Vm, VmConfig};
+use qemu::vm::{GuestName, Vm, VmConfig};
 
 /// Serial console markers, in boot order (any of the `|`-separated needles; empty: any output).
 const MARKERS: &[(&str, &str)] = &[
@@ -133,27 +133,25 @@ fn nodeimg_boot(
     std::fs::create_dir_all(&dir).unwrap();
     let overlay = dir.join("overlay.qcow2");
     qemu::overlay::create_overlay(qemu_img, image, ImageFormat::Qcow2, &overlay).unwrap();
-    let config = VmConfig {
-        dir: dir.join("vm"),
-        qemu: host.qemu.clone(),
-        firmware: host.firmware.clone(),
+    let config = VmConfig::new(
+        dir.join("vm"),
+        host,
         accel,
-        cpus: 2,
-        memory_mib: 2048,
-        root_disk: overlay,
-        root_format: ImageFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id: "iid-bootbench".into(),
-        hostname: "bootbench".into(),
-        user: "builder".into(),
-    };
+        overlay,
+        ImageFormat::Qcow2,
+        GuestName {
+            instance_id: "iid-bootbench".into(),
+            hostname: "bootbench".into(),
+            user: "builder".into(),
+        },
+    );
     let mut vm = Vm::start(&config).expect("start");
     let watcher = SerialWatcher::start(vm.paths().serial_log.clone(), vm.started());
     let ready = vm
-        .wait_ready(Duration::from_secs(900))
+        .wait_ready(qemu::vm::READY_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     let ssh = vm
-        .ssh(Duration::from_secs(60))
+        .ssh(qemu::vm::SSH_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     let o = ssh.output("true", None).expect("first command");
     assert!(o.exit.success());
@@ -180,7 +178,7 @@ fn nodeimg_boot(
         println!("    {}", line.trim());
     }
     ssh.close();
-    let stopped = vm.stop(Duration::from_secs(120)).expect("stop");
+    let stopped = vm.stop(qemu::vm::POWERDOWN_TIMEOUT).expect("stop");
     println!(
         "  powerdown → QEMU exit: {:.2}s ({:?})",
         stopped.took.as_secs_f64(),

@@ -105,16 +105,39 @@ formats = ["qcow2"]
     }
 }
 
+impl Fixture {
+    /// `nodeimg build SPEC --out OUT --cache CACHE` of this fixture.
+    pub(super) fn build_command(&self) -> std::process::Command {
+        let mut cmd = nodeimg();
+        cmd.arg("build")
+            .arg(&self.spec)
+            .arg("--out")
+            .arg(&self.out)
+            .arg("--cache")
+            .arg(&self.cache);
+        cmd
+    }
+}
+
+/// Pins containerd 1.7.0 in `f`'s spec, which its lock (made for 1.6.20) does not match;
+/// returns what the one error about it must say.
+pub(super) fn pin_other_containerd(f: &Fixture) -> [&'static str; 4] {
+    let text = std::fs::read_to_string(&f.spec).unwrap();
+    std::fs::write(
+        &f.spec,
+        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
+    )
+    .unwrap();
+    [
+        "node.lock",
+        "containerd 1.6.20",
+        "pins 1.7.0",
+        "nodeimg fetch",
+    ]
+}
+
 fn build(f: &Fixture) -> (bool, String) {
-    let o = nodeimg()
-        .arg("build")
-        .arg(&f.spec)
-        .arg("--out")
-        .arg(&f.out)
-        .arg("--cache")
-        .arg(&f.cache)
-        .output()
-        .unwrap();
+    let o = f.build_command().output().unwrap();
     let (_, stderr) = out_str(&o);
     assert!(o.status.code() == Some(1) || o.status.success(), "{o:?}");
     (o.status.success(), stderr)
@@ -152,21 +175,8 @@ fn build_refuses_a_spec_without_a_lock() {
 #[test]
 fn build_refuses_a_lock_made_for_other_pins() {
     let f = fixture();
-    let text = std::fs::read_to_string(&f.spec).unwrap();
-    std::fs::write(
-        &f.spec,
-        text.replace("containerd = \"1.6.20\"", "containerd = \"1.7.0\""),
-    )
-    .unwrap();
-    refused(
-        &f,
-        &[
-            "node.lock",
-            "containerd 1.6.20",
-            "pins 1.7.0",
-            "nodeimg fetch",
-        ],
-    );
+    let wants = pin_other_containerd(&f);
+    refused(&f, &wants);
 }
 
 #[test]
@@ -207,12 +217,12 @@ fn build_refuses_a_corrupt_lock_naming_line_and_column() {
 /// build file.
 #[test]
 fn build_output_is_exported_recorded_published_and_verified() {
-    use builder::build::output;
+    use builder::pipeline::{export, output, publish, validate};
     use builder::report;
     let f = fixture();
-    let inputs = builder::build::inputs::load(&f.spec, &inputs::cache::Cache::new(&f.cache))
+    let inputs = builder::pipeline::inputs::load(&f.spec, &inputs::cache::Cache::new(&f.cache))
         .expect("inputs");
-    let staging = builder::build::staging_dir(&f.out, "node");
+    let staging = builder::pipeline::staging_dir(&f.out, "node");
     std::fs::create_dir_all(&staging).unwrap();
     fixtures::gpt_disk::patterned_gpt_disk(&staging.join(output::GOLDEN), 64 << 20, 5).unwrap();
     for name in [
@@ -223,10 +233,10 @@ fn build_output_is_exported_recorded_published_and_verified() {
     ] {
         std::fs::write(staging.join(name), format!("{name}\n")).unwrap();
     }
-    output::write_junit(&staging, "node", &[]).unwrap();
+    validate::write_junit(&staging, "node", &[]).unwrap();
     let reporter = report::Reporter::new(report::Mode::Lines);
     reporter.open_log(&staging.join(output::BUILD_LOG)).unwrap();
-    let opts = builder::build::BuildOptions {
+    let opts = builder::pipeline::BuildOptions {
         spec: f.spec.clone(),
         out: f.out.clone(),
         cache: f.cache.clone(),
@@ -239,14 +249,14 @@ fn build_output_is_exported_recorded_published_and_verified() {
     };
     let manifest = reporter
         .phase("export", || {
-            output::export(&opts, &inputs, &staging, &reporter)
+            export::export(&opts, &inputs, &staging, &reporter)
         })
         .unwrap();
     reporter.close_log().unwrap();
     assert!(!staging.join("manifest.json").exists() || manifest.build.is_none());
-    output::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
+    publish::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
     let final_dir = f.out.join("node");
-    output::publish(&staging, &final_dir).unwrap();
+    publish::publish(&staging, &final_dir).unwrap();
     assert!(!staging.exists());
     assert_eq!(listing(&f.out), ["node"]);
 

@@ -15,6 +15,7 @@ mod r10_export;
 mod r10_fetch;
 mod r10_inputs;
 mod r10_readers;
+mod s11_dry_run;
 mod scan;
 
 fn nodeimg() -> Command {

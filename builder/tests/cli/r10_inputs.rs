@@ -29,14 +29,8 @@ fn mkfifo(path: &Path) {
 /// wrongly gets past `inputs` fails fast at the host probe instead of booting a VM.
 fn build_refused(f: &super::build::Fixture, wants: &[&str]) {
     let o = run_guarded(
-        nodeimg()
-            .env("NODEIMG_QEMU", "/nonexistent/qemu-system-x86_64")
-            .arg("build")
-            .arg(&f.spec)
-            .arg("--out")
-            .arg(&f.out)
-            .arg("--cache")
-            .arg(&f.cache),
+        f.build_command()
+            .env("NODEIMG_QEMU", "/nonexistent/qemu-system-x86_64"),
     );
     let (_, stderr) = out_str(&o);
     assert_eq!(o.status.code(), Some(1), "{stderr}");

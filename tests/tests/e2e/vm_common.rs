@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use diskimg::ImageFormat;
 use qemu::accel::{self, AccelChoice};
-use qemu::vm::VmConfig;
+use qemu::vm::{GuestName, VmConfig};
 
 /// Prints `SKIP: test: why` ([`fixtures::tools::skip`]: fails instead in CI).
 pub fn skip(test: &str, why: &str) {
@@ -56,20 +56,18 @@ pub fn overlay_vm_config(
     qemu::overlay::create_overlay(qemu_img, image, format, &overlay).expect("overlay");
     let verdict = accel::resolve(AccelChoice::Auto, &host.qemu);
     println!("accelerator: {} ({})", verdict.accel, verdict.reason);
-    VmConfig {
-        dir: dir.join("vm"),
-        qemu: host.qemu.clone(),
-        firmware: host.firmware.clone(),
-        accel: verdict.accel,
-        cpus: 2,
-        memory_mib: 2048,
-        root_disk: overlay,
-        root_format: ImageFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id: format!("iid-{name}-{}", std::process::id()),
-        hostname: name.to_owned(),
-        user: "builder".into(),
-    }
+    VmConfig::new(
+        dir.join("vm"),
+        host,
+        verdict.accel,
+        overlay,
+        ImageFormat::Qcow2,
+        GuestName {
+            instance_id: format!("iid-{name}-{}", std::process::id()),
+            hostname: name.to_owned(),
+            user: "builder".into(),
+        },
+    )
 }
 
 /// The processes whose command line mentions `needle` (e.g. a VM directory), as `pgrep -af`

@@ -5,7 +5,6 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, PayloadItem};
@@ -55,10 +54,6 @@ pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
     items
 }
 
-/// How long `mkfs.ext4 -d` of the payload may take (a few GiB of packages and images, copied
-/// into a fresh file system: this catches a hang, not a slow disk).
-const MKFS_TIMEOUT: Duration = Duration::from_secs(60 * 60);
-
 /// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch.
 /// Returns its size in bytes.
 pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
@@ -84,7 +79,7 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     let f = std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     f.set_len(size)?;
     drop(f);
-    let made = child_process::Command::new("mkfs.ext4", MKFS_TIMEOUT)
+    let made = child_process::Command::new("mkfs.ext4", super::timeouts::PAYLOAD_MKFS)
         .what("mkfs.ext4 of the payload disk")
         .args(["-q", "-F", "-L", PAYLOAD_LABEL, "-O", "^has_journal"])
         .args(["-E", "root_owner=0:0", "-d"])

@@ -1,6 +1,7 @@
-//! `nodeimg build SPEC`: the pipeline, one module per phase.
+//! `nodeimg build SPEC`: the pipeline, planned before it boots, then one module per phase.
 //!
-//! inputs (spec, lock, cache) → working disk (`golden.raw`, grown) → payload disk → build VM
+//! inputs (spec, lock, cache) → the [`plan`] of everything the guests will run, rendered and
+//! checked (`--dry-run` stops here) → working disk (`golden.raw`, grown) → payload disk → build VM
 //! (network cut off, payload read-only) → provision → bill of materials → validate → seal →
 //! QMP power-off → seal audit of the disk → boot test of the sealed disk (first boot, serial
 //! scan, offline `kubeadm init`) → export to every format → `manifest.json` last.
@@ -10,35 +11,40 @@
 //! directories and serial logs for inspection; Ctrl-C kills QEMU and removes it.
 
 pub mod boot_test;
+pub mod check_list;
 pub mod collect_bom;
 pub mod command;
+pub mod export;
 pub mod guest;
 pub mod inputs;
 pub mod output;
 pub mod payload;
+pub mod plan;
 pub mod provision;
+pub mod publish;
 pub mod seal;
+pub mod timeouts;
 pub mod validate;
 pub mod workdisk;
 
+pub use check_list::BuildIdentity;
+pub use command::run;
+
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use diskimg::ImageFormat;
 use qemu::accel::{self, Accel, AccelChoice};
 use qemu::cmdline::ExtraDisk;
 use qemu::host::{self, Host};
-use qemu::vm::{Vm, VmConfig};
+use qemu::vm::{GuestName, Vm, VmConfig};
 
-use ::inputs::cache::Cache;
+use crate::junit::CaseResult;
 use crate::report::Reporter;
-use validate::CheckResult;
+use ::inputs::cache::Cache;
+use plan::Plan;
+use timeouts::{READY_TIMEOUT, SSH_TIMEOUT};
 
-/// How long a guest may take from QEMU's start to cloud-init done.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(900);
-/// How long SSH may take to accept the build key once the guest is ready.
-pub const SSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// The build user (removed by the seal).
 pub const BUILD_USER: &str = "nodeimg";
 /// The build guest's hostname.
@@ -84,70 +90,44 @@ pub struct Machine {
     pub user: String,
 }
 
+impl Machine {
+    /// The config of one of the build's VMs: this machine's QEMU, firmware, accelerator and
+    /// size, booting `root_disk` as `guest`.
+    pub fn vm_config(
+        &self,
+        dir: PathBuf,
+        root_disk: PathBuf,
+        root_format: ImageFormat,
+        guest: GuestName,
+    ) -> VmConfig {
+        VmConfig::new(dir, &self.host, self.accel, root_disk, root_format, guest)
+            .with_size(self.cpus, self.memory_mib)
+    }
+}
+
 /// What a successful build made.
 #[derive(Debug)]
 pub struct Built {
     /// `OUT/NAME`.
     pub dir: PathBuf,
     /// Every check.
-    pub results: Vec<CheckResult>,
-}
-
-/// The build VM's identity, read before the seal: the sealed disk's first boot must differ.
-#[derive(Debug, Clone, Default)]
-pub struct BuildIdentity {
-    /// `/etc/machine-id`.
-    pub machine_id: Option<String>,
-    /// `SHA256:…` fingerprints of `/etc/ssh/ssh_host_*_key.pub`.
-    pub host_key_fingerprints: Vec<String>,
-}
-
-impl BuildIdentity {
-    fn read(ssh: &qemu::ssh::Ssh) -> Result<Self> {
-        let step = distros::checks::build_identity_step();
-        let o = ssh.output(&step.remote_command(), Some(step.timeout))?;
-        let text = String::from_utf8_lossy(&o.stdout);
-        let mut lines = text.lines();
-        let machine_id = lines
-            .next()
-            .map(str::trim)
-            .filter(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
-            .map(str::to_owned);
-        let host_key_fingerprints = lines
-            .filter_map(|l| l.split_whitespace().nth(1))
-            .filter(|f| f.starts_with("SHA256:"))
-            .map(str::to_owned)
-            .collect();
-        Ok(BuildIdentity {
-            machine_id,
-            host_key_fingerprints,
-        })
-    }
+    pub results: Vec<CaseResult>,
 }
 
 /// The seal audit of the golden disk, read offline (`nodeimg audit`), as check results: each
 /// finding fails the build at the end like a failed check.
-fn audit_golden(golden: &Path, user: &str, reporter: &Reporter) -> Result<Vec<CheckResult>> {
+fn audit_golden(golden: &Path, user: &str, reporter: &Reporter) -> Result<Vec<CaseResult>> {
     let options = crate::audit::AuditOptions {
         build_user: user.to_owned(),
         ..Default::default()
     };
     let report = crate::audit::audit_disk(golden, &options)?;
-    let results: Vec<CheckResult> = report
+    let results: Vec<CaseResult> = report
         .junit_cases()
         .into_iter()
-        .map(|case| {
-            let (failure, output) = match case.outcome {
-                crate::junit::Outcome::Failed { message, output } => (Some(message), output),
-                _ => (None, String::new()),
-            };
-            CheckResult {
-                class: case.classname,
-                name: format!("audit-{}", case.name),
-                took: case.duration,
-                failure,
-                output,
-            }
+        .map(|case| CaseResult {
+            name: format!("audit-{}", case.name),
+            ..case
         })
         .collect();
     let failed = results.iter().filter(|r| !r.passed()).count();
@@ -157,11 +137,7 @@ fn audit_golden(golden: &Path, user: &str, reporter: &Reporter) -> Result<Vec<Ch
         results.len()
     ));
     for r in results.iter().filter(|r| !r.passed()) {
-        reporter.info(&format!(
-            "FAILED {}: {}",
-            r.name,
-            r.failure.as_deref().unwrap_or("")
-        ));
+        reporter.info(&format!("FAILED {}: {}", r.name, r.failure().unwrap_or("")));
     }
     Ok(results)
 }
@@ -178,10 +154,24 @@ pub fn lock_file(name: &str) -> String {
     format!(".{name}.lock")
 }
 
+/// Loads the inputs and renders and checks the plan: everything a build does before it writes
+/// anything (and all `--dry-run` does).
+pub fn load_and_plan(opts: &BuildOptions) -> Result<(inputs::Inputs, Plan)> {
+    let inputs = inputs::load(&opts.spec, &Cache::new(&opts.cache))?;
+    let plan = plan::plan(
+        &inputs,
+        &plan::PlanOptions {
+            build_user: BUILD_USER.into(),
+            kubeadm_test: !opts.no_kubeadm_test,
+        },
+    )?;
+    plan.validate()?;
+    Ok((inputs, plan))
+}
+
 /// Runs the whole build.
-pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
-    let cache = Cache::new(&opts.cache);
-    let inputs = reporter.phase("inputs", || inputs::load(&opts.spec, &cache))?;
+pub fn build(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
+    let (inputs, plan) = reporter.phase("inputs", || load_and_plan(opts))?;
     let spec = &inputs.spec;
     for a in inputs.lock.artifacts.iter().filter(|a| a.note.is_some()) {
         reporter.info(&format!(
@@ -219,7 +209,7 @@ pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
         inputs.lock.sha256
     ));
 
-    let result = build_in(opts, &inputs, &staging, reporter);
+    let result = build_in(opts, &inputs, &plan, &staging, reporter);
     if result.is_err() {
         crate::interrupt::yield_to_handler();
     }
@@ -233,7 +223,7 @@ pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
             )));
         }
     };
-    reporter.phase("publish", || output::publish(&staging, &final_dir))?;
+    reporter.phase("publish", || publish::publish(&staging, &final_dir))?;
     Ok(Built {
         dir: final_dir,
         results,
@@ -243,9 +233,10 @@ pub fn run(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
 fn build_in(
     opts: &BuildOptions,
     inputs: &inputs::Inputs,
+    plan: &Plan,
     staging: &Path,
     reporter: &Reporter,
-) -> Result<Vec<CheckResult>> {
+) -> Result<Vec<CaseResult>> {
     let spec = &inputs.spec;
     let work = staging.join("work");
     std::fs::create_dir_all(&work)?;
@@ -263,7 +254,7 @@ fn build_in(
             accel: verdict.accel,
             cpus: opts.cpus,
             memory_mib: opts.memory_mib,
-            user: BUILD_USER.into(),
+            user: plan.build_user.clone(),
         })
     })?;
     let golden = staging.join(output::GOLDEN);
@@ -283,24 +274,22 @@ fn build_in(
     })?;
 
     let vm_dir = work.join("build-vm");
-    let config = VmConfig {
-        dir: vm_dir.clone(),
-        qemu: machine.host.qemu.clone(),
-        firmware: machine.host.firmware.clone(),
-        accel: machine.accel,
-        cpus: machine.cpus,
-        memory_mib: machine.memory_mib,
-        root_disk: golden.clone(),
-        root_format: ImageFormat::Raw,
-        extra_disks: vec![ExtraDisk {
+    let config = machine
+        .vm_config(
+            vm_dir.clone(),
+            golden.clone(),
+            ImageFormat::Raw,
+            GuestName {
+                instance_id: format!("iid-nodeimg-build-{}", &spec.sha256[..16]),
+                hostname: BUILD_HOSTNAME.into(),
+                user: machine.user.clone(),
+            },
+        )
+        .with_extra_disk(ExtraDisk {
             name: "payload".into(),
             path: payload_img.clone(),
             format: ImageFormat::Raw,
-        }],
-        instance_id: format!("iid-nodeimg-build-{}", &spec.sha256[..16]),
-        hostname: BUILD_HOSTNAME.into(),
-        user: machine.user.clone(),
-    };
+        });
     let mut vm = reporter.phase("boot", || -> Result<Vm> {
         let mut vm = Vm::start(&config)?;
         vm.wait_ready(READY_TIMEOUT)?;
@@ -308,32 +297,44 @@ fn build_in(
     })?;
     let ssh = vm.ssh(SSH_TIMEOUT)?;
     reporter.phase("provision", || {
-        provision::provision(&vm, &ssh, inputs, reporter)
+        provision::provision(
+            &vm,
+            &ssh,
+            provision::ProvisionSteps {
+                before_files: &plan.provision,
+                files: &plan.files,
+                commands: &plan.commands,
+            },
+            reporter,
+        )
     })?;
     reporter.phase("bom", || -> Result<()> {
-        let bom = collect_bom::collect(&vm, &ssh, inputs, reporter)?;
+        let bom = collect_bom::collect(
+            &vm,
+            &ssh,
+            (&plan.bom_collect, &plan.bom_query),
+            inputs,
+            reporter,
+        )?;
         collect_bom::write(staging, &bom, opts.source_date_epoch)?;
-        provision::unmount_payload(&vm, &ssh, reporter)
+        provision::unmount_payload(&vm, &ssh, &plan.payload_unmount, reporter)
     })?;
-    let mut results = reporter.phase("validate", || -> Result<Vec<CheckResult>> {
-        let checks = output::validation_checks(inputs)?;
-        let results = validate::run_checks(&ssh, "validate", &checks, reporter)?;
+    let mut results = reporter.phase("validate", || -> Result<Vec<CaseResult>> {
+        let results = validate::run_checks(&ssh, "validate", &plan.validation, reporter)?;
         reporter.info(&format!("validation: {}", validate::summary(&results)));
         Ok(results)
     })?;
-    let identity = BuildIdentity::read(&ssh)?;
+    let identity = seal::read_identity(&ssh, &plan.identity)?;
     let failed_validation = results.iter().any(|r| !r.passed());
     if failed_validation && !opts.keep_going {
-        output::write_junit(staging, &spec.image.name, &results)?;
+        validate::write_junit(staging, &spec.image.name, &results)?;
         bail!(vm.failure(format!(
             "validation failed ({}); see {}",
             validate::summary(&results),
             staging.join(output::JUNIT).display()
         )));
     }
-    reporter.phase("seal", || {
-        seal::seal(&mut vm, ssh, inputs.distro, &machine.user, reporter)
-    })?;
+    reporter.phase("seal", || seal::seal(&mut vm, ssh, &plan.seal, reporter))?;
     reporter.phase("shutdown", || seal::shut_down(&mut vm))?;
     let audit = reporter.phase("audit", || audit_golden(&golden, &machine.user, reporter))?;
     std::fs::copy(&vm.paths().serial_log, staging.join(output::SERIAL_LOG))?;
@@ -341,41 +342,32 @@ fn build_in(
     drop(vm);
     std::fs::remove_file(&payload_img)?;
 
-    let kubeadm = if opts.no_kubeadm_test {
-        reporter.info("the kubeadm test is skipped (--no-kubeadm-test)");
-        None
-    } else {
-        let test = boot_test::kubeadm_test(inputs);
-        if test.is_none() {
-            reporter.info(
-                "the kubeadm test is skipped: the payload lacks kubeadm or the control-plane images",
-            );
-        }
-        test
-    };
-    let first_boot = output::first_boot_checks(inputs, &identity, &machine.user)?;
+    if let plan::KubeadmPlan::Skipped(why) = &plan.kubeadm {
+        reporter.info(why);
+    }
+    let first_boot = plan.first_boot_checks(&identity)?;
     let outcome = reporter.phase("boot test", || {
         boot_test::run(
             &machine,
             &golden,
             &work.join("boot-test-vm"),
             &first_boot,
-            kubeadm.as_ref(),
+            plan.kubeadm_steps(),
             reporter,
         )
     })?;
     std::fs::write(staging.join(output::BOOT_TEST_SERIAL_LOG), &outcome.serial)?;
     results.extend(audit);
     results.extend(outcome.results);
-    results.push(output::console_result(
+    results.push(validate::console_result(
         "build-vm-serial-console",
         &String::from_utf8_lossy(&build_serial),
     ));
-    results.push(output::console_result(
+    results.push(validate::console_result(
         "boot-test-serial-console",
         &outcome.serial,
     ));
-    output::write_junit(staging, &spec.image.name, &results)?;
+    validate::write_junit(staging, &spec.image.name, &results)?;
     if results.iter().any(|r| !r.passed()) {
         bail!(
             "checks failed ({}); see {}",
@@ -384,8 +376,8 @@ fn build_in(
         );
     }
     std::fs::remove_dir_all(&work)?;
-    let manifest = reporter.phase("export", || output::export(opts, inputs, staging, reporter))?;
+    let manifest = reporter.phase("export", || export::export(opts, inputs, staging, reporter))?;
     reporter.close_log()?;
-    output::write_manifest(manifest, inputs, staging, reporter, outcome.kubeadm_ran)?;
+    publish::write_manifest(manifest, inputs, staging, reporter, outcome.kubeadm_ran)?;
     Ok(results)
 }

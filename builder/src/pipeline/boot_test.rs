@@ -3,63 +3,58 @@
 //! — when the payload allows — an offline `kubeadm init` with a pod running.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::Result;
 use diskimg::ImageFormat;
-use distros::kubeadm_test::{self, KubeadmTest};
-use qemu::vm::{Vm, VmConfig};
+use qemu::vm::{GuestName, Vm};
 
+use super::Machine;
 use super::guest::GuestCommand;
-use super::validate::{self, CheckResult, NamedCheck};
-use super::{Machine, READY_TIMEOUT, SSH_TIMEOUT};
+use super::timeouts::{POWERDOWN_TIMEOUT, READY_TIMEOUT, SSH_TIMEOUT};
+use super::validate::{self, NamedCheck};
+use crate::junit::CaseResult;
 use crate::report::Reporter;
+use distros::kubeadm_test::{self, KubeadmTest};
 
 /// The boot test's login user: another name than the build user, which must be gone.
 pub const BOOT_TEST_USER: &str = "nodeimg-boot";
 /// The boot test guest's hostname (its node name in the kubeadm test).
 pub const HOSTNAME: &str = "nodeimg-boot-test";
-/// How long the boot test guest may take to power off.
-const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What the boot test found.
 #[derive(Debug)]
 pub struct BootTestOutcome {
     /// Every check, first-boot ones then the kubeadm steps.
-    pub results: Vec<CheckResult>,
+    pub results: Vec<CaseResult>,
     /// Whether the kubeadm test ran.
     pub kubeadm_ran: bool,
     /// The guest's serial console.
     pub serial: String,
 }
 
-/// Boots `golden` (raw) in `vm_dir` and runs `first_boot` checks, then the kubeadm test when
-/// given. The kubeadm steps stop at the first failure (each needs the one before).
+/// Boots `golden` (raw) in `vm_dir` and runs `first_boot` checks, then the kubeadm test's
+/// steps when given. The kubeadm steps stop at the first failure (each needs the one before).
 pub fn run(
     machine: &Machine,
     golden: &Path,
     vm_dir: &Path,
     first_boot: &[NamedCheck],
-    kubeadm: Option<&KubeadmTest>,
+    kubeadm: Option<&[GuestCommand]>,
     reporter: &Reporter,
 ) -> Result<BootTestOutcome> {
     std::fs::create_dir_all(vm_dir)?;
     let overlay = vm_dir.join("overlay.qcow2");
     qemu::overlay::create_overlay(&machine.qemu_img, golden, ImageFormat::Raw, &overlay)?;
-    let config = VmConfig {
-        dir: vm_dir.to_path_buf(),
-        qemu: machine.host.qemu.clone(),
-        firmware: machine.host.firmware.clone(),
-        accel: machine.accel,
-        cpus: machine.cpus,
-        memory_mib: machine.memory_mib,
-        root_disk: overlay,
-        root_format: ImageFormat::Qcow2,
-        extra_disks: Vec::new(),
-        instance_id: "iid-nodeimg-boot-test".into(),
-        hostname: HOSTNAME.into(),
-        user: BOOT_TEST_USER.into(),
-    };
+    let config = machine.vm_config(
+        vm_dir.to_path_buf(),
+        overlay,
+        ImageFormat::Qcow2,
+        GuestName {
+            instance_id: "iid-nodeimg-boot-test".into(),
+            hostname: HOSTNAME.into(),
+            user: BOOT_TEST_USER.into(),
+        },
+    );
     let mut vm = Vm::start(&config)?;
     let took = vm.wait_ready(READY_TIMEOUT)?;
     reporter.info(&format!(
@@ -69,12 +64,12 @@ pub fn run(
     let ssh = vm.ssh(SSH_TIMEOUT)?;
     let mut results = validate::run_checks(&ssh, "boot test", first_boot, reporter)?;
     let mut kubeadm_ran = false;
-    if let Some(test) = kubeadm {
+    if let Some(steps) = kubeadm {
         kubeadm_ran = true;
-        for step in kubeadm_test::steps(test)? {
+        for command in steps {
             let check = NamedCheck {
                 class: "kubeadm".into(),
-                command: GuestCommand::from(&step),
+                command: command.clone(),
             };
             let r = validate::run_checks(&ssh, "kubeadm test", &[check], reporter)?;
             let failed = r.iter().any(|r| !r.passed());

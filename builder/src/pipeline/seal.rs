@@ -8,25 +8,37 @@ use anyhow::{Result, bail};
 use qemu::ssh::Ssh;
 use qemu::vm::{StopHow, Vm};
 
+use super::check_list::BuildIdentity;
 use super::guest::{self, GuestCommand};
+use super::timeouts::{POWERDOWN_TIMEOUT, SEAL_PART_B as PART_B_TIMEOUT};
 use crate::report::Reporter;
 
-/// How long part B may take to report on the serial console.
-const PART_B_TIMEOUT: Duration = Duration::from_secs(300);
-/// How long the sealed guest may take to power off.
-const POWERDOWN_TIMEOUT: Duration = Duration::from_secs(120);
+/// Reads the build VM's identity with the plan's `build-identity` step before the seal: the
+/// sealed disk's first boot must differ.
+pub fn read_identity(ssh: &Ssh, step: &GuestCommand) -> Result<BuildIdentity> {
+    let o = ssh.output(&step.command, Some(step.timeout))?;
+    let text = String::from_utf8_lossy(&o.stdout);
+    let mut lines = text.lines();
+    let machine_id = lines
+        .next()
+        .map(str::trim)
+        .filter(|l| l.len() == 32 && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned);
+    let host_key_fingerprints = lines
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .filter(|f| f.starts_with("SHA256:"))
+        .map(str::to_owned)
+        .collect();
+    Ok(BuildIdentity {
+        machine_id,
+        host_key_fingerprints,
+    })
+}
 
-/// Runs the seal and waits for part B; `ssh` is consumed (the build user goes away).
-pub fn seal(
-    vm: &mut Vm,
-    ssh: Ssh,
-    distro: &distros::Distro,
-    user: &str,
-    reporter: &Reporter,
-) -> Result<()> {
-    let distro_steps = distros::seal_steps(distro, user)?;
-    let commands: Vec<GuestCommand> = distro_steps.iter().map(GuestCommand::from).collect();
-    let (detach, before) = commands
+/// Runs the plan's seal `steps` and waits for part B; `ssh` is consumed (the build user goes
+/// away).
+pub fn seal(vm: &mut Vm, ssh: Ssh, steps: &[GuestCommand], reporter: &Reporter) -> Result<()> {
+    let (detach, before) = steps
         .split_last()
         .ok_or_else(|| anyhow::anyhow!("the distro has no seal steps"))?;
     guest::run_steps(vm, &ssh, "seal", before, reporter)?;

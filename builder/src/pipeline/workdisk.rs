@@ -4,14 +4,9 @@
 //! only read.
 
 use std::path::Path;
-use std::time::Duration;
 
 use ::inputs::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
-
-/// How long `qemu-img convert` of the base image may take (tens of GiB on a slow disk: this
-/// catches a hang).
-const CONVERT_TIMEOUT: Duration = Duration::from_secs(2 * 60 * 60);
 
 /// Checks `base` with the project's reader (its format is the spec's, no backing file, no
 /// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as
@@ -46,7 +41,7 @@ pub fn prepare(
         );
     }
     let tmp = out.with_extension("raw.partial");
-    let converted = child_process::Command::new(qemu_img, CONVERT_TIMEOUT)
+    let converted = child_process::Command::new(qemu_img, super::timeouts::BASE_CONVERT)
         .what("qemu-img convert")
         .args(["convert", "-q", "-f", fmt, "-O", "raw", "-S", "64k"])
         .arg(base)

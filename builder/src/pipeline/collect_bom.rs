@@ -9,14 +9,15 @@ use distros::bom_collect::{ComponentQuery, ComponentSource, Query};
 use qemu::ssh::Ssh;
 use qemu::vm::Vm;
 
+use super::guest::GuestCommand;
 use super::inputs::Inputs;
 use super::payload::payload_file;
+use crate::report::Reporter;
 use ::inputs::lock::Kind;
 use bom::model::{self, BOM_FILE, Bom, SBOM_FILE};
-use crate::report::Reporter;
 
-/// What to ask the guest for these inputs.
-pub fn query(inputs: &Inputs) -> Query {
+/// What to ask the guest for these inputs and `role`.
+pub fn query(inputs: &Inputs, role: &distros::NodeRole) -> Query {
     let mut components = Vec::new();
     for input in &inputs.payload {
         let a = &input.artifact;
@@ -45,7 +46,7 @@ pub fn query(inputs: &Inputs) -> Query {
             how,
         });
     }
-    Query::for_node_role(components, &super::provision::node_role(inputs))
+    Query::for_node_role(components, role)
 }
 
 /// The build's inputs as the BOM records them.
@@ -60,15 +61,19 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
     }
 }
 
-/// Runs the collection in the guest and parses its answer.
-pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Result<Bom> {
-    let q = query(inputs);
-    let step = distros::bom_collect::step(&q)?;
-    reporter.step_started("bom", "collect");
+/// Runs the plan's collection `step` in the guest and parses its answer to `query`.
+pub fn collect(
+    vm: &Vm,
+    ssh: &Ssh,
+    (step, query): (&GuestCommand, &Query),
+    inputs: &Inputs,
+    reporter: &Reporter,
+) -> Result<Bom> {
+    reporter.step_started("bom", &step.name);
     let t = Instant::now();
-    let out = ssh.output(&step.remote_command(), Some(step.timeout));
+    let out = ssh.output(&step.command, Some(step.timeout));
     let ok = matches!(&out, Ok(o) if o.exit.success());
-    reporter.step_finished("bom", "collect", t.elapsed(), ok);
+    reporter.step_finished("bom", &step.name, t.elapsed(), ok);
     let out = out.context("collecting the bill of materials")?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !stderr.trim().is_empty() {
@@ -76,7 +81,8 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
     }
     if !out.exit.success() {
         bail!(vm.failure(format!(
-            "bom step `collect` failed ({}); its error output ends:\n{}",
+            "bom step `{}` failed ({}); its error output ends:\n{}",
+            step.name,
             out.exit,
             super::guest::output_tail(&stderr)
         )));
@@ -84,7 +90,7 @@ pub fn collect(vm: &Vm, ssh: &Ssh, inputs: &Inputs, reporter: &Reporter) -> Resu
     let bom = crate::bom::collect::parse(
         &String::from_utf8_lossy(&out.stdout),
         bom_inputs(inputs),
-        &q,
+        query,
     )?;
     reporter.info(&format!(
         "bill of materials: {} packages, {} component files, {} images",
