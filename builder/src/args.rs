@@ -235,7 +235,7 @@ pub struct AuditArgs {
     pub junit: Option<PathBuf>,
     /// The build user the seal deletes (a Linux user name: 1–32 of `a-z 0-9 _ -`, not
     /// starting with a digit or `-`).
-    #[arg(long, value_name = "NAME", default_value = crate::pipeline::BUILD_USER, value_parser = user_name)]
+    #[arg(long, value_name = "NAME", default_value = distros::BUILD_USER, value_parser = user_name)]
     pub build_user: String,
     /// Most bytes the regular files under /var/log may hold together.
     #[arg(long, value_name = "BYTES", default_value_t = crate::audit::DEFAULT_VAR_LOG_LIMIT)]
@@ -283,4 +283,14 @@ fn user_name(text: &str) -> Result<String, String> {
 /// The `--accel` value parser: auto, kvm or tcg (listed in `--help` and in usage errors).
 pub fn accel_choice_parser() -> impl TypedValueParser<Value = AccelChoice> {
     PossibleValuesParser::new(["auto", "kvm", "tcg"]).try_map(|s| s.parse::<AccelChoice>())
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, or the fixed default; refused when negative, not
+/// a number, or later than every export format can record.
+pub fn source_date_epoch() -> anyhow::Result<u64> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => exporters::format::parse_source_date_epoch(&v).map_err(anyhow::Error::msg),
+        Err(std::env::VarError::NotPresent) => Ok(exporters::format::DEFAULT_SOURCE_DATE_EPOCH),
+        Err(e) => anyhow::bail!("SOURCE_DATE_EPOCH: {e}"),
+    }
 }

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use exporters::format::DEFAULT_SOURCE_DATE_EPOCH;
 use exporters::{ExportOptions, Format};
 
 use crate::args::{AuditArgs, BomDiffArgs, ExportArgs, InspectArgs, VerifyArgs};
@@ -37,7 +36,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         firmware: args.firmware,
         compress: args.compress,
         pad: args.pad,
-        source_date_epoch: source_date_epoch()?,
+        source_date_epoch: crate::args::source_date_epoch()?,
         properties,
     };
     let progress = TaskProgress::new(Mode::detect(args.json), "export");
@@ -154,16 +153,6 @@ fn default_name(disk: &Path) -> Result<String> {
         )
     })?;
     Ok(stem.to_string())
-}
-
-/// `SOURCE_DATE_EPOCH` from the environment, or the fixed default; refused when negative, not
-/// a number, or later than every export format can record.
-pub(crate) fn source_date_epoch() -> Result<u64> {
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => exporters::format::parse_source_date_epoch(&v).map_err(anyhow::Error::msg),
-        Err(std::env::VarError::NotPresent) => Ok(DEFAULT_SOURCE_DATE_EPOCH),
-        Err(e) => bail!("SOURCE_DATE_EPOCH: {e}"),
-    }
 }
 
 /// `nodeimg audit`: 0 when every check passes, 1 when one fails, 2 when the disk (or the

@@ -43,7 +43,7 @@ pub use distro::{
 };
 pub use error::{Error, Result};
 pub use node_role::{NodeRole, node_role_steps};
-pub use seal::{SEAL_FAILED_MARKER, SEAL_MARKER, seal_detached_script, seal_steps};
+pub use seal::{BUILD_USER, SEAL_FAILED_MARKER, SEAL_MARKER, seal_detached_script, seal_steps};
 pub use step::{Step, sudo_sh};
 
 /// Every known distro, in a stable order (oldest family release first).

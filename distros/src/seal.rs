@@ -19,6 +19,8 @@ use crate::error::Result;
 use crate::shell::{self, quote, quote_words};
 use crate::step::Step;
 
+/// The user the build logs in as (made by cloud-init from the seed) and the seal deletes.
+pub const BUILD_USER: &str = "nodeimg";
 /// Written on `/dev/console` (the serial log) when part B has finished.
 pub const SEAL_MARKER: &str = "SEAL-DONE";
 /// Written on `/dev/console` when part B failed (followed by ` rc=<status>`).

@@ -30,7 +30,7 @@ pub const JUNIT_CLASSNAME: &str = "nodeimg.audit";
 /// What the audit is told.
 #[derive(Debug, Clone)]
 pub struct AuditOptions {
-    /// The build user that the seal deletes ([`crate::pipeline::BUILD_USER`] by default).
+    /// The build user that the seal deletes ([`distros::BUILD_USER`] by default).
     pub build_user: String,
     /// Most bytes of regular files allowed under `/var/log`.
     pub var_log_limit: u64,
@@ -39,7 +39,7 @@ pub struct AuditOptions {
 impl Default for AuditOptions {
     fn default() -> Self {
         AuditOptions {
-            build_user: crate::pipeline::BUILD_USER.to_string(),
+            build_user: distros::BUILD_USER.to_string(),
             var_log_limit: DEFAULT_VAR_LOG_LIMIT,
         }
     }

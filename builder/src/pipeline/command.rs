@@ -28,7 +28,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         cpus: args.cpus,
         keep_going: args.keep_going,
         no_kubeadm_test: args.no_kubeadm_test,
-        source_date_epoch: crate::commands::source_date_epoch()?,
+        source_date_epoch: crate::args::source_date_epoch()?,
     };
     if args.dry_run {
         return dry_run(&opts, args.json);

@@ -45,8 +45,6 @@ use ::inputs::cache::Cache;
 use plan::Plan;
 use timeouts::{READY_TIMEOUT, SSH_TIMEOUT};
 
-/// The build user (removed by the seal).
-pub const BUILD_USER: &str = "nodeimg";
 /// The build guest's hostname.
 pub const BUILD_HOSTNAME: &str = "nodeimg-build";
 
@@ -161,7 +159,7 @@ pub fn load_and_plan(opts: &BuildOptions) -> Result<(inputs::Inputs, Plan)> {
     let plan = plan::plan(
         &inputs,
         &plan::PlanOptions {
-            build_user: BUILD_USER.into(),
+            build_user: distros::BUILD_USER.into(),
             kubeadm_test: !opts.no_kubeadm_test,
         },
     )?;
