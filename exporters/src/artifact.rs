@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Prefix of the temporary names; a stale one left by a killed export is removed by the next.
 pub const TEMP_PREFIX: &str = ".nodeimg-partial.";
@@ -74,6 +74,19 @@ impl TempArtifact {
         file.flush().at("flushing", &path)?;
         file.sync_all().at("syncing", &path)?;
         Ok(file.metadata().at("reading metadata of", &path)?.len())
+    }
+
+    /// [`TempArtifact::sync`], checking that the file holds exactly the `written` bytes a
+    /// streaming writer put into it (anything else is a pipeline fault).
+    pub fn sync_written(&mut self, written: u64) -> Result<u64> {
+        let size = self.sync()?;
+        if size != written {
+            return Err(Error::Pipeline(format!(
+                "{}: wrote {written} bytes but the file has {size}",
+                self.temp_path.display()
+            )));
+        }
+        Ok(size)
     }
 
     /// Flushes the file to stable storage while hashing it (for artifacts patched after

@@ -164,13 +164,7 @@ impl DiskWriter for GceWriter {
             let (_, sha256, written) = w.finish();
             (sha256, written)
         };
-        let size = out.sync()?;
-        if size != written {
-            return Err(Error::Pipeline(format!(
-                "gce: wrote {written} bytes but {} holds {size}",
-                out_path.display()
-            )));
-        }
+        let size = out.sync_written(written)?;
         tracing::debug!(
             chunks = self.chunks.len(),
             stored = self.stored,

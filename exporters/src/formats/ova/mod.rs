@@ -102,13 +102,7 @@ pub fn write_ova(
         let (_, sha256, size) = out.finish();
         (sha256, size)
     };
-    let synced = ova.sync()?;
-    if synced != size {
-        return Err(Error::Pipeline(format!(
-            "{}: wrote {size} bytes but the file has {synced}",
-            ova_path.display()
-        )));
-    }
+    ova.sync_written(size)?;
     tracing::debug!(path = %ova_path.display(), size, "ova written");
     Ok(Produced::disk(
         ova,
