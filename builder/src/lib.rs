@@ -3,7 +3,6 @@
 
 pub mod args;
 pub mod audit;
-pub mod bom;
 mod bom_diff;
 mod boot;
 pub mod cli;

@@ -199,9 +199,9 @@ mod tests {
         assert_eq!(s.name, "bom-collect");
         assert_eq!(s.timeout, COLLECT_TIMEOUT);
         assert!(s.script.starts_with(
-            "#!/bin/sh\n# nodeimg step: bom\nset -eu\nexec </dev/null\nexport LC_ALL=C\nP='/run/nodeimg-payload'\n"
+            "#!/bin/sh\n# nodeimg step: bom-collect\nset -eu\nexec </dev/null\nexport LC_ALL=C\nP='/run/nodeimg-payload'\n"
         ));
-        assert!(s.remote_command().ends_with(" 'nodeimg-bom'"));
+        assert!(s.remote_command().ends_with(" 'nodeimg-bom-collect'"));
         for name in SECTIONS.iter().chain(&["end"]) {
             assert!(
                 s.script.contains(&format!("sect {name}\n")),

@@ -87,7 +87,7 @@ pub fn collect(
             super::guest::output_tail(&stderr)
         )));
     }
-    let bom = crate::bom::collect::parse(
+    let bom = super::bom_answer::parse(
         &String::from_utf8_lossy(&out.stdout),
         bom_inputs(inputs),
         query,

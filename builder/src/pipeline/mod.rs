@@ -10,6 +10,7 @@
 //! build succeeded. A failed build keeps the partial directory (no manifest in it) with its VM
 //! directories and serial logs for inspection; Ctrl-C kills QEMU and removes it.
 
+pub mod bom_answer;
 pub mod boot_test;
 pub mod check_list;
 pub mod collect_bom;

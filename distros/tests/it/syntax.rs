@@ -226,7 +226,7 @@ fn every_script_parses() {
     assert!(scripts.len() >= 4 * 15, "{} scripts", scripts.len());
     for kind in [
         "step kubeadm-init",
-        "step bom",
+        "step bom-collect",
         "check no-outbound-network",
         "step user-command-motd",
         "step user-file-0",

@@ -1,6 +1,7 @@
-//! Parsing the bill of materials the build guest printed: the script is rendered in `distros`
-//! ([`distros::bom_collect`]); everything the guest says is parsed strictly here: a missing
-//! section or a malformed line is an error naming it.
+//! Parsing the bill of materials the build guest printed in the `bom` phase
+//! ([`super::collect_bom`]). The script is rendered in `distros` ([`distros::bom_collect`]);
+//! everything the guest says is parsed strictly here: a missing section or a malformed line is
+//! an error naming it.
 
 use distros::bom_collect::{Query, SECTION_MARKER, SECTIONS};
 use std::collections::BTreeMap;
@@ -262,5 +263,5 @@ pub fn parse(output: &str, inputs: Inputs, query: &Query) -> Result<Bom, Collect
 }
 
 #[cfg(test)]
-#[path = "collect_tests.rs"]
+#[path = "bom_answer_tests.rs"]
 mod tests;
