@@ -9,9 +9,11 @@
 //! (the fixture uses systemd-networkd; the official bookworm image is believed to use ifupdown,
 //! so both renderers' files are listed).
 
+use diskimg::ImageFormat;
+
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
-    ContainerdConfigSchema, Distro, Family, ImageFormat, Package, PackageManager, Partitions,
+    ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
 };
 
 /// Debian 12 (bookworm).

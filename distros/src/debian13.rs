@@ -11,9 +11,11 @@
 //! default, and login records moved to wtmpdb/lastlog2 (`/var/lib/wtmpdb/wtmp.db`,
 //! `/var/lib/lastlog/lastlog2.db`), which the seal removes wherever they exist.
 
+use diskimg::ImageFormat;
+
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
-    Family, ImageFormat, Package, PackageManager, Partitions,
+    Family, Package, PackageManager, Partitions,
 };
 
 /// Debian 13 (trixie).

@@ -4,6 +4,7 @@
 //! the distro module's comments) instead of being guessed silently; values that move with the
 //! release's updates (package versions, cloud-init) are `None` unless a hand run pinned them.
 
+use diskimg::ImageFormat;
 /// One distro release that nodeimg can build a node image from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distro {
@@ -114,16 +115,6 @@ impl ChecksumAlgorithm {
             ChecksumAlgorithm::Sha512 => 128,
         }
     }
-}
-
-/// Disk image format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum ImageFormat {
-    /// qcow2 (Ubuntu's `.img` files are qcow2 too).
-    Qcow2,
-    /// Raw disk.
-    Raw,
 }
 
 /// GPT partition numbers (1-based, as in `/dev/vda<N>`) of an official cloud image.

@@ -39,7 +39,7 @@ pub use checks::{
 pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
-    ContainerdConfigSchema, Distro, Family, ImageFormat, Package, PackageManager, Partitions,
+    ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
 };
 pub use error::{Error, Result};
 pub use node_role::{NodeRole, node_role_steps};
@@ -130,7 +130,7 @@ mod tests {
                     assert_eq!(d.default_user, "ubuntu");
                 }
             }
-            assert_eq!(img.format, ImageFormat::Qcow2);
+            assert_eq!(img.format, diskimg::ImageFormat::Qcow2);
             let dir = img.url.rsplit_once('/').unwrap().0;
             assert!(img.checksums_url.starts_with(dir), "{}", d.id);
             assert_eq!(d.partitions.root, 1);

@@ -10,9 +10,11 @@
 //! 1.5.9 at release and was later updated to 1.7.x; runc 1.1.x; CNI plugins 0.9.1 in
 //! universe — all from memory, hence `None`). `/run` is noexec as on Debian (initramfs-tools).
 
+use diskimg::ImageFormat;
+
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
-    Family, ImageFormat, Package, PackageManager, Partitions,
+    Family, Package, PackageManager, Partitions,
 };
 
 /// Ubuntu 22.04 LTS (jammy).

@@ -8,9 +8,11 @@
 //! `linux-image-virtual` metapackage (`-generic` flavour) — believed, not re-checked.
 //! cloud-init (24.1 at release) and containerd (1.7.x) move with noble-updates, hence `None`.
 
+use diskimg::ImageFormat;
+
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
-    Family, ImageFormat, Package, PackageManager, Partitions,
+    Family, Package, PackageManager, Partitions,
 };
 
 /// Ubuntu 24.04 LTS (noble).

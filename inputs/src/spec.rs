@@ -46,6 +46,7 @@
 
 use std::path::{Path, PathBuf};
 
+use diskimg::ImageFormat;
 use exporters::{Firmware, Format};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -120,18 +121,8 @@ pub struct BaseImage {
     pub source: BaseSource,
     /// Lower-case hex SHA-256 of the image file.
     pub sha256: String,
-    /// `qcow2` or `raw`.
-    pub format: BaseFormat,
-}
-
-/// The base image's format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BaseFormat {
-    /// qcow2 (the distros' cloud images).
-    Qcow2,
-    /// Raw.
-    Raw,
+    /// `qcow2` or `raw` (a cloud image; nothing else boots as a base).
+    pub format: ImageFormat,
 }
 
 /// `[components]`: the pinned versions.
@@ -209,7 +200,7 @@ struct RawBase {
     path: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     sha256: Spanned<String>,
-    format: BaseFormat,
+    format: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +329,18 @@ pub(crate) fn check_name(
         ));
     }
     Ok(s.clone())
+}
+
+/// `base.format`: `qcow2` or `raw`, the two a cloud image comes as.
+fn base_format(loc: &Locator<'_>, f: &Spanned<String>) -> Result<ImageFormat, SpecError> {
+    match ImageFormat::from_name(f.get_ref()) {
+        Some(format @ (ImageFormat::Qcow2 | ImageFormat::Raw)) => Ok(format),
+        _ => Err(loc.bad(
+            f,
+            "base.format",
+            format!("{:?}: expected \"qcow2\" or \"raw\"", f.get_ref()),
+        )),
+    }
 }
 
 pub(crate) fn check_version(
@@ -516,7 +519,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         base: BaseImage {
             source,
             sha256: sum.clone(),
-            format: raw.base.format,
+            format: base_format(loc, &raw.base.format)?,
         },
         kubernetes_version: k.clone(),
         components,

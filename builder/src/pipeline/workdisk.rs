@@ -5,8 +5,8 @@
 
 use std::path::Path;
 
-use ::inputs::spec::BaseFormat;
 use anyhow::{Context, Result, bail};
+use diskimg::ImageFormat;
 
 /// Checks `base` with the project's reader (its format is the spec's, no backing file, no
 /// corrupt qcow2 tables) and against `sha256`, converts it to sparse raw at `out` (written as
@@ -14,19 +14,16 @@ use anyhow::{Context, Result, bail};
 pub fn prepare(
     qemu_img: &Path,
     base: &Path,
-    format: BaseFormat,
+    format: ImageFormat,
     sha256: &str,
     out: &Path,
     size_bytes: u64,
 ) -> Result<()> {
-    let fmt = match format {
-        BaseFormat::Qcow2 => "qcow2",
-        BaseFormat::Raw => "raw",
-    };
+    let fmt = format.as_str();
     // qemu-img would follow a qcow2's backing file and read a corrupt one into garbage: the
     // project's reader checks the base (and its real format) first.
     let found = crate::image_check::bootable_format(base)?;
-    if found.as_str() != fmt {
+    if found != format {
         bail!(
             "{}: is a {} image, the spec says {fmt}",
             base.display(),
@@ -96,21 +93,21 @@ mod tests {
         let out = dir.path().join("work.raw");
 
         let wrong = "0".repeat(64);
-        let e = prepare(&qemu_img, &base, BaseFormat::Qcow2, &wrong, &out, 1 << 30).unwrap_err();
+        let e = prepare(&qemu_img, &base, ImageFormat::Qcow2, &wrong, &out, 1 << 30).unwrap_err();
         assert!(
             e.to_string().contains("base.qcow2") && e.to_string().contains(&sum),
             "{e}"
         );
         assert!(!out.exists());
 
-        let e = prepare(&qemu_img, &base, BaseFormat::Qcow2, &sum, &out, 32 << 20).unwrap_err();
+        let e = prepare(&qemu_img, &base, ImageFormat::Qcow2, &sum, &out, 32 << 20).unwrap_err();
         assert!(
             e.to_string().contains("larger than the spec's disk"),
             "{e:#}"
         );
         assert!(!out.exists() && !out.with_extension("raw.partial").exists());
 
-        prepare(&qemu_img, &base, BaseFormat::Qcow2, &sum, &out, 1 << 30).unwrap();
+        prepare(&qemu_img, &base, ImageFormat::Qcow2, &sum, &out, 1 << 30).unwrap();
         assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 30);
         let gpt = diskimg::inspect::inspect(&out).unwrap().gpt.expect("gpt");
         assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);

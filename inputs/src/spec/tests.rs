@@ -58,7 +58,7 @@ fn the_good_spec_parses_with_everything_resolved() {
     assert_eq!(s.image.firmware, Firmware::Uefi);
     assert_eq!(s.image.disk_gib, 8);
     assert_eq!(s.base.source, BaseSource::Path("/specs/base.qcow2".into()));
-    assert_eq!(s.base.format, BaseFormat::Qcow2);
+    assert_eq!(s.base.format, diskimg::ImageFormat::Qcow2);
     assert_eq!(s.kubernetes_version, "v1.20.2");
     assert_eq!(s.components.crictl, "1.20.0-nodeimg-standin");
     assert_eq!(s.formats, [Format::Raw, Format::Qcow2, Format::Vhd]);
@@ -113,6 +113,12 @@ fn rule_violations_point_at_the_value() {
             "image.firmware",
         ),
         ("disk_gib = 8", "disk_gib = 0", 12, "image.disk_gib"),
+        (
+            "format = \"qcow2\"",
+            "format = \"vhd\"",
+            10,
+            "base.format: \"vhd\": expected \"qcow2\" or \"raw\"",
+        ),
         (
             "distro = \"debian-12\"",
             "distro = \"fedora-40\"",
