@@ -3,13 +3,13 @@
 //! dropped without being committed is removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{IoContext, Result};
+use crate::error::{Error, IoContext, Result};
 
 /// Prefix of the temporary names; a stale one left by a killed export is removed by the next.
 pub const TEMP_PREFIX: &str = ".nodeimg-partial.";
@@ -74,6 +74,28 @@ impl TempArtifact {
         file.flush().at("flushing", &path)?;
         file.sync_all().at("syncing", &path)?;
         Ok(file.metadata().at("reading metadata of", &path)?.len())
+    }
+
+    /// Writes the file through `write` (buffered, hashed and counted on the way; `write` also
+    /// gets the temporary path for error context), flushes it to stable storage and checks it
+    /// holds every byte written. Returns size and SHA-256.
+    pub fn write_hashed(
+        &mut self,
+        write: impl FnOnce(&mut HashingWriter<BufWriter<&mut File>>, &Path) -> Result<()>,
+    ) -> Result<(u64, [u8; 32])> {
+        let path = self.temp_path.clone();
+        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, &mut self.file));
+        write(&mut out, &path)?;
+        out.flush().at("writing", &path)?;
+        let (_, sha256, written) = out.finish();
+        let size = self.sync()?;
+        if size != written {
+            return Err(Error::Pipeline(format!(
+                "{}: wrote {written} bytes but the file has {size}",
+                path.display()
+            )));
+        }
+        Ok((size, sha256))
     }
 
     /// Flushes the file to stable storage while hashing it (for artifacts patched after
