@@ -110,12 +110,7 @@ impl DiskWriter for GceWriter {
     }
 
     fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
-        if self.next != self.virtual_size || ctx.virtual_size != self.virtual_size {
-            return Err(Error::Pipeline(format!(
-                "gce: the pass covered {} of {} bytes (context says {})",
-                self.next, self.virtual_size, ctx.virtual_size
-            )));
-        }
+        ctx.check_covered(self.task(), self.next, self.virtual_size)?;
         let map = map_with_terminator(&self.chunks, self.virtual_size);
         let header = sparse_header(
             &map,
