@@ -13,6 +13,8 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
+use diskimg::xml::{self, Disallowed, Whitespace};
+
 /// The result of one check, the one type from a guest check or an audit check to the terminal,
 /// `build.log` and the JUnit report (a JUnit test case).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,30 +70,15 @@ fn seconds(d: Duration) -> String {
 
 /// Escapes `s` for XML 1.0 text or a double-quoted attribute value. In attributes, tab,
 /// newline and carriage return are written as character references so parsers keep them; in
-/// text only the carriage return is (parsers turn a bare CR into LF).
+/// text only the carriage return is (parsers turn a bare CR into LF). Characters XML 1.0 does
+/// not allow become visible `\xNN` / `\u{FFFE}` text.
 fn escape(s: &str, attribute: bool) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\r' => out.push_str("&#13;"),
-            '\n' if attribute => out.push_str("&#10;"),
-            '\t' if attribute => out.push_str("&#9;"),
-            '\n' | '\t' => out.push(c),
-            '\u{FFFE}' | '\u{FFFF}' => {
-                let _ = write!(out, "\\u{{{:X}}}", u32::from(c));
-            }
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    let whitespace = if attribute {
+        Whitespace::Reference
+    } else {
+        Whitespace::Keep
+    };
+    xml::escape(s, whitespace, Disallowed::Show)
 }
 
 /// The JUnit XML document for `cases` as the suite `suite`.

@@ -22,6 +22,7 @@ pub mod qcow2;
 pub mod rootfs;
 pub mod vhd;
 pub mod vmdk;
+pub mod xml;
 
 pub use error::{Error, Result};
 pub use format::{ImageFormat, open_image};

@@ -3,7 +3,7 @@
 //! dropped without being committed is removed.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, BufWriter, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -76,17 +76,26 @@ impl TempArtifact {
         Ok(file.metadata().at("reading metadata of", &path)?.len())
     }
 
-    /// [`TempArtifact::sync`], checking that the file holds exactly the `written` bytes a
-    /// streaming writer put into it (anything else is a pipeline fault).
-    pub fn sync_written(&mut self, written: u64) -> Result<u64> {
+    /// Writes the file through `write` (buffered, hashed and counted on the way; `write` also
+    /// gets the temporary path for error context), flushes it to stable storage and checks it
+    /// holds every byte written. Returns size and SHA-256.
+    pub fn write_hashed(
+        &mut self,
+        write: impl FnOnce(&mut HashingWriter<BufWriter<&mut File>>, &Path) -> Result<()>,
+    ) -> Result<(u64, [u8; 32])> {
+        let path = self.temp_path.clone();
+        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, &mut self.file));
+        write(&mut out, &path)?;
+        out.flush().at("writing", &path)?;
+        let (_, sha256, written) = out.finish();
         let size = self.sync()?;
         if size != written {
             return Err(Error::Pipeline(format!(
                 "{}: wrote {written} bytes but the file has {size}",
-                self.temp_path.display()
+                path.display()
             )));
         }
-        Ok(size)
+        Ok((size, sha256))
     }
 
     /// Flushes the file to stable storage while hashing it (for artifacts patched after

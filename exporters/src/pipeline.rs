@@ -57,6 +57,20 @@ pub struct FinishContext {
     pub dir: PathBuf,
 }
 
+impl FinishContext {
+    /// Checks that writer `task`, whose batches ended at `next` of its `virtual_size`-byte
+    /// disk, saw the whole disk of the pass.
+    pub(crate) fn check_covered(&self, task: &str, next: u64, virtual_size: u64) -> Result<()> {
+        if next != virtual_size || self.virtual_size != virtual_size {
+            return Err(Error::Pipeline(format!(
+                "{task}: batches covered {next} of {virtual_size} bytes (pass saw {})",
+                self.virtual_size
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What an artifact is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -7,6 +7,7 @@
 //! is the file itself, and a fixed VHD's is the file minus its footer, so for those both
 //! digests come from one read.
 
+use std::fmt::Display;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -120,12 +121,9 @@ fn check_file(
     }
     progress.finished(&task);
     let sha = hex_digest(&hasher.finalize().into());
-    if sha != artifact.sha256 {
-        return Err(Error::mismatch(
-            &path,
-            format!("sha256 is {sha}, the manifest says {}", artifact.sha256),
-        ));
-    }
+    as_listed(&path, &sha, &artifact.sha256, |sha| {
+        format!("sha256 is {sha}")
+    })?;
     Ok(content)
 }
 
@@ -138,13 +136,7 @@ fn check_build_file(dir: &Path, file: &BuildFile, progress: &dyn Progress) -> Re
         std::io::BufReader::with_capacity(1 << 20, open_regular(&path).at("opening", &path)?);
     let sha = hex_digest(&crate::artifact::sha256_reader(reader).at("reading", &path)?);
     progress.finished(&task);
-    if sha != file.sha256 {
-        return Err(Error::mismatch(
-            &path,
-            format!("sha256 is {sha}, the manifest says {}", file.sha256),
-        ));
-    }
-    Ok(())
+    as_listed(&path, &sha, &file.sha256, |sha| format!("sha256 is {sha}"))
 }
 
 fn check_content(
@@ -175,25 +167,15 @@ fn check_content(
             read
         }
     };
-    if virtual_size != manifest.virtual_size {
-        return Err(Error::mismatch(
-            &path,
-            format!(
-                "holds a {virtual_size}-byte disk, the manifest says {}",
-                manifest.virtual_size
-            ),
-        ));
-    }
-    let digest = hex_digest(&digest);
-    if digest != manifest.content_sha256 {
-        return Err(Error::mismatch(
-            &path,
-            format!(
-                "content digest is {digest}, the manifest says {}",
-                manifest.content_sha256
-            ),
-        ));
-    }
+    as_listed(&path, &virtual_size, &manifest.virtual_size, |size| {
+        format!("holds a {size}-byte disk")
+    })?;
+    as_listed(
+        &path,
+        &hex_digest(&digest),
+        &manifest.content_sha256,
+        |digest| format!("content digest is {digest}"),
+    )?;
     checks.push(format!(
         "{} reader: virtual size and content digest match",
         artifact.container
@@ -243,13 +225,27 @@ fn checked_size(dir: &Path, file: &str, expected: u64) -> Result<(PathBuf, u64)>
     let size = std::fs::metadata(&path)
         .at("reading metadata of", &path)?
         .len();
-    if size != expected {
-        return Err(Error::mismatch(
-            &path,
-            format!("size is {size} bytes, the manifest says {expected}"),
-        ));
-    }
+    as_listed(&path, &size, &expected, |size| {
+        format!("size is {size} bytes")
+    })?;
     Ok((path, size))
+}
+
+/// Checks a value `found` in the file at `path` against the one the manifest `listed`; when
+/// they differ, the mismatch reads "`describe(found)`, the manifest says `listed`".
+fn as_listed<T: PartialEq + Display + ?Sized>(
+    path: &Path,
+    found: &T,
+    listed: &T,
+    describe: impl FnOnce(&T) -> String,
+) -> Result<()> {
+    if found == listed {
+        return Ok(());
+    }
+    Err(Error::mismatch(
+        path,
+        format!("{}, the manifest says {listed}", describe(found)),
+    ))
 }
 
 /// `dir/file`, refusing names that would leave `dir`.

@@ -62,12 +62,15 @@ impl Ext4 {
         Ok(runs)
     }
 
-    /// Counts one more tree node read for this file; past [`MAX_NODES`] the walk fails with
-    /// `too_many()` (a corrupt tree that loops or fans out without end).
-    fn count_node(&self, walk: &mut Walk, too_many: impl FnOnce() -> String) -> Result<()> {
+    /// Counts one more node of inode `ino`'s `tree` read; past [`MAX_NODES`] the walk fails
+    /// with "`tree` has more than MAX_NODES `nodes`" (a corrupt tree that loops or fans out
+    /// without end).
+    fn count_node(&self, walk: &mut Walk, ino: u32, tree: &str, nodes: &str) -> Result<()> {
         walk.nodes += 1;
         if walk.nodes > MAX_NODES {
-            return Err(self.fail(too_many()));
+            return Err(self.fail(format!(
+                "inode {ino}: {tree} has more than {MAX_NODES} {nodes}"
+            )));
         }
         Ok(())
     }
@@ -80,9 +83,7 @@ impl Ext4 {
         parent_depth: u16,
         walk: &mut Walk,
     ) -> Result<()> {
-        self.count_node(walk, || {
-            format!("inode {ino}: extent tree has more than {MAX_NODES} nodes")
-        })?;
+        self.count_node(walk, ino, "extent tree", "nodes")?;
         let magic = le16(node, 0);
         let entries = usize::from(le16(node, 2));
         let depth = le16(node, 6);
@@ -170,9 +171,7 @@ impl Ext4 {
         base: u64,
         walk: &mut Walk,
     ) -> Result<()> {
-        self.count_node(walk, || {
-            format!("inode {ino}: block map has more than {MAX_NODES} indirect blocks")
-        })?;
+        self.count_node(walk, ino, "block map", "indirect blocks")?;
         let data = self.read_block(block)?;
         let per_block = self.sb.block_size / 4;
         let child_span = per_block.saturating_pow(level);

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::image::FileSlice;
 use crate::vmdk::VmdkImage;
+use crate::xml;
 
 /// Most members an OVA may hold before the reader gives up.
 const MAX_MEMBERS: usize = 64;
@@ -248,20 +249,8 @@ fn attribute(tag: &str, name: &str) -> Option<String> {
             let quote = after.chars().next().filter(|&q| q == '"' || q == '\'')?;
             let value = &after[1..];
             let close = value.find(quote)?;
-            return Some(xml_unescape(&value[..close]));
+            return Some(xml::unescape(&value[..close]));
         }
         search = &search[at + name.len()..];
     }
-}
-
-/// Undoes the XML escapes of attribute values.
-pub fn xml_unescape(text: &str) -> String {
-    text.replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&quot;", "\"")
-        .replace("&apos;", "'")
-        .replace("&#9;", "\t")
-        .replace("&#10;", "\n")
-        .replace("&#13;", "\r")
-        .replace("&amp;", "&")
 }

@@ -35,7 +35,7 @@ pub fn writers_for(
         )?));
     }
     if options.wants(Format::Vhd) {
-        writers.push(Box::new(vhd::VhdWriter::new(dir, name)?));
+        writers.push(Box::new(raw::RawWriter::fixed_vhd(dir, name)?));
     }
     if options.wants(Format::Ova) || options.wants(Format::Aws) {
         writers.push(vmdk::vmdk_family_writer(dir, options, virtual_size)?);

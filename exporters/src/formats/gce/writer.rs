@@ -4,7 +4,7 @@
 //! assembled: gzip header ‖ deflated tar header(s) ‖ the data file verbatim ‖ deflated
 //! trailer with the final block ‖ CRC-32 ‖ ISIZE.
 
-use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use flate2::{Compress, Compression, FlushCompress, Status};
@@ -12,7 +12,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 use super::oldgnu::{SparseEntry, map_with_terminator, sparse_header, trailer_len};
 use diskimg::ImageFormat;
 
-use crate::artifact::{HashingWriter, TempArtifact};
+use crate::artifact::TempArtifact;
 use crate::batch::{Batch, GRAIN_SIZE};
 use crate::deflate::LEVEL;
 use crate::error::{Error, IoContext, Result};
@@ -110,12 +110,7 @@ impl DiskWriter for GceWriter {
     }
 
     fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
-        if self.next != self.virtual_size || ctx.virtual_size != self.virtual_size {
-            return Err(Error::Pipeline(format!(
-                "gce: the pass covered {} of {} bytes (context says {})",
-                self.next, self.virtual_size, ctx.virtual_size
-            )));
-        }
+        ctx.check_covered(self.task(), self.next, self.virtual_size)?;
         let map = map_with_terminator(&self.chunks, self.virtual_size);
         let header = sparse_header(
             &map,
@@ -148,23 +143,18 @@ impl DiskWriter for GceWriter {
             .at("seeking", &data_path)?;
 
         let mut out = TempArtifact::create(&ctx.dir, &format!("{}.tar.gz", self.name))?;
-        let out_path = out.temp_path().to_path_buf();
-        let (sha256, written) = {
-            let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, out.file()));
-            w.write_all(&GZIP_HEADER).at("writing", &out_path)?;
+        let (size, sha256) = out.write_hashed(|w, out_path| {
+            w.write_all(&GZIP_HEADER).at("writing", out_path)?;
             w.write_all(&deflate_raw(&header, FlushCompress::Sync))
-                .at("writing", &out_path)?;
-            io::copy(data_file, &mut w)
-                .map_err(|e| Error::io("copying grain data into", &out_path, e))?;
+                .at("writing", out_path)?;
+            io::copy(data_file, w)
+                .map_err(|e| Error::io("copying grain data into", out_path, e))?;
             w.write_all(&deflate_raw(&trailer, FlushCompress::Finish))
-                .at("writing", &out_path)?;
-            w.write_all(&crc.to_le_bytes()).at("writing", &out_path)?;
-            w.write_all(&isize.to_le_bytes()).at("writing", &out_path)?;
-            w.flush().at("flushing", &out_path)?;
-            let (_, sha256, written) = w.finish();
-            (sha256, written)
-        };
-        let size = out.sync_written(written)?;
+                .at("writing", out_path)?;
+            w.write_all(&crc.to_le_bytes()).at("writing", out_path)?;
+            w.write_all(&isize.to_le_bytes()).at("writing", out_path)?;
+            Ok(())
+        })?;
         tracing::debug!(
             chunks = self.chunks.len(),
             stored = self.stored,

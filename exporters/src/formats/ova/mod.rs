@@ -9,14 +9,14 @@ pub use diskimg::ova::{manifest_text, ustar};
 #[cfg(test)]
 mod tests;
 
-use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use diskimg::ImageFormat;
 
-use crate::artifact::{HashingWriter, TempArtifact};
+use crate::artifact::TempArtifact;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
 use crate::pipeline::Produced;
@@ -57,53 +57,47 @@ pub fn write_ova(
     let mtime = options.source_date_epoch;
 
     let mut ova = TempArtifact::create(dir, &format!("{name}.ova"))?;
-    let ova_path = ova.temp_path().to_path_buf();
     let vmdk_path = disk.file.temp_path().to_path_buf();
-    let (sha256, size) = {
-        let mut out = HashingWriter::new(BufWriter::with_capacity(1 << 20, ova.file()));
+    let (size, sha256) = ova.write_hashed(|out, ova_path| {
         for (member, bytes) in [
             (&ovf_name, ovf_text.as_bytes()),
             (&mf_name, mf_text.as_bytes()),
         ] {
             write_member_header(
-                &mut out,
+                out,
                 member,
                 u64::try_from(bytes.len()).unwrap_or(u64::MAX),
                 mtime,
-                &ova_path,
+                ova_path,
             )?;
-            out.write_all(bytes).at("writing", &ova_path)?;
+            out.write_all(bytes).at("writing", ova_path)?;
             write_zeros(
-                &mut out,
+                out,
                 ustar::padding(u64::try_from(bytes.len()).unwrap_or(0)),
-                &ova_path,
+                ova_path,
             )?;
         }
-        write_member_header(&mut out, &disk_name, disk.size, mtime, &ova_path)?;
+        write_member_header(out, &disk_name, disk.size, mtime, ova_path)?;
         let vmdk = disk.file.file();
         vmdk.seek(SeekFrom::Start(0)).at("seeking", &vmdk_path)?;
-        let copied = std::io::copy(&mut Read::take(&mut *vmdk, disk.size), &mut out)
-            .at("copying", &vmdk_path)?;
+        let copied =
+            std::io::copy(&mut Read::take(&mut *vmdk, disk.size), out).at("copying", &vmdk_path)?;
         if copied != disk.size {
             return Err(Error::Pipeline(format!(
                 "{} shrank while packing the OVA",
                 vmdk_path.display()
             )));
         }
-        write_zeros(&mut out, ustar::padding(disk.size), &ova_path)?;
+        write_zeros(out, ustar::padding(disk.size), ova_path)?;
         // End of archive: two zero blocks, then pad to whole 10 KiB records like GNU tar.
         let end = out.written() + 2 * ustar::BLOCK;
         write_zeros(
-            &mut out,
+            out,
             2 * ustar::BLOCK + (ustar::RECORD - end % ustar::RECORD) % ustar::RECORD,
-            &ova_path,
-        )?;
-        out.flush().at("writing", &ova_path)?;
-        let (_, sha256, size) = out.finish();
-        (sha256, size)
-    };
-    ova.sync_written(size)?;
-    tracing::debug!(path = %ova_path.display(), size, "ova written");
+            ova_path,
+        )
+    })?;
+    tracing::debug!(path = %ova.temp_path().display(), size, "ova written");
     Ok(Produced::disk(
         ova,
         Format::Ova,

@@ -1,6 +1,8 @@
 //! The OVF 1.x envelope: a schema-valid single-disk VM (formats.md §3.2) with the product
 //! properties of the export. Fixed text, LF line endings, no dates, no random ids.
 
+use diskimg::xml::{self, Disallowed, Whitespace};
+
 use crate::format::{ExportOptions, Firmware};
 
 /// What the envelope describes.
@@ -19,22 +21,7 @@ pub struct OvfParams<'a> {
 /// Escapes text for XML element content and attribute values (XML 1.0: characters that
 /// cannot appear at all become U+FFFD).
 pub fn xml_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\t' => out.push_str("&#9;"),
-            '\n' => out.push_str("&#10;"),
-            '\r' => out.push_str("&#13;"),
-            c if u32::from(c) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => out.push('\u{fffd}'),
-            c => out.push(c),
-        }
-    }
-    out
+    xml::escape(text, Whitespace::Reference, Disallowed::Replace)
 }
 
 /// The `.ovf` text.
@@ -144,7 +131,7 @@ pub fn envelope(p: &OvfParams<'_>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use diskimg::ova::{file_references, xml_unescape};
+    use diskimg::ova::file_references;
 
     use super::*;
 
@@ -167,7 +154,7 @@ mod tests {
             file_references(&ovf),
             vec![("n-1.vmdk".to_string(), Some("72704".to_string()))]
         );
-        assert_eq!(xml_unescape(&xml_escape("a&amp;<b>\t")), "a&amp;<b>\t");
+        assert_eq!(xml::unescape(&xml_escape("a&amp;<b>\t")), "a&amp;<b>\t");
         assert_eq!(xml_escape("\u{1}"), "\u{fffd}");
     }
 }

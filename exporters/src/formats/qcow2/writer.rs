@@ -239,12 +239,7 @@ impl DiskWriter for Qcow2Writer {
     }
 
     fn finish(mut self: Box<Self>, ctx: &FinishContext) -> Result<Vec<Produced>> {
-        if self.next_guest != self.virtual_size || ctx.virtual_size != self.virtual_size {
-            return Err(Error::Pipeline(format!(
-                "qcow2: batches covered {} of {} bytes (pass saw {})",
-                self.next_guest, self.virtual_size, ctx.virtual_size
-            )));
-        }
+        ctx.check_covered(self.task(), self.next_guest, self.virtual_size)?;
         let header = self.write_metadata()?;
         let path = self.path.clone();
         self.out
