@@ -124,11 +124,32 @@ impl SeedSpec {
 
     /// Checks every field; the error names the field and the seed file it goes into.
     pub fn validate(&self) -> Result<()> {
-        check_instance_id(&self.instance_id)?;
-        check_hostname(&self.hostname)?;
-        check_user(&self.user)?;
-        check_authorized_key(&self.authorized_key)?;
-        check_beacon_port(&self.beacon_port)?;
+        let fields: [(&str, &'static str, &str, FieldRule); 5] = [
+            (
+                META_DATA,
+                "instance_id",
+                &self.instance_id,
+                instance_id_rule,
+            ),
+            (META_DATA, "hostname", &self.hostname, hostname_rule),
+            (USER_DATA, "user", &self.user, user_rule),
+            (
+                USER_DATA,
+                "authorized_key",
+                &self.authorized_key,
+                authorized_key_rule,
+            ),
+            (
+                USER_DATA,
+                "beacon_port",
+                &self.beacon_port,
+                beacon_port_rule,
+            ),
+        ];
+        for (file, field, value, rule) in fields {
+            check_no_control(file, field, value)?;
+            rule(value).map_err(|reason| field_err(file, field, reason))?;
+        }
         Ok(())
     }
 
@@ -355,30 +376,27 @@ fn check_no_control(file: &str, field: &'static str, value: &str) -> Result<()> 
     Ok(())
 }
 
-fn check_instance_id(v: &str) -> Result<()> {
-    const F: &str = "instance_id";
-    check_no_control(META_DATA, F, v)?;
+/// What a field's value must be beyond having no control character: `Err` holds the reason.
+type FieldRule = fn(&str) -> std::result::Result<(), String>;
+
+fn instance_id_rule(v: &str) -> std::result::Result<(), String> {
     if v.is_empty() || v.len() > 128 {
-        return Err(field_err(META_DATA, F, "must be 1 to 128 characters"));
+        return Err("must be 1 to 128 characters".to_owned());
     }
     if let Some(c) = v
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')))
     {
-        return Err(field_err(
-            META_DATA,
-            F,
-            format!("{v:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ : -"),
+        return Err(format!(
+            "{v:?} contains {c:?}; allowed are A-Z a-z 0-9 . _ : -"
         ));
     }
     Ok(())
 }
 
-fn check_hostname(v: &str) -> Result<()> {
-    const F: &str = "hostname";
-    check_no_control(META_DATA, F, v)?;
+fn hostname_rule(v: &str) -> std::result::Result<(), String> {
     if v.is_empty() || v.len() > 253 {
-        return Err(field_err(META_DATA, F, "must be 1 to 253 characters"));
+        return Err("must be 1 to 253 characters".to_owned());
     }
     for label in v.split('.') {
         let ok = !label.is_empty()
@@ -387,12 +405,8 @@ fn check_hostname(v: &str) -> Result<()> {
             && !label.ends_with('-')
             && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
         if !ok {
-            return Err(field_err(
-                META_DATA,
-                F,
-                format!(
-                    "{v:?}: label {label:?} is not 1 to 63 of a-z A-Z 0-9 - (no leading or trailing -)"
-                ),
+            return Err(format!(
+                "{v:?}: label {label:?} is not 1 to 63 of a-z A-Z 0-9 - (no leading or trailing -)"
             ));
         }
     }
@@ -410,50 +424,36 @@ pub fn is_user_name(name: &str) -> bool {
     first_ok && rest_ok && name.len() <= 32
 }
 
-fn check_user(v: &str) -> Result<()> {
-    const F: &str = "user";
-    check_no_control(USER_DATA, F, v)?;
+fn user_rule(v: &str) -> std::result::Result<(), String> {
     if !is_user_name(v) {
-        return Err(field_err(
-            USER_DATA,
-            F,
-            format!("{v:?} is not a user name ([a-z_][a-z0-9_-]*, at most 32)"),
+        return Err(format!(
+            "{v:?} is not a user name ([a-z_][a-z0-9_-]*, at most 32)"
         ));
     }
     if v == "root" {
-        return Err(field_err(USER_DATA, F, "the build user cannot be root"));
+        return Err("the build user cannot be root".to_owned());
     }
     Ok(())
 }
 
-fn check_authorized_key(v: &str) -> Result<()> {
-    const F: &str = "authorized_key";
-    check_no_control(USER_DATA, F, v)?;
+fn authorized_key_rule(v: &str) -> std::result::Result<(), String> {
     let mut fields = v.split_whitespace();
     let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
-        return Err(field_err(
-            USER_DATA,
-            F,
-            "is not an authorized_keys line (<type> <base64> [comment])",
-        ));
+        return Err("is not an authorized_keys line (<type> <base64> [comment])".to_owned());
     };
     let kind_ok = kind.starts_with("ssh-") || kind.starts_with("ecdsa-") || kind.starts_with("sk-");
     let blob_ok = blob
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
     if !kind_ok || !blob_ok {
-        return Err(field_err(
-            USER_DATA,
-            F,
-            format!("{kind:?} … is not an authorized_keys line (<type> <base64> [comment])"),
+        return Err(format!(
+            "{kind:?} … is not an authorized_keys line (<type> <base64> [comment])"
         ));
     }
     Ok(())
 }
 
-fn check_beacon_port(v: &str) -> Result<()> {
-    const F: &str = "beacon_port";
-    check_no_control(USER_DATA, F, v)?;
+fn beacon_port_rule(v: &str) -> std::result::Result<(), String> {
     let ok = !v.is_empty()
         && v.len() <= 64
         && v != "."
@@ -461,10 +461,8 @@ fn check_beacon_port(v: &str) -> Result<()> {
         && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if !ok {
-        return Err(field_err(
-            USER_DATA,
-            F,
-            format!("{v:?} is not a virtio-serial port name (1 to 64 of A-Z a-z 0-9 . _ -)"),
+        return Err(format!(
+            "{v:?} is not a virtio-serial port name (1 to 64 of A-Z a-z 0-9 . _ -)"
         ));
     }
     Ok(())
