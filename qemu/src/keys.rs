@@ -152,13 +152,16 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+    use std::time::Duration;
+
+    /// How long one `ssh-keygen` run in these tests may take.
+    const TOOL_TIMEOUT: Duration = Duration::from_secs(30);
 
     fn ssh_keygen() -> Option<&'static str> {
-        let found = Command::new("ssh-keygen")
+        // `-?` exits non-zero; only whether the program starts matters.
+        let found = child_process::Command::new("ssh-keygen", TOOL_TIMEOUT)
             .arg("-?")
-            .output()
-            .map(|_| ())
+            .run_status()
             .is_ok();
         found.then_some("ssh-keygen")
     }
@@ -190,13 +193,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pub_path = dir.path().join("build_key.pub");
         fs::write(&pub_path, format!("{}\n", key.public_openssh().unwrap())).unwrap();
-        let out = Command::new(tool)
+        let out = child_process::Command::new(tool, TOOL_TIMEOUT)
             .arg("-l")
             .arg("-E")
             .arg("sha256")
             .arg("-f")
             .arg(&pub_path)
-            .output()
+            .run_status()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         let text = String::from_utf8(out.stdout).unwrap();
@@ -242,11 +245,11 @@ mod tests {
             );
             return;
         };
-        let out = Command::new(tool)
+        let out = child_process::Command::new(tool, TOOL_TIMEOUT)
             .arg("-y")
             .arg("-f")
             .arg(&path)
-            .output()
+            .run_status()
             .unwrap();
         assert!(out.status.success(), "{out:?}");
         let derived = String::from_utf8(out.stdout).unwrap();

@@ -67,7 +67,10 @@ pub fn prepare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::Command;
+    use std::time::Duration;
+
+    /// How long one `qemu-img` run on the 64 MiB test disk may take.
+    const QEMU_IMG_TIMEOUT: Duration = Duration::from_secs(120);
 
     fn qemu_img() -> Option<std::path::PathBuf> {
         if !fixtures::tools::have("qemu-img") {
@@ -83,12 +86,12 @@ mod tests {
         let raw = dir.path().join("base.raw");
         fixtures::gpt_disk::patterned_gpt_disk(&raw, 64 << 20, 7).unwrap();
         let base = dir.path().join("base.qcow2");
-        fixtures::tools::run_ok(
-            Command::new(&qemu_img)
-                .args(["convert", "-q", "-O", "qcow2"])
-                .arg(&raw)
-                .arg(&base),
-        );
+        child_process::Command::new(&qemu_img, QEMU_IMG_TIMEOUT)
+            .args(["convert", "-q", "-O", "qcow2"])
+            .arg(&raw)
+            .arg(&base)
+            .run()
+            .unwrap();
         let (sum, _) = ::inputs::cache::hash_file(&base).unwrap();
         let out = dir.path().join("work.raw");
 
@@ -112,11 +115,11 @@ mod tests {
         let gpt = diskimg::inspect::inspect(&out).unwrap().gpt.expect("gpt");
         assert_eq!(gpt.backup_lba, (1u64 << 30) / 512 - 1);
         // Same content as the base in its first 64 MiB except the GPT backup region.
-        let cmp = Command::new(&qemu_img)
+        let cmp = child_process::Command::new(&qemu_img, QEMU_IMG_TIMEOUT)
             .args(["compare", "-q", "-f", "raw", "-F", "raw"])
             .arg(&raw)
             .arg(&out)
-            .output()
+            .run_status()
             .unwrap();
         // Sizes differ and the backup GPT moved, so compare reports a difference (exit 1), not
         // an error (exit 2).
