@@ -21,6 +21,8 @@ pub struct GuestCommand {
     pub name: String,
     /// The full remote command line.
     pub command: String,
+    /// The script the guest's shell runs (what `command` hands to `sudo -n /bin/sh -c`).
+    pub script: String,
     /// How long it may run.
     pub timeout: Duration,
 }
@@ -30,6 +32,7 @@ impl From<&distros::Step> for GuestCommand {
         GuestCommand {
             name: step.name.clone(),
             command: step.remote_command(),
+            script: step.script.clone(),
             timeout: step.timeout,
         }
     }
@@ -40,6 +43,7 @@ impl From<&distros::Check> for GuestCommand {
         GuestCommand {
             name: check.name.clone(),
             command: check.remote_command(),
+            script: check.script.clone(),
             timeout: check.timeout,
         }
     }

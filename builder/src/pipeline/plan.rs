@@ -94,16 +94,10 @@ pub struct Step {
     pub name: String,
     /// How long it may run.
     pub timeout: Duration,
-    /// The remote command line (`sudo -n /bin/sh -c '<script>' '<$0>'`, or a plain line).
+    /// The remote command line (`sudo -n /bin/sh -c '<script>' '<$0>'`).
     pub command: String,
-}
-
-impl Step {
-    /// The script the guest's shell runs: the quoted `<script>` of a `sudo -n /bin/sh -c`
-    /// line, else the whole line.
-    pub fn script(&self) -> String {
-        inner_script(&self.command).unwrap_or_else(|| self.command.clone())
-    }
+    /// The script the guest's shell runs.
+    pub script: String,
 }
 
 /// A phase as the plan shows it.
@@ -230,6 +224,7 @@ fn step(c: &GuestCommand) -> Step {
         name: c.name.clone(),
         timeout: c.timeout,
         command: c.command.clone(),
+        script: c.script.clone(),
     }
 }
 
@@ -305,7 +300,7 @@ impl Plan {
         }
         for phase in self.phases() {
             for s in &phase.steps {
-                syntax_check(&s.script())
+                syntax_check(&s.script)
                     .with_context(|| format!("the plan's {} step `{}`", phase.name, s.name))?;
             }
         }
@@ -324,7 +319,7 @@ impl Plan {
                     "steps": p.steps.iter().map(|s| json!({
                         "name": s.name,
                         "timeout_seconds": s.timeout.as_secs(),
-                        "script": s.script(),
+                        "script": s.script,
                     })).collect::<Vec<_>>(),
                 })
             })
@@ -358,40 +353,9 @@ fn syntax_check(script: &str) -> Result<()> {
     Ok(())
 }
 
-/// The script of `sudo -n /bin/sh -c '<script>' '<$0>'` (quoted as `distros::shell::quote`
-/// quotes), or `None` for another command line.
-fn inner_script(command: &str) -> Option<String> {
-    let rest = command.strip_prefix("sudo -n /bin/sh -c '")?;
-    let mut script = String::new();
-    let mut chars = rest.chars();
-    loop {
-        match chars.next()? {
-            '\'' => {
-                // `'\''` is an embedded quote; a lone `'` ends the word.
-                let tail = chars.as_str();
-                if let Some(after) = tail.strip_prefix("\\''") {
-                    script.push('\'');
-                    chars = after.chars();
-                } else {
-                    return Some(script);
-                }
-            }
-            c => script.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_inner_script_of_a_sudo_line_is_unquoted() {
-        let script = "echo 'it''s'\nprintf '%s\\n' \"$x\"\n";
-        let line = distros::sudo_sh(script, "nodeimg-x");
-        assert_eq!(inner_script(&line).as_deref(), Some(script));
-        assert_eq!(inner_script("cat /etc/machine-id"), None);
-    }
 
     #[test]
     fn a_script_that_does_not_parse_is_named() {
