@@ -1,14 +1,12 @@
-//! `nodeimg fetch` against a local mirror: a std::net HTTP server with the upstream paths laid
-//! out under it and a real `docker-registry` filled with `skopeo copy`. Nothing here touches
+//! `nodeimg fetch` against a local mirror: the fixtures' mirror server
+//! (`fixtures::mirror_server`) with the upstream paths laid out under it and a real
+//! `docker-registry` (`fixtures::registry`) filled with `skopeo copy`. Nothing here touches
 //! the internet.
-
-pub(super) mod server;
 
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use inputs::cache::Cache;
 use inputs::lock::Kind;
@@ -16,7 +14,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
 use super::{nodeimg, out_str};
-use server::Server;
+use fixtures::mirror_server::Server;
+use fixtures::registry::LocalRegistry;
 
 pub(super) const BASE_URL: &str = "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2";
 pub(super) const K8S: &str = "v1.30.2";
@@ -159,70 +158,6 @@ pub(super) fn fetch(spec: &Path, mirror: &str, cache: &Path) -> Output {
         .unwrap()
 }
 
-/// A `docker-registry` on 127.0.0.1 with filesystem storage in a temporary directory.
-struct Registry {
-    child: Child,
-    host: String,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let host = format!("127.0.0.1:{port}");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {host}\n",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let log = dir.path().join("registry.log");
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let r = Registry {
-            child,
-            host,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(&r.host).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "docker-registry did not start: {}",
-                r.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        r
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 fn blob(dir: &Path, data: &[u8]) -> Value {
     let hex = sha256(data);
     std::fs::create_dir_all(dir.join("blobs/sha256")).unwrap();
@@ -285,7 +220,7 @@ fn skopeo(args: &[&str]) -> String {
 
 /// Pushes the images kubeadm v1.30 needs: kube-apiserver as a two-platform index, pause from
 /// a docker-archive (docker media types), the rest as OCI manifests.
-fn push_images(reg: &Registry, work: &Path) {
+fn push_images(reg: &LocalRegistry, work: &Path) {
     let images = [
         ("coredns/coredns", "v1.11.1"),
         ("etcd", "3.5.12-0"),
@@ -304,7 +239,7 @@ fn push_images(reg: &Registry, work: &Path) {
         };
         oci_layout(&dir, repo, tag, arches);
         let src = format!("oci:{}:{tag}", dir.display());
-        let dest = format!("docker://{}/{repo}:{tag}", reg.host);
+        let dest = format!("docker://{}/{repo}:{tag}", reg.host());
         let mut args = vec!["copy", "--dest-tls-verify=false"];
         if multi {
             args.push("--all");
@@ -325,7 +260,7 @@ fn push_images(reg: &Registry, work: &Path) {
     };
     fixtures::image_archive::write_docker_archive(&spec, work, &archive).unwrap();
     let src = format!("docker-archive:{}", archive.display());
-    let dest = format!("docker://{}/pause:3.9", reg.host);
+    let dest = format!("docker://{}/pause:3.9", reg.host());
     skopeo(&["copy", "--dest-tls-verify=false", &src, &dest]);
 }
 
@@ -382,9 +317,9 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("mirror");
     let base_sha = upstream(&root);
-    let reg = Registry::start();
+    let reg = LocalRegistry::start(&dir.path().join("registry")).unwrap();
     push_images(&reg, &dir.path().join("images"));
-    let server = Server::start(&root, Some(&reg.host));
+    let server = Server::start(&root, Some(reg.host())).unwrap();
     let base_path = format!("/{}", BASE_URL.split_once("://").unwrap().1);
     server.cut_once(&base_path);
     server.require_token("t0ken");
@@ -541,7 +476,7 @@ fn a_corrupt_download_fails_naming_the_url_and_both_digests_and_caches_nothing()
     let mut bad = bytes(12, 200_000);
     bad[1000] ^= 0x40;
     let path = put(&root, &url, &bad);
-    let server = Server::start(&root, None);
+    let server = Server::start(&root, None).unwrap();
     let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &base_sha);
     let cache_dir = dir.path().join("cache");
     let o = fetch(&spec, &server.url, &cache_dir);

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::fetch::server::Server;
 use super::fetch::{BASE_URL, K8S, bytes, put, sha256, upstream, write_spec};
 use super::nodeimg;
+use fixtures::mirror_server::Server;
 
 /// Far above what any case here needs (the slowest takes about 5 s): a hang guard only.
 const HANG_GUARD: Duration = Duration::from_secs(180);
@@ -320,7 +320,7 @@ fn a_busy_mirror_is_retried_with_each_retry_logged_and_every_download_shows_prog
     let root = dir.path().join("mirror");
     let base_sha = upstream(&root);
     let blob = static_images(&root);
-    let server = Server::start(&root, None);
+    let server = Server::start(&root, None).unwrap();
     let base_path = format!("/{}", BASE_URL.split_once("://").unwrap().1);
     server.fail(&base_path, 503, 2);
     let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &base_sha);
@@ -378,7 +378,7 @@ fn a_cut_body_and_a_torn_file_are_retried_with_their_reasons() {
     let root = dir.path().join("mirror");
     let base_sha = upstream(&root);
     static_images(&root);
-    let server = Server::start(&root, None);
+    let server = Server::start(&root, None).unwrap();
     let kubeadm = format!("/dl.k8s.io/release/{K8S}/bin/linux/amd64/kubeadm");
     let kubelet = format!("/dl.k8s.io/release/{K8S}/bin/linux/amd64/kubelet");
     server.cut_once(&kubeadm);
