@@ -38,7 +38,7 @@ pub use checks::{
 };
 pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
-    ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
+    ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages, PublishedChecksums,
     ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
 };
 pub use error::{Error, Result};
