@@ -121,7 +121,11 @@ impl CloudImage {
         if host(url) != host(self.url) || file.is_empty() || dir.len() <= host(url).len() {
             return None;
         }
-        let sums = self.checksums_url.rsplit('/').next().unwrap_or(self.checksums_url);
+        let sums = self
+            .checksums_url
+            .rsplit('/')
+            .next()
+            .unwrap_or(self.checksums_url);
         Some(PublishedChecksums {
             url: format!("{dir}/{sums}"),
             algorithm: self.checksum,

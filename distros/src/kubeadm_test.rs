@@ -118,6 +118,13 @@ pub struct SkippedAddon {
     pub reason: String,
 }
 
+impl SkippedAddon {
+    /// What the build says: `CoreDNS is skipped: <reason>`.
+    pub fn message(&self) -> String {
+        format!("{} is skipped: {}", self.addon.display_name(), self.reason)
+    }
+}
+
 /// What the test needs to know.
 #[derive(Debug, Clone)]
 pub struct KubeadmTest {
@@ -246,8 +253,7 @@ impl KubeadmTest {
         let mut prepare = prepare;
         let mut skip_phases = "certs,kubeconfig,control-plane,etcd".to_owned();
         for s in &self.skipped_addons {
-            let said = format!("{} is skipped: {}", s.addon.display_name(), s.reason);
-            prepare.push_str(&format!("\necho {}", quote(&said)));
+            prepare.push_str(&format!("\necho {}", quote(&s.message())));
             skip_phases.push(',');
             skip_phases.push_str(s.addon.phase());
         }

@@ -38,8 +38,9 @@ pub use checks::{
 };
 pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
-    ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages, PublishedChecksums,
+    ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
     ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
+    PublishedChecksums,
 };
 pub use error::{Error, Result};
 pub use node_role::{NodeRole, node_role_steps};

@@ -585,7 +585,11 @@ fn skip_addons(
             loc.bad(
                 a,
                 "kubernetes.skip_addons",
-                format!("{:?} is not an addon nodeimg can leave out ({})", a.get_ref(), known.join(", ")),
+                format!(
+                    "{:?} is not an addon nodeimg can leave out ({})",
+                    a.get_ref(),
+                    known.join(", ")
+                ),
             )
         })?;
         out.push(addon);

@@ -21,6 +21,54 @@ use server::Server;
 pub(super) const BASE_URL: &str = "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2";
 pub(super) const K8S: &str = "v1.30.2";
 
+/// What kubeadm v1.30.2 prints for `config images list --kubernetes-version v1.30.2
+/// --image-repository registry.k8s.io` (the real binary's list).
+pub(super) const KUBEADM_IMAGES: &[&str] = &[
+    "registry.k8s.io/kube-apiserver:v1.30.2",
+    "registry.k8s.io/kube-controller-manager:v1.30.2",
+    "registry.k8s.io/kube-scheduler:v1.30.2",
+    "registry.k8s.io/kube-proxy:v1.30.2",
+    "registry.k8s.io/coredns/coredns:v1.11.1",
+    "registry.k8s.io/pause:3.9",
+    "registry.k8s.io/etcd:3.5.12-0",
+];
+
+/// The size the served kubeadm is padded to (the retry tests cut it in half).
+pub(super) const KUBEADM_SIZE: usize = 200_000;
+
+/// The `kubeadm` this test's mirror serves at dl.k8s.io's path: a TEST DOUBLE for the upstream
+/// binary (which cannot be downloaded here), a shell script `nodeimg fetch` really runs on the
+/// host. Called as `fetch` calls kubeadm, it runs `body`; with other arguments it fails saying
+/// so. Padded with comment lines to [`KUBEADM_SIZE`] bytes.
+pub(super) fn kubeadm_double(body: &str) -> Vec<u8> {
+    let mut script = format!(
+        "#!/bin/sh\n\
+         # Test double for the upstream kubeadm binary in nodeimg's fetch tests.\n\
+         if [ \"$*\" != 'config images list --kubernetes-version {K8S} --image-repository registry.k8s.io' ]; then\n\
+         \techo \"kubeadm test double: unexpected arguments: $*\" >&2\n\
+         \texit 64\n\
+         fi\n\
+         {body}\n\
+         exit 0\n"
+    )
+    .into_bytes();
+    let line = b"# padding to the size of a binary\n";
+    while script.len() + line.len() <= KUBEADM_SIZE {
+        script.extend_from_slice(line);
+    }
+    let room = KUBEADM_SIZE - script.len();
+    if room > 0 {
+        script.extend(std::iter::repeat_n(b'#', room - 1));
+        script.push(b'\n');
+    }
+    script
+}
+
+/// The double's body printing kubeadm v1.30.2's list.
+pub(super) fn kubeadm_lists_images() -> String {
+    format!("cat <<'EOF'\n{}\nEOF", KUBEADM_IMAGES.join("\n"))
+}
+
 pub(super) fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
@@ -61,7 +109,11 @@ pub(super) fn upstream(root: &Path) -> String {
     put(root, &format!("{dir}/SHA512SUMS"), sums.as_bytes());
     for (i, name) in ["kubeadm", "kubelet", "kubectl"].into_iter().enumerate() {
         let url = format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/{name}");
-        let data = bytes(10 + u32::try_from(i).unwrap(), 200_000);
+        let data = if name == "kubeadm" {
+            kubeadm_double(&kubeadm_lists_images())
+        } else {
+            bytes(10 + u32::try_from(i).unwrap(), 200_000)
+        };
         put(root, &url, &data);
         put(root, &format!("{url}.sha256"), sha256(&data).as_bytes());
     }
@@ -136,11 +188,18 @@ pub(super) fn upstream(root: &Path) -> String {
     sha256(&base)
 }
 
+/// Writes `dir/node.toml` with `base` (a `path = …` or `url = …` line) and, unless
+/// `base_sha256` is empty, that pin.
 pub(super) fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
     let spec = dir.join("node.toml");
+    let pin = if base_sha256.is_empty() {
+        String::new()
+    } else {
+        format!("sha256 = \"{base_sha256}\"\n")
+    };
     let text = format!(
         "[image]\nname = \"node\"\ndistro = \"debian-12\"\nfirmware = \"uefi\"\ndisk_gib = 8\n\n\
-         [base]\n{base}\nsha256 = \"{base_sha256}\"\nformat = \"qcow2\"\n\n\
+         [base]\n{base}\n{pin}format = \"qcow2\"\n\n\
          [kubernetes]\nversion = \"{K8S}\"\n\n\
          [components]\ncontainerd = \"1.7.18\"\nrunc = \"1.1.13\"\ncrictl = \"1.30.0\"\ncni_plugins = \"1.5.1\"\npause = \"3.9\"\n\n\
          [export]\nformats = [\"raw\"]\n"
@@ -471,7 +530,19 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
         kubeadm.source,
         format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kubeadm")
     );
-    assert_eq!(kubeadm.sha256, sha256(&bytes(10, 200_000)));
+    assert_eq!(
+        kubeadm.sha256,
+        sha256(&kubeadm_double(&kubeadm_lists_images()))
+    );
+    // The images are exactly those the (served) kubeadm listed.
+    let mut locked: Vec<&str> = lock
+        .of_kind(Kind::Image)
+        .map(|a| a.image.as_deref().unwrap())
+        .collect();
+    locked.sort_unstable();
+    let mut listed = KUBEADM_IMAGES.to_vec();
+    listed.sort_unstable();
+    assert_eq!(locked, listed);
     for a in lock.of_kind(Kind::Image) {
         let reference = a.image.as_deref().unwrap();
         assert!(
@@ -575,20 +646,149 @@ fn a_corrupt_download_fails_naming_the_url_and_both_digests_and_caches_nothing()
 }
 
 #[test]
-fn an_unknown_kubernetes_minor_and_a_bad_mirror_are_named() {
+fn a_kubeadm_that_fails_on_this_host_is_named_with_its_stderr_and_a_bad_mirror_too() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), "path = \"base.qcow2\"", &"a".repeat(64));
-    let text = std::fs::read_to_string(&spec)
-        .unwrap()
-        .replace(K8S, "v1.19.0");
-    std::fs::write(&spec, text).unwrap();
-    let o = fetch(&spec, "http://127.0.0.1:9", &dir.path().join("c"));
+    let root = dir.path().join("mirror");
+    let base_sha = upstream(&root);
+    let url = format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kubeadm");
+    let failing = kubeadm_double(
+        "echo 'kubeadm test double: this kubeadm cannot list images on this host' >&2\nexit 3",
+    );
+    put(&root, &url, &failing);
+    put(&root, &format!("{url}.sha256"), sha256(&failing).as_bytes());
+    let server = Server::start(&root, None);
+    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &base_sha);
+    let o = fetch(&spec, &server.url, &dir.path().join("c"));
     let (_, stderr) = out_str(&o);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("v1.19.0") && stderr.contains("etcd"),
+        stderr.contains(&format!("the locked kubeadm {K8S}"))
+            && stderr.contains("cannot list its images on this host")
+            && stderr.contains("exit status: 3")
+            && stderr.contains("kubeadm test double: this kubeadm cannot list images on this host"),
         "{stderr}"
     );
+    assert!(!dir.path().join("node.lock").exists());
+
     let o = fetch(&spec, "ftp://mirror", &dir.path().join("c"));
     assert!(out_str(&o).1.contains("--mirror"), "{}", out_str(&o).1);
+}
+
+/// Lays out every image kubeadm v1.30.2 lists as a static registry under `root` (`/v2/REPO/
+/// manifests/TAG` and `/v2/REPO/blobs/sha256:HEX` as files), so the mirror serves them
+/// without a registry. Returns the path of one layer blob (70,000 bytes).
+pub(super) fn static_images(root: &Path) -> String {
+    let mut a_layer = String::new();
+    for (i, reference) in KUBEADM_IMAGES.iter().enumerate() {
+        let (repo, tag) = reference
+            .strip_prefix("registry.k8s.io/")
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap();
+        // `put` drops the scheme: this is the path `/v2/{repo}` below `root`.
+        let base = format!("http://v2/{repo}");
+        let descriptor = |data: &[u8], media: &str| {
+            let hex = sha256(data);
+            let path = put(root, &format!("{base}/blobs/sha256:{hex}"), data);
+            let d =
+                json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": data.len()});
+            (d, path)
+        };
+        let layer = bytes(100 + u32::try_from(i).unwrap(), 70_000);
+        let (layer, path) = descriptor(&layer, "application/vnd.oci.image.layer.v1.tar");
+        a_layer = path;
+        let config = json!({"architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
+        let (config, _) = descriptor(
+            &serde_json::to_vec(&config).unwrap(),
+            "application/vnd.oci.image.config.v1+json",
+        );
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer]});
+        put(
+            root,
+            &format!("{base}/manifests/{tag}"),
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
+    }
+    a_layer
+}
+
+#[test]
+fn without_base_sha256_the_image_is_pinned_from_sha512sums_locked_and_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("mirror");
+    let base_sha = upstream(&root);
+    static_images(&root);
+    let server = Server::start(&root, None);
+    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), "");
+    let o = fetch(&spec, &server.url, &dir.path().join("c"));
+    let (stdout, stderr) = out_str(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    let sums = format!("{}/SHA512SUMS", BASE_URL.rsplit_once('/').unwrap().0);
+    assert!(
+        stdout.contains(&format!(
+            "base image sha256 {base_sha} (pinned by the sha512 published in {sums})"
+        )),
+        "{stdout}"
+    );
+    let lock = inputs::lock::load(&dir.path().join("node.lock")).unwrap();
+    assert_eq!(lock.base().sha256, base_sha);
+    lock.check_matches(&inputs::spec::load(&spec).unwrap())
+        .unwrap();
+
+    // A SHA512SUMS that does not list the download's digest: refused, nothing locked.
+    std::fs::remove_file(dir.path().join("node.lock")).unwrap();
+    let file = BASE_URL.rsplit_once('/').unwrap().1;
+    put(
+        &root,
+        &sums,
+        format!("{}  {file}\n", "ab".repeat(64)).as_bytes(),
+    );
+    let o = fetch(&spec, &server.url, &dir.path().join("c2"));
+    let (_, stderr) = out_str(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("sha512 mismatch") && stderr.contains(&"ab".repeat(64)),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("node.lock").exists());
+}
+
+/// The REAL kubeadm v1.20.2 (built by the fixtures from Debian's source) run through fetch's
+/// own function: it lists the fixtures' control-plane images under registry.k8s.io, plus the
+/// CoreDNS image in 1.20's shape (`registry.k8s.io/coredns:1.7.0`, no `coredns/` path).
+#[test]
+fn the_real_kubeadm_1_20_lists_the_fixture_images_and_its_coredns() {
+    if !fixtures::kubernetes::build_dir()
+        .join("bin/kubeadm")
+        .is_file()
+        && let Err(e) = fixtures::kubernetes::prerequisites()
+    {
+        eprintln!("skipped: cannot build Kubernetes here: {e:#}");
+        return;
+    }
+    let bin = fixtures::kubernetes::binaries().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let listed = inputs::fetch::kubeadm::list_images(
+        &bin.join("kubeadm"),
+        fixtures::kubernetes::KUBERNETES_VERSION,
+        work.path(),
+    )
+    .unwrap();
+    let mut got: Vec<String> = listed.iter().map(|r| r.reference()).collect();
+    let mut want: Vec<String> = fixtures::k8s_images::references()
+        .iter()
+        .map(|r| r.replacen("k8s.gcr.io/", "registry.k8s.io/", 1))
+        .chain(["registry.k8s.io/coredns:1.7.0".to_owned()])
+        .collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    let names: Vec<&str> = listed.iter().map(|r| r.name()).collect();
+    assert!(
+        names.contains(&"coredns") && names.contains(&"pause"),
+        "{names:?}"
+    );
 }

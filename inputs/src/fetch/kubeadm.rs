@@ -224,7 +224,11 @@ mod tests {
         let v130 = parse_image_list("v1.30.2", &format!("{V1_30}\n")).unwrap();
         let coredns = &v130[4];
         assert_eq!(
-            (coredns.repository.as_str(), coredns.tag.as_str(), coredns.name()),
+            (
+                coredns.repository.as_str(),
+                coredns.tag.as_str(),
+                coredns.name()
+            ),
             ("coredns/coredns", "v1.11.1", "coredns")
         );
         assert_eq!(v130.len(), 7);

@@ -247,7 +247,8 @@ impl Fetcher<'_> {
         {
             let sums_from = plan::fetch_url(self.mirror.as_ref(), sums);
             let sole_pin = p.pinned_sha256.is_none();
-            let text = self.published_checksums(http, &sums_from, signature.as_deref(), sole_pin)?;
+            let text =
+                self.published_checksums(http, &sums_from, signature.as_deref(), sole_pin)?;
             let hex = checksum::find(&text, &sums_from, file_name, *algorithm)?;
             expect_owned.push((*algorithm, hex, format!("published in {sums_from}")));
         }
@@ -360,11 +361,20 @@ pub struct Fetched {
 fn base_pinned_by(base: &Planned) -> String {
     match (&base.pinned_sha256, &base.source) {
         (Some(_), _) => "the spec's base.sha256".to_owned(),
-        (None, Source::Url { checksum: Checksum::File { url, .. }, .. }) => {
-            format!("published in {url}")
+        (
+            None,
+            Source::Url {
+                checksum: Checksum::File { url, algorithm, .. },
+                ..
+            },
+        ) => format!(
+            "the {} published in {url}",
+            checksum::algorithm_name(*algorithm)
+        ),
+        (None, Source::Local(path)) => {
+            format!("hashing {}: no base.sha256 in the spec", path.display())
         }
-        (None, Source::Local(path)) => format!("{} as it is (no base.sha256 in the spec)", path.display()),
-        (None, _) => "the download (no published checksum)".to_owned(),
+        (None, _) => "the download: no base.sha256 in the spec".to_owned(),
     }
 }
 

@@ -398,7 +398,8 @@ pub fn images(spec: &Spec, listed: &[ImageRef]) -> Result<Vec<Planned>, PlanErro
 }
 
 fn image(name: &str, r: &ImageRef, component: &str) -> Planned {
-    let mut p = Planned::new(name, Kind::Image, Source::Image(r.clone())).component(component, &r.tag);
+    let mut p =
+        Planned::new(name, Kind::Image, Source::Image(r.clone())).component(component, &r.tag);
     p.image = Some(r.reference());
     p
 }

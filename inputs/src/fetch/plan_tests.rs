@@ -188,7 +188,10 @@ fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
         by_name(&images, "coredns").image.as_deref(),
         Some("registry.k8s.io/coredns/coredns:v1.11.1")
     );
-    assert_eq!(by_name(&images, "pause").component.as_deref(), Some("pause"));
+    assert_eq!(
+        by_name(&images, "pause").component.as_deref(),
+        Some("pause")
+    );
     assert_eq!(by_name(&images, "pause").version.as_deref(), Some("3.9"));
     assert_eq!(
         by_name(&images, "etcd").component.as_deref(),
@@ -255,7 +258,10 @@ fn the_specs_pause_is_kubeadms_unless_it_pins_another_which_is_pulled_too() {
     assert_eq!(s.components.pause, None);
     let mut p = plan(&s);
     let images = super::images(&s, &listed(LISTED_1_30)).unwrap();
-    assert_eq!(by_name(&images, "pause").component.as_deref(), Some("pause"));
+    assert_eq!(
+        by_name(&images, "pause").component.as_deref(),
+        Some("pause")
+    );
     assert!(images.iter().all(|a| a.name != SANDBOX_PAUSE));
     p.extend(images);
     lock_of(&p).check_matches(&s).unwrap();
@@ -356,4 +362,26 @@ fn a_mirror_keeps_host_and_path_and_serves_the_registry() {
     assert_eq!(registry_base(None, &img), "https://registry.k8s.io");
     assert_eq!(fetch_url(None, "https://x/y"), "https://x/y");
     assert!(Mirror::new("mirror.example").is_err());
+}
+
+#[test]
+fn a_lock_matches_the_specs_base_pin_when_it_gives_one() {
+    let s = spec("v1.30.2");
+    let mut p = plan(&s);
+    p.extend(images(&s, &listed(LISTED_1_30)).unwrap());
+    lock_of(&p).check_matches(&s).unwrap();
+    let mut other = s.clone();
+    other.base.sha256 = Some("ef".repeat(32));
+    let e = lock_of(&p).check_matches(&other).unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "base image base-image has sha256 {} but the spec pins {}",
+            "ab".repeat(32),
+            "ef".repeat(32)
+        )),
+        "{e}"
+    );
+    // Without a pin in the spec, the lock's digest (from the checksum file) stands.
+    other.base.sha256 = None;
+    lock_of(&p).check_matches(&other).unwrap();
 }

@@ -181,7 +181,8 @@ pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
     for (component, pinned) in pins {
         let mut found = lock.component(component).peekable();
         if found.peek().is_none() {
-            let pin = pinned.map_or_else(|| "kubeadm's".to_owned(), |p| format!("the spec pins {p}"));
+            let pin =
+                pinned.map_or_else(|| "kubeadm's".to_owned(), |p| format!("the spec pins {p}"));
             return Err(format!(
                 "{lock_path}: no artifact provides {component} ({pin}); {refresh}"
             ));
