@@ -2,6 +2,7 @@
 //! out under it and a real `docker-registry` filled with `skopeo copy`. Nothing here touches
 //! the internet.
 
+mod pins;
 pub(super) mod server;
 
 use std::collections::HashMap;
@@ -645,35 +646,6 @@ fn a_corrupt_download_fails_naming_the_url_and_both_digests_and_caches_nothing()
     assert!(!dir.path().join("node.lock").exists());
 }
 
-#[test]
-fn a_kubeadm_that_fails_on_this_host_is_named_with_its_stderr_and_a_bad_mirror_too() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("mirror");
-    let base_sha = upstream(&root);
-    let url = format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kubeadm");
-    let failing = kubeadm_double(
-        "echo 'kubeadm test double: this kubeadm cannot list images on this host' >&2\nexit 3",
-    );
-    put(&root, &url, &failing);
-    put(&root, &format!("{url}.sha256"), sha256(&failing).as_bytes());
-    let server = Server::start(&root, None);
-    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), &base_sha);
-    let o = fetch(&spec, &server.url, &dir.path().join("c"));
-    let (_, stderr) = out_str(&o);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains(&format!("the locked kubeadm {K8S}"))
-            && stderr.contains("cannot list its images on this host")
-            && stderr.contains("exit status: 3")
-            && stderr.contains("kubeadm test double: this kubeadm cannot list images on this host"),
-        "{stderr}"
-    );
-    assert!(!dir.path().join("node.lock").exists());
-
-    let o = fetch(&spec, "ftp://mirror", &dir.path().join("c"));
-    assert!(out_str(&o).1.contains("--mirror"), "{}", out_str(&o).1);
-}
-
 /// Lays out every image kubeadm v1.30.2 lists as a static registry under `root` (`/v2/REPO/
 /// manifests/TAG` and `/v2/REPO/blobs/sha256:HEX` as files), so the mirror serves them
 /// without a registry. Returns the path of one layer blob (70,000 bytes).
@@ -713,82 +685,4 @@ pub(super) fn static_images(root: &Path) -> String {
         );
     }
     a_layer
-}
-
-#[test]
-fn without_base_sha256_the_image_is_pinned_from_sha512sums_locked_and_printed() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("mirror");
-    let base_sha = upstream(&root);
-    static_images(&root);
-    let server = Server::start(&root, None);
-    let spec = write_spec(dir.path(), &format!("url = \"{BASE_URL}\""), "");
-    let o = fetch(&spec, &server.url, &dir.path().join("c"));
-    let (stdout, stderr) = out_str(&o);
-    assert!(o.status.success(), "{stdout}\n{stderr}");
-    let sums = format!("{}/SHA512SUMS", BASE_URL.rsplit_once('/').unwrap().0);
-    assert!(
-        stdout.contains(&format!(
-            "base image sha256 {base_sha} (pinned by the sha512 published in {sums})"
-        )),
-        "{stdout}"
-    );
-    let lock = inputs::lock::load(&dir.path().join("node.lock")).unwrap();
-    assert_eq!(lock.base().sha256, base_sha);
-    lock.check_matches(&inputs::spec::load(&spec).unwrap())
-        .unwrap();
-
-    // A SHA512SUMS that does not list the download's digest: refused, nothing locked.
-    std::fs::remove_file(dir.path().join("node.lock")).unwrap();
-    let file = BASE_URL.rsplit_once('/').unwrap().1;
-    put(
-        &root,
-        &sums,
-        format!("{}  {file}\n", "ab".repeat(64)).as_bytes(),
-    );
-    let o = fetch(&spec, &server.url, &dir.path().join("c2"));
-    let (_, stderr) = out_str(&o);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("sha512 mismatch") && stderr.contains(&"ab".repeat(64)),
-        "{stderr}"
-    );
-    assert!(!dir.path().join("node.lock").exists());
-}
-
-/// The REAL kubeadm v1.20.2 (built by the fixtures from Debian's source) run through fetch's
-/// own function: it lists the fixtures' control-plane images under registry.k8s.io, plus the
-/// CoreDNS image in 1.20's shape (`registry.k8s.io/coredns:1.7.0`, no `coredns/` path).
-#[test]
-fn the_real_kubeadm_1_20_lists_the_fixture_images_and_its_coredns() {
-    if !fixtures::kubernetes::build_dir()
-        .join("bin/kubeadm")
-        .is_file()
-        && let Err(e) = fixtures::kubernetes::prerequisites()
-    {
-        eprintln!("skipped: cannot build Kubernetes here: {e:#}");
-        return;
-    }
-    let bin = fixtures::kubernetes::binaries().unwrap();
-    let work = tempfile::tempdir().unwrap();
-    let listed = inputs::fetch::kubeadm::list_images(
-        &bin.join("kubeadm"),
-        fixtures::kubernetes::KUBERNETES_VERSION,
-        work.path(),
-    )
-    .unwrap();
-    let mut got: Vec<String> = listed.iter().map(|r| r.reference()).collect();
-    let mut want: Vec<String> = fixtures::k8s_images::references()
-        .iter()
-        .map(|r| r.replacen("k8s.gcr.io/", "registry.k8s.io/", 1))
-        .chain(["registry.k8s.io/coredns:1.7.0".to_owned()])
-        .collect();
-    got.sort();
-    want.sort();
-    assert_eq!(got, want);
-    let names: Vec<&str> = listed.iter().map(|r| r.name()).collect();
-    assert!(
-        names.contains(&"coredns") && names.contains(&"pause"),
-        "{names:?}"
-    );
 }

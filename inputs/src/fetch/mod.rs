@@ -307,8 +307,12 @@ fn artifact(p: &Planned, got: &Got) -> Artifact {
     }
 }
 
-/// The old lock's entry for `p`, if it still describes it and its cached bytes verify.
+/// The old lock's entry for `p`, if it still describes it and its cached bytes verify. A local
+/// base image the spec does not pin is hashed again every time (the file may have changed).
 fn reusable(old: Option<&Lock>, p: &Planned, cache: &Cache) -> Option<Artifact> {
+    if matches!(p.source, Source::Local(_)) && p.pinned_sha256.is_none() {
+        return None;
+    }
     let a = old?.artifacts.iter().find(|a| a.name == p.name)?;
     let same = a.kind == p.kind
         && a.component == p.component
