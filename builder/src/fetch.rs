@@ -1,7 +1,7 @@
 //! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the command
 //! line of [`inputs::fetch`], the only step that uses the network. Downloads show progress
 //! ([`crate::report::DownloadProgress`]); each artifact fetched is logged, and the lock's
-//! artifacts are listed at the end.
+//! artifacts are listed at the end, with the base image's full SHA-256 and what pinned it.
 
 use std::sync::Arc;
 
@@ -44,6 +44,16 @@ pub fn run(args: &FetchArgs) -> Result<()> {
             a.kind.as_str(),
             human(a.size),
             &a.sha256[..12]
+        );
+    }
+    if let Some(base) = fetched
+        .artifacts
+        .iter()
+        .find(|a| a.kind == inputs::lock::Kind::BaseImage)
+    {
+        println!(
+            "base image sha256 {} (pinned by {})",
+            base.sha256, fetched.base_pinned_by
         );
     }
     println!(

@@ -27,6 +27,7 @@ pub static DEBIAN_12: Distro = Distro {
         url: "https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2",
         checksums_url: "https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS",
         checksum: ChecksumAlgorithm::Sha512,
+        checksums_signature: None,
         format: ImageFormat::Qcow2,
     },
     default_user: "debian",

@@ -29,6 +29,7 @@ pub static DEBIAN_13: Distro = Distro {
         url: "https://cloud.debian.org/images/cloud/trixie/latest/debian-13-genericcloud-amd64.qcow2",
         checksums_url: "https://cloud.debian.org/images/cloud/trixie/latest/SHA512SUMS",
         checksum: ChecksumAlgorithm::Sha512,
+        checksums_signature: None,
         format: ImageFormat::Qcow2,
     },
     default_user: "debian",

@@ -86,14 +86,52 @@ pub struct CloudImage {
     pub checksums_url: &'static str,
     /// Digest algorithm of the checksum file.
     pub checksum: ChecksumAlgorithm,
+    /// The file name of the checksum file's detached signature in the same directory
+    /// (`SHA256SUMS.gpg`), where the distro signs it.
+    pub checksums_signature: Option<&'static str>,
     /// Format of the image file (whatever its extension says).
     pub format: ImageFormat,
+}
+
+/// The published checksum file that lists an image on the distro's image host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishedChecksums {
+    /// The checksum file's URL, in the image's directory.
+    pub url: String,
+    /// Its algorithm.
+    pub algorithm: ChecksumAlgorithm,
+    /// The name the image is listed under (the last segment of its URL).
+    pub file_name: String,
+    /// The URL of the checksum file's detached signature, where the distro signs it.
+    pub signature: Option<String>,
 }
 
 impl CloudImage {
     /// The image's file name as listed in the checksum file (the last path segment of `url`).
     pub fn file_name(&self) -> &'static str {
         self.url.rsplit('/').next().unwrap_or(self.url)
+    }
+
+    /// The checksum file that lists the image at `url`: the file named like the distro's
+    /// (`SHA512SUMS`, `SHA256SUMS`) in the same directory, when `url` is on the distro's image
+    /// host (same scheme and host as [`CloudImage::url`]); `None` elsewhere.
+    pub fn checksums_for(&self, url: &str) -> Option<PublishedChecksums> {
+        let host = |u: &str| u.split('/').take(3).collect::<Vec<_>>().join("/");
+        let (dir, file) = url.rsplit_once('/')?;
+        if host(url) != host(self.url) || file.is_empty() || dir.len() <= host(url).len() {
+            return None;
+        }
+        let sums = self
+            .checksums_url
+            .rsplit('/')
+            .next()
+            .unwrap_or(self.checksums_url);
+        Some(PublishedChecksums {
+            url: format!("{dir}/{sums}"),
+            algorithm: self.checksum,
+            file_name: file.to_owned(),
+            signature: self.checksums_signature.map(|s| format!("{dir}/{s}")),
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The boot test's "basic sanity test": an offline `kubeadm init` on the booted sealed image,
 //! the API server's `/healthz`, the node Ready, and a pod running from an imported image with
-//! `imagePullPolicy: Never`. CoreDNS is skipped (and said so): the payload need not carry it.
+//! `imagePullPolicy: Never`. An addon whose image the payload leaves out (the spec's
+//! `kubernetes.skip_addons`, or a lock without it) is skipped, and the test says so and why.
 //!
 //! Everything these steps write lives in the boot test's throw-away overlay, never in the
 //! golden disk: the dead-end default route user-mode networking lacks (kubelet and kube-proxy
@@ -64,6 +65,66 @@ const CNI_CONFIG: &str = r#"{
 }
 "#;
 
+/// A kubeadm addon whose image a payload may leave out (`kubeadm init` then skips its phase).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Addon {
+    /// CoreDNS (`addon/coredns`), for clusters that bring their own DNS.
+    CoreDns,
+    /// kube-proxy (`addon/kube-proxy`), for clusters whose CNI replaces it.
+    KubeProxy,
+}
+
+impl Addon {
+    /// Every addon, in the order kubeadm installs them.
+    pub const ALL: [Addon; 2] = [Addon::CoreDns, Addon::KubeProxy];
+
+    /// The name a spec gives it (`coredns`, `kube-proxy`): also the last segment of its image's
+    /// repository (`registry.k8s.io/coredns/coredns`, `registry.k8s.io/kube-proxy`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Addon::CoreDns => "coredns",
+            Addon::KubeProxy => "kube-proxy",
+        }
+    }
+
+    /// The addon named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Addon> {
+        Self::ALL.into_iter().find(|a| a.name() == name)
+    }
+
+    /// How people write it (`CoreDNS`, `kube-proxy`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Addon::CoreDns => "CoreDNS",
+            Addon::KubeProxy => "kube-proxy",
+        }
+    }
+
+    /// The `kubeadm init` phase that installs it.
+    pub fn phase(self) -> &'static str {
+        match self {
+            Addon::CoreDns => "addon/coredns",
+            Addon::KubeProxy => "addon/kube-proxy",
+        }
+    }
+}
+
+/// An addon the test skips, and why (shown in the step's output).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedAddon {
+    /// The addon.
+    pub addon: Addon,
+    /// Why, e.g. "the spec's kubernetes.skip_addons leaves it out".
+    pub reason: String,
+}
+
+impl SkippedAddon {
+    /// What the build says: `CoreDNS is skipped: <reason>`.
+    pub fn message(&self) -> String {
+        format!("{} is skipped: {}", self.addon.display_name(), self.reason)
+    }
+}
+
 /// What the test needs to know.
 #[derive(Debug, Clone)]
 pub struct KubeadmTest {
@@ -73,6 +134,9 @@ pub struct KubeadmTest {
     pub image_repository: String,
     /// The image the test pod runs (the pause image).
     pub pod_image: String,
+    /// The addons `kubeadm init` skips (their images are not in the payload), in
+    /// [`Addon::ALL`] order.
+    pub skipped_addons: Vec<SkippedAddon>,
 }
 
 fn minor(version: &str) -> u32 {
@@ -98,6 +162,15 @@ impl KubeadmTest {
         shell::check_version("kubernetes version", &self.kubernetes_version)?;
         shell::check_image_ref("image repository", &self.image_repository)?;
         shell::check_image_ref("pod image", &self.pod_image)?;
+        for s in &self.skipped_addons {
+            if s.reason.chars().any(char::is_control) {
+                return Err(crate::error::Error::invalid(
+                    "skipped addon reason",
+                    &s.reason,
+                    "must not contain control characters",
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -173,11 +246,17 @@ impl KubeadmTest {
              grep -q \" $(hostname)\\$\" /etc/hosts || echo \"{GUEST_IP} $(hostname)\" >> /etc/hosts\n\
              mkdir -p /etc/cni/net.d\n\
              printf '%s' {cni} > /etc/cni/net.d/10-nodeimg-test.conflist\n\
-             printf '%s' {config} > /root/kubeadm-config.yaml\n\
-             echo 'CoreDNS is skipped: the payload carries no CoreDNS image'",
+             printf '%s' {config} > /root/kubeadm-config.yaml",
             cni = quote(&Self::cni_config()),
             config = quote(&self.config()),
         );
+        let mut prepare = prepare;
+        let mut skip_phases = "certs,kubeconfig,control-plane,etcd".to_owned();
+        for s in &self.skipped_addons {
+            prepare.push_str(&format!("\necho {}", quote(&s.message())));
+            skip_phases.push(',');
+            skip_phases.push_str(s.addon.phase());
+        }
         // The static-pod manifests are written first and their probes given room: under TCG
         // the API server can need longer than kubeadm's startup-probe window (24 × 10 s), and
         // the kubelet would then kill it over and over. Then `kubeadm init` does the rest.
@@ -192,7 +271,7 @@ impl KubeadmTest {
              grep -H 'failureThreshold' /etc/kubernetes/manifests/*.yaml\n\
              kubeadm init --config \"$cfg\" \\\n\
              \t--ignore-preflight-errors={ignored} \\\n\
-             \t--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns",
+             \t--skip-phases={skip_phases}",
             ignored = PREFLIGHT_IGNORED.join(","),
         );
         let healthz = "for _ in $(seq 1 120); do\n\
@@ -253,6 +332,10 @@ mod tests {
             kubernetes_version: version.into(),
             image_repository: "k8s.gcr.io".into(),
             pod_image: "k8s.gcr.io/pause:3.2".into(),
+            skipped_addons: vec![SkippedAddon {
+                addon: Addon::CoreDns,
+                reason: "the payload carries no CoreDNS image".into(),
+            }],
         }
     }
 
@@ -301,6 +384,13 @@ mod tests {
                 .remote_command()
                 .contains("--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns")
         );
+        assert!(
+            cmds[0]
+                .script
+                .ends_with("\necho 'CoreDNS is skipped: the payload carries no CoreDNS image'\n"),
+            "{}",
+            cmds[0].script
+        );
         assert!(cmds[4].script.contains("--image-pull-policy=Never"));
         let timeouts: Vec<u64> = cmds.iter().map(|c| c.timeout.as_secs()).collect();
         assert_eq!(timeouts, [60, 1080, 180, 480, 960]);
@@ -311,6 +401,51 @@ mod tests {
             image_repository(&["registry.k8s.io/kube-apiserver:v1.30.2".into()]),
             Some("registry.k8s.io".into())
         );
+    }
+
+    #[test]
+    fn each_skipped_addon_is_a_skipped_phase_said_with_its_reason() {
+        let mut t = test("v1.30.2");
+        t.skipped_addons.clear();
+        let cmds = steps(&t).unwrap();
+        assert!(
+            cmds[1]
+                .script
+                .contains("--skip-phases=certs,kubeconfig,control-plane,etcd\n"),
+            "{}",
+            cmds[1].script
+        );
+        assert!(!cmds[0].script.contains("skipped"), "{}", cmds[0].script);
+        t.skipped_addons = vec![
+            SkippedAddon {
+                addon: Addon::CoreDns,
+                reason: "the spec's kubernetes.skip_addons leaves it out".into(),
+            },
+            SkippedAddon {
+                addon: Addon::KubeProxy,
+                reason: "the lock has no kube-proxy image".into(),
+            },
+        ];
+        let cmds = steps(&t).unwrap();
+        assert!(
+            cmds[1].script.contains(
+                "--skip-phases=certs,kubeconfig,control-plane,etcd,addon/coredns,addon/kube-proxy\n"
+            ),
+            "{}",
+            cmds[1].script
+        );
+        assert!(
+            cmds[0].script.contains(
+                "echo 'CoreDNS is skipped: the spec'\\''s kubernetes.skip_addons leaves it out'\n\
+                 echo 'kube-proxy is skipped: the lock has no kube-proxy image'\n"
+            ),
+            "{}",
+            cmds[0].script
+        );
+        t.skipped_addons[0].reason = "a\nb".into();
+        assert!(steps(&t).is_err());
+        assert_eq!(Addon::from_name("kube-proxy"), Some(Addon::KubeProxy));
+        assert_eq!(Addon::from_name("dns"), None);
     }
 
     /// The pod's overrides are JSON (`kubectl run --overrides`). Every step parsing under

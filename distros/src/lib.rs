@@ -40,6 +40,7 @@ pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
     ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
+    PublishedChecksums,
 };
 pub use error::{Error, Result};
 pub use node_role::{NodeRole, node_role_steps};

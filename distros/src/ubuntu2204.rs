@@ -28,6 +28,7 @@ pub static UBUNTU_2204: Distro = Distro {
         url: "https://cloud-images.ubuntu.com/jammy/current/jammy-server-cloudimg-amd64.img",
         checksums_url: "https://cloud-images.ubuntu.com/jammy/current/SHA256SUMS",
         checksum: ChecksumAlgorithm::Sha256,
+        checksums_signature: Some("SHA256SUMS.gpg"),
         format: ImageFormat::Qcow2,
     },
     default_user: "ubuntu",

@@ -26,6 +26,7 @@ pub static UBUNTU_2404: Distro = Distro {
         url: "https://cloud-images.ubuntu.com/noble/current/noble-server-cloudimg-amd64.img",
         checksums_url: "https://cloud-images.ubuntu.com/noble/current/SHA256SUMS",
         checksum: ChecksumAlgorithm::Sha256,
+        checksums_signature: Some("SHA256SUMS.gpg"),
         format: ImageFormat::Qcow2,
     },
     default_user: "ubuntu",

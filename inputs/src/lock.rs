@@ -88,6 +88,14 @@ pub const COMPONENTS: &[&str] = &[
     "kubernetes-image",
 ];
 
+/// The short name of an image reference: the last segment of its repository, without tag or
+/// digest (`registry.k8s.io/coredns/coredns:v1.11.1` → `coredns`). An image's lock name.
+pub fn image_short_name(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    last.split(':').next().unwrap_or(last)
+}
+
 /// One locked input.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {
@@ -265,9 +273,11 @@ impl Lock {
             .filter(move |a| a.component.as_deref() == Some(component))
     }
 
-    /// Checks that this lock was made for `spec`: the same base image and, for every pinned
-    /// component, artifacts at exactly the pinned version. The error names the lock, the
-    /// component and both versions, and says how to refresh the lock.
+    /// Checks that this lock was made for `spec`: the same base image (when the spec pins
+    /// one), for every pinned component artifacts at exactly the pinned version, a pause
+    /// image, the control-plane images at the Kubernetes version, and no image of an addon
+    /// the spec leaves out. The error names the lock, the component and both versions, and
+    /// says how to refresh the lock.
     pub fn check_matches(&self, spec: &crate::spec::Spec) -> Result<(), String> {
         check::matches_spec(self, spec)
     }

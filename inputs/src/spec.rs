@@ -11,18 +11,22 @@
 //!
 //! [base]                     # the distro cloud image, pinned
 //! path = "debian-12-genericcloud-amd64.qcow2"   # or url = "https://…"
-//! sha256 = "…64 hex digits…"
+//! sha256 = "…64 hex digits…" # optional for a path (hashed and locked) and for a url on
+//!                            # the distro's image host (pinned from its checksum file)
 //! format = "qcow2"           # or "raw"
 //!
 //! [kubernetes]
 //! version = "v1.20.2"
+//! skip_addons = ["coredns"]  # optional: addons whose images are left out ("coredns",
+//!                            # "kube-proxy"); the boot test's kubeadm init skips them
 //!
 //! [components]
 //! containerd = "1.6.20"
 //! runc = "1.1.5"
 //! crictl = "1.20.0"
 //! cni_plugins = "1.1.1"
-//! pause = "3.2"
+//! pause = "3.2"              # optional: the sandbox image's tag; kubeadm's own pause is
+//!                            # pulled in any case (its list comes from the locked kubeadm)
 //!
 //! [export]
 //! formats = ["raw", "qcow2", "vhd", "ova", "gce", "aws"]
@@ -47,6 +51,7 @@
 use std::path::{Path, PathBuf};
 
 use diskimg::ImageFormat;
+pub use distros::kubeadm_test::Addon;
 use exporters::{Firmware, Format};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -70,6 +75,9 @@ pub struct Spec {
     pub base: BaseImage,
     /// `[kubernetes] version`, e.g. `v1.20.2`.
     pub kubernetes_version: String,
+    /// `[kubernetes] skip_addons`: addons whose images are left out, sorted, without
+    /// duplicates.
+    pub skip_addons: Vec<Addon>,
     /// `[components]`.
     pub components: Components,
     /// `[export] formats`, sorted, without duplicates.
@@ -119,8 +127,9 @@ pub enum BaseSource {
 pub struct BaseImage {
     /// Path or URL.
     pub source: BaseSource,
-    /// Lower-case hex SHA-256 of the image file.
-    pub sha256: String,
+    /// Lower-case hex SHA-256 of the image file. Optional for a `path` (the file is hashed)
+    /// and for a `url` on the distro's image host (pinned from its published checksum file).
+    pub sha256: Option<String>,
     /// `qcow2` or `raw` (a cloud image; nothing else boots as a base).
     pub format: ImageFormat,
 }
@@ -136,8 +145,8 @@ pub struct Components {
     pub crictl: String,
     /// CNI plugins.
     pub cni_plugins: String,
-    /// The pause (sandbox) image tag.
-    pub pause: String,
+    /// The pause (sandbox) image tag, when the spec chooses it; otherwise kubeadm's own.
+    pub pause: Option<String>,
 }
 
 /// A user file copied into the guest.
@@ -199,7 +208,7 @@ struct RawImage {
 struct RawBase {
     path: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
-    sha256: Spanned<String>,
+    sha256: Option<Spanned<String>>,
     format: Spanned<String>,
 }
 
@@ -207,6 +216,7 @@ struct RawBase {
 #[serde(deny_unknown_fields)]
 struct RawKubernetes {
     version: Spanned<String>,
+    skip_addons: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -216,7 +226,7 @@ struct RawComponents {
     runc: Spanned<String>,
     crictl: Spanned<String>,
     cni_plugins: Spanned<String>,
-    pause: Spanned<String>,
+    pause: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -405,20 +415,9 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         }
         (Some(p), None) => return Err(loc.bad(p, "base.path", "is empty")),
         (Some(_), Some(u)) => return Err(loc.bad(u, "base", "give either path or url, not both")),
-        (None, None) => return Err(loc.bad(&raw.base.sha256, "base", "needs a path or a url")),
+        (None, None) => return Err(loc.bad(&raw.base.format, "base", "needs a path or a url")),
     };
-    let sum = raw.base.sha256.get_ref();
-    if sum.len() != 64
-        || !sum
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return Err(loc.bad(
-            &raw.base.sha256,
-            "base.sha256",
-            "expected 64 lower-case hex digits",
-        ));
-    }
+    let base_sha256 = base_sha256(loc, &raw.base, &source, &distro)?;
 
     let kv = &raw.kubernetes.version;
     let k = kv.get_ref();
@@ -441,8 +440,13 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         runc: check_version(loc, &c.runc, "components.runc")?,
         crictl: check_version(loc, &c.crictl, "components.crictl")?,
         cni_plugins: check_version(loc, &c.cni_plugins, "components.cni_plugins")?,
-        pause: check_version(loc, &c.pause, "components.pause")?,
+        pause: c
+            .pause
+            .as_ref()
+            .map(|p| check_version(loc, p, "components.pause"))
+            .transpose()?,
     };
+    let skip_addons = skip_addons(loc, raw.kubernetes.skip_addons.as_ref())?;
 
     let mut formats = Vec::new();
     for f in raw.export.formats.get_ref() {
@@ -518,10 +522,11 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         },
         base: BaseImage {
             source,
-            sha256: sum.clone(),
+            sha256: base_sha256,
             format: base_format(loc, &raw.base.format)?,
         },
         kubernetes_version: k.clone(),
+        skip_addons,
         components,
         formats,
         files,
@@ -529,6 +534,69 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         checks,
         fetch,
     })
+}
+
+/// `base.sha256`: 64 lower-case hex digits when given. Without it, a `url` must be on the
+/// distro's image host (where its published checksum file pins it); a `path` is hashed.
+fn base_sha256(
+    loc: &Locator<'_>,
+    raw: &RawBase,
+    source: &BaseSource,
+    distro: &str,
+) -> Result<Option<String>, SpecError> {
+    let Some(sum) = &raw.sha256 else {
+        if let (BaseSource::Url(url), Some(u)) = (source, &raw.url) {
+            let published = distros::find(distro)
+                .ok()
+                .and_then(|d| d.cloud_image.checksums_for(url));
+            if published.is_none() {
+                return Err(loc.bad(
+                    u,
+                    "base.sha256",
+                    format!(
+                        "is needed: {url:?} is not on {distro}'s image host, so no published \
+                         checksum file pins it"
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    };
+    let hex = sum.get_ref();
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return Err(loc.bad(sum, "base.sha256", "expected 64 lower-case hex digits"));
+    }
+    Ok(Some(hex.clone()))
+}
+
+/// `kubernetes.skip_addons`: each one of [`Addon::ALL`] by name; sorted, duplicates dropped.
+fn skip_addons(
+    loc: &Locator<'_>,
+    raw: Option<&Spanned<Vec<Spanned<String>>>>,
+) -> Result<Vec<Addon>, SpecError> {
+    let mut out = Vec::new();
+    for a in raw.map(|r| r.get_ref().as_slice()).unwrap_or_default() {
+        let addon = Addon::from_name(a.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = Addon::ALL.iter().map(|a| a.name()).collect();
+            loc.bad(
+                a,
+                "kubernetes.skip_addons",
+                format!(
+                    "{:?} is not an addon nodeimg can leave out ({})",
+                    a.get_ref(),
+                    known.join(", ")
+                ),
+            )
+        })?;
+        out.push(addon);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
 }
 
 fn scripts(

@@ -101,5 +101,6 @@ pub fn kubeadm_test(inputs: &super::inputs::Inputs) -> Option<KubeadmTest> {
         kubernetes_version: inputs.spec.kubernetes_version.clone(),
         image_repository: kubeadm_test::image_repository(&images)?,
         pod_image: inputs.pause_image()?.to_owned(),
+        skipped_addons: inputs.skipped_addons(),
     })
 }

@@ -57,7 +57,7 @@ pub fn bom_inputs(inputs: &Inputs) -> model::Inputs {
         nodeimg_version: env!("CARGO_PKG_VERSION").into(),
         spec_sha256: inputs.spec.sha256.clone(),
         lock_sha256: inputs.lock.sha256.clone(),
-        base_image_sha256: inputs.spec.base.sha256.clone(),
+        base_image_sha256: inputs.lock.base().sha256.clone(),
     }
 }
 

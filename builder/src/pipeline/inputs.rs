@@ -8,6 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use ::inputs::cache::Cache;
 use ::inputs::lock::{self, Artifact, Kind, Lock};
 use ::inputs::spec::{self, BaseSource, Spec};
+use distros::kubeadm_test::{Addon, SkippedAddon};
 
 /// A locked artifact and its verified file in the cache.
 #[derive(Debug, Clone)]
@@ -45,6 +46,37 @@ impl Inputs {
             .iter()
             .find(|i| i.artifact.component.as_deref() == Some("pause"))
             .and_then(|i| i.artifact.image.as_deref())
+    }
+
+    /// The pause image's tag (the lock's `pause` component).
+    pub fn pause_version(&self) -> Option<&str> {
+        self.lock
+            .component("pause")
+            .next()
+            .and_then(|a| a.version.as_deref())
+    }
+
+    /// The addons whose images the payload leaves out, and why: the spec's
+    /// `kubernetes.skip_addons`, or a lock without the addon's image. `kubeadm init` skips
+    /// them, and the build says so.
+    pub fn skipped_addons(&self) -> Vec<SkippedAddon> {
+        let images = self.image_refs();
+        Addon::ALL
+            .into_iter()
+            .filter_map(|addon| {
+                let reason = if self.spec.skip_addons.contains(&addon) {
+                    "kubernetes.skip_addons in the spec leaves it out".to_owned()
+                } else if !images
+                    .iter()
+                    .any(|r| lock::image_short_name(r) == addon.name())
+                {
+                    format!("the lock has no {} image", addon.display_name())
+                } else {
+                    return None;
+                };
+                Some(SkippedAddon { addon, reason })
+            })
+            .collect()
     }
 
     /// Every image reference the payload imports, in lock order.

@@ -343,6 +343,10 @@ fn build_in(
 
     if let plan::KubeadmPlan::Skipped(why) = &plan.kubeadm {
         reporter.info(why);
+    } else {
+        for skipped in inputs.skipped_addons() {
+            reporter.info(&skipped.message());
+        }
     }
     let first_boot = plan.first_boot_checks(&identity)?;
     let outcome = reporter.phase("boot test", || {

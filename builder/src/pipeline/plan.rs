@@ -122,13 +122,19 @@ pub fn node_role(inputs: &Inputs) -> NodeRole {
             ("NODEIMG_VERSION".into(), env!("CARGO_PKG_VERSION").into()),
             ("NODEIMG_SPEC_SHA256".into(), spec.sha256.clone()),
             ("NODEIMG_LOCK_SHA256".into(), inputs.lock.sha256.clone()),
-            ("NODEIMG_BASE_SHA256".into(), spec.base.sha256.clone()),
+            (
+                "NODEIMG_BASE_SHA256".into(),
+                inputs.lock.base().sha256.clone(),
+            ),
             ("KUBERNETES_VERSION".into(), spec.kubernetes_version.clone()),
             ("CONTAINERD_VERSION".into(), c.containerd.clone()),
             ("RUNC_VERSION".into(), c.runc.clone()),
             ("CRICTL_VERSION".into(), c.crictl.clone()),
             ("CNI_PLUGINS_VERSION".into(), c.cni_plugins.clone()),
-            ("PAUSE_VERSION".into(), c.pause.clone()),
+            (
+                "PAUSE_VERSION".into(),
+                inputs.pause_version().unwrap_or_default().to_owned(),
+            ),
         ],
         extra_sysctls: Vec::new(),
     }

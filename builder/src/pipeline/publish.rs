@@ -86,18 +86,35 @@ pub fn write_manifest(
             "spec": spec.path.file_name().map(|n| n.to_string_lossy().into_owned()),
             "spec_sha256": spec.sha256,
             "lock_sha256": inputs.lock.sha256,
-            "base_sha256": spec.base.sha256,
+            "base_sha256": inputs.lock.base().sha256,
             "distro": spec.image.distro,
             "kubernetes_version": spec.kubernetes_version,
             "components": components,
             "kubeadm_test": if kubeadm_ran { "passed" } else { "skipped" },
-            "coredns": "skipped: not in the payload",
+            "addons": addons(inputs),
             "phase_seconds": timings,
         }),
     });
     write_atomic(staging, SUMS_FILE, manifest.sums().as_bytes())?;
     write_atomic(staging, MANIFEST_FILE, manifest.to_json().as_bytes())?;
     Ok(())
+}
+
+/// Each kubeadm addon's image: `in the payload`, or `skipped: <why>` (the spec's
+/// `kubernetes.skip_addons`, or a lock without it).
+fn addons(inputs: &Inputs) -> serde_json::Value {
+    let skipped = inputs.skipped_addons();
+    distros::kubeadm_test::Addon::ALL
+        .into_iter()
+        .map(|addon| {
+            let status = skipped.iter().find(|s| s.addon == addon).map_or_else(
+                || "in the payload".to_owned(),
+                |s| format!("skipped: {}", s.reason),
+            );
+            (addon.name().to_owned(), json!(status))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }
 
 /// Moves the finished `staging` directory to `final_dir`, replacing an older build there only

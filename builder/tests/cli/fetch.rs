@@ -3,6 +3,8 @@
 //! `docker-registry` (`fixtures::registry`) filled with `skopeo copy`. Nothing here touches
 //! the internet.
 
+mod pins;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -19,6 +21,54 @@ use fixtures::registry::LocalRegistry;
 
 pub(super) const BASE_URL: &str = "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/debian-12-genericcloud-amd64-20240717-1811.qcow2";
 pub(super) const K8S: &str = "v1.30.2";
+
+/// What kubeadm v1.30.2 prints for `config images list --kubernetes-version v1.30.2
+/// --image-repository registry.k8s.io` (the real binary's list).
+pub(super) const KUBEADM_IMAGES: &[&str] = &[
+    "registry.k8s.io/kube-apiserver:v1.30.2",
+    "registry.k8s.io/kube-controller-manager:v1.30.2",
+    "registry.k8s.io/kube-scheduler:v1.30.2",
+    "registry.k8s.io/kube-proxy:v1.30.2",
+    "registry.k8s.io/coredns/coredns:v1.11.1",
+    "registry.k8s.io/pause:3.9",
+    "registry.k8s.io/etcd:3.5.12-0",
+];
+
+/// The size the served kubeadm is padded to (the retry tests cut it in half).
+pub(super) const KUBEADM_SIZE: usize = 200_000;
+
+/// The `kubeadm` this test's mirror serves at dl.k8s.io's path: a TEST DOUBLE for the upstream
+/// binary (which cannot be downloaded here), a shell script `nodeimg fetch` really runs on the
+/// host. Called as `fetch` calls kubeadm, it runs `body`; with other arguments it fails saying
+/// so. Padded with comment lines to [`KUBEADM_SIZE`] bytes.
+pub(super) fn kubeadm_double(body: &str) -> Vec<u8> {
+    let mut script = format!(
+        "#!/bin/sh\n\
+         # Test double for the upstream kubeadm binary in nodeimg's fetch tests.\n\
+         if [ \"$*\" != 'config images list --kubernetes-version {K8S} --image-repository registry.k8s.io' ]; then\n\
+         \techo \"kubeadm test double: unexpected arguments: $*\" >&2\n\
+         \texit 64\n\
+         fi\n\
+         {body}\n\
+         exit 0\n"
+    )
+    .into_bytes();
+    let line = b"# padding to the size of a binary\n";
+    while script.len() + line.len() <= KUBEADM_SIZE {
+        script.extend_from_slice(line);
+    }
+    let room = KUBEADM_SIZE - script.len();
+    if room > 0 {
+        script.extend(std::iter::repeat_n(b'#', room - 1));
+        script.push(b'\n');
+    }
+    script
+}
+
+/// The double's body printing kubeadm v1.30.2's list.
+pub(super) fn kubeadm_lists_images() -> String {
+    format!("cat <<'EOF'\n{}\nEOF", KUBEADM_IMAGES.join("\n"))
+}
 
 pub(super) fn sha256(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
@@ -60,7 +110,11 @@ pub(super) fn upstream(root: &Path) -> String {
     put(root, &format!("{dir}/SHA512SUMS"), sums.as_bytes());
     for (i, name) in ["kubeadm", "kubelet", "kubectl"].into_iter().enumerate() {
         let url = format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/{name}");
-        let data = bytes(10 + u32::try_from(i).unwrap(), 200_000);
+        let data = if name == "kubeadm" {
+            kubeadm_double(&kubeadm_lists_images())
+        } else {
+            bytes(10 + u32::try_from(i).unwrap(), 200_000)
+        };
         put(root, &url, &data);
         put(root, &format!("{url}.sha256"), sha256(&data).as_bytes());
     }
@@ -135,11 +189,18 @@ pub(super) fn upstream(root: &Path) -> String {
     sha256(&base)
 }
 
+/// Writes `dir/node.toml` with `base` (a `path = …` or `url = …` line) and, unless
+/// `base_sha256` is empty, that pin.
 pub(super) fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
     let spec = dir.join("node.toml");
+    let pin = if base_sha256.is_empty() {
+        String::new()
+    } else {
+        format!("sha256 = \"{base_sha256}\"\n")
+    };
     let text = format!(
         "[image]\nname = \"node\"\ndistro = \"debian-12\"\nfirmware = \"uefi\"\ndisk_gib = 8\n\n\
-         [base]\n{base}\nsha256 = \"{base_sha256}\"\nformat = \"qcow2\"\n\n\
+         [base]\n{base}\n{pin}format = \"qcow2\"\n\n\
          [kubernetes]\nversion = \"{K8S}\"\n\n\
          [components]\ncontainerd = \"1.7.18\"\nrunc = \"1.1.13\"\ncrictl = \"1.30.0\"\ncni_plugins = \"1.5.1\"\npause = \"3.9\"\n\n\
          [export]\nformats = [\"raw\"]\n"
@@ -406,7 +467,19 @@ fn fetch_through_a_mirror_locks_verifies_resumes_and_downloads_nothing_twice() {
         kubeadm.source,
         format!("https://dl.k8s.io/release/{K8S}/bin/linux/amd64/kubeadm")
     );
-    assert_eq!(kubeadm.sha256, sha256(&bytes(10, 200_000)));
+    assert_eq!(
+        kubeadm.sha256,
+        sha256(&kubeadm_double(&kubeadm_lists_images()))
+    );
+    // The images are exactly those the (served) kubeadm listed.
+    let mut locked: Vec<&str> = lock
+        .of_kind(Kind::Image)
+        .map(|a| a.image.as_deref().unwrap())
+        .collect();
+    locked.sort_unstable();
+    let mut listed = KUBEADM_IMAGES.to_vec();
+    listed.sort_unstable();
+    assert_eq!(locked, listed);
     for a in lock.of_kind(Kind::Image) {
         let reference = a.image.as_deref().unwrap();
         assert!(
@@ -509,21 +582,43 @@ fn a_corrupt_download_fails_naming_the_url_and_both_digests_and_caches_nothing()
     assert!(!dir.path().join("node.lock").exists());
 }
 
-#[test]
-fn an_unknown_kubernetes_minor_and_a_bad_mirror_are_named() {
-    let dir = tempfile::tempdir().unwrap();
-    let spec = write_spec(dir.path(), "path = \"base.qcow2\"", &"a".repeat(64));
-    let text = std::fs::read_to_string(&spec)
-        .unwrap()
-        .replace(K8S, "v1.19.0");
-    std::fs::write(&spec, text).unwrap();
-    let o = fetch(&spec, "http://127.0.0.1:9", &dir.path().join("c"));
-    let (_, stderr) = out_str(&o);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr.contains("v1.19.0") && stderr.contains("etcd"),
-        "{stderr}"
-    );
-    let o = fetch(&spec, "ftp://mirror", &dir.path().join("c"));
-    assert!(out_str(&o).1.contains("--mirror"), "{}", out_str(&o).1);
+/// Lays out every image kubeadm v1.30.2 lists as a static registry under `root` (`/v2/REPO/
+/// manifests/TAG` and `/v2/REPO/blobs/sha256:HEX` as files), so the mirror serves them
+/// without a registry. Returns the path of one layer blob (70,000 bytes).
+pub(super) fn static_images(root: &Path) -> String {
+    let mut a_layer = String::new();
+    for (i, reference) in KUBEADM_IMAGES.iter().enumerate() {
+        let (repo, tag) = reference
+            .strip_prefix("registry.k8s.io/")
+            .unwrap()
+            .rsplit_once(':')
+            .unwrap();
+        // `put` drops the scheme: this is the path `/v2/{repo}` below `root`.
+        let base = format!("http://v2/{repo}");
+        let descriptor = |data: &[u8], media: &str| {
+            let hex = sha256(data);
+            let path = put(root, &format!("{base}/blobs/sha256:{hex}"), data);
+            let d =
+                json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": data.len()});
+            (d, path)
+        };
+        let layer = bytes(100 + u32::try_from(i).unwrap(), 70_000);
+        let (layer, path) = descriptor(&layer, "application/vnd.oci.image.layer.v1.tar");
+        a_layer = path;
+        let config = json!({"architecture": "amd64", "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
+        let (config, _) = descriptor(
+            &serde_json::to_vec(&config).unwrap(),
+            "application/vnd.oci.image.config.v1+json",
+        );
+        let manifest = json!({"schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": config, "layers": [layer]});
+        put(
+            root,
+            &format!("{base}/manifests/{tag}"),
+            &serde_json::to_vec(&manifest).unwrap(),
+        );
+    }
+    a_layer
 }

@@ -11,9 +11,7 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::json;
-
-use super::fetch::{BASE_URL, K8S, bytes, put, sha256, upstream, write_spec};
+use super::fetch::{BASE_URL, K8S, bytes, sha256, static_images, upstream, write_spec};
 use super::nodeimg;
 use fixtures::mirror_server::Server;
 
@@ -267,51 +265,6 @@ fn bad_timeouts_are_usage_errors_naming_the_option() {
         );
     }
     assert!(!dir.path().join("c").exists());
-}
-
-/// Lays out every image the spec needs as a static registry under `root` (`/v2/REPO/
-/// manifests/TAG` and `/v2/REPO/blobs/sha256:HEX` as files), so the mirror serves them
-/// without a registry. Returns the path of one layer blob (70,000 bytes).
-fn static_images(root: &Path) -> String {
-    let images = [
-        ("coredns/coredns", "v1.11.1"),
-        ("etcd", "3.5.12-0"),
-        ("kube-apiserver", K8S),
-        ("kube-controller-manager", K8S),
-        ("kube-proxy", K8S),
-        ("kube-scheduler", K8S),
-        ("pause", "3.9"),
-    ];
-    let mut a_layer = String::new();
-    for (i, (repo, tag)) in images.into_iter().enumerate() {
-        // `put` drops the scheme: this is the path `/v2/{repo}` below `root`.
-        let base = format!("http://v2/{repo}");
-        let descriptor = |data: &[u8], media: &str| {
-            let hex = sha256(data);
-            let path = put(root, &format!("{base}/blobs/sha256:{hex}"), data);
-            let d =
-                json!({"mediaType": media, "digest": format!("sha256:{hex}"), "size": data.len()});
-            (d, path)
-        };
-        let layer = bytes(100 + u32::try_from(i).unwrap(), 70_000);
-        let (layer, path) = descriptor(&layer, "application/vnd.oci.image.layer.v1.tar");
-        a_layer = path;
-        let config = json!({"architecture": "amd64", "os": "linux", "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]}});
-        let (config, _) = descriptor(
-            &serde_json::to_vec(&config).unwrap(),
-            "application/vnd.oci.image.config.v1+json",
-        );
-        let manifest = json!({"schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": config, "layers": [layer]});
-        put(
-            root,
-            &format!("{base}/manifests/{tag}"),
-            &serde_json::to_vec(&manifest).unwrap(),
-        );
-    }
-    a_layer
 }
 
 #[test]

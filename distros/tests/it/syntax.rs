@@ -164,6 +164,10 @@ fn every_script() -> Vec<Script> {
             kubernetes_version: version.into(),
             image_repository: repository.into(),
             pod_image: pod_image.into(),
+            skipped_addons: vec![kubeadm_test::SkippedAddon {
+                addon: kubeadm_test::Addon::CoreDns,
+                reason: "the spec's kubernetes.skip_addons leaves it out".into(),
+            }],
         };
         for s in kubeadm_test::steps(&test).expect("kubeadm test renders") {
             out.push(Script::step(version, &s));

@@ -2,6 +2,7 @@
 
 use super::checksum::ChecksumError;
 use super::http::HttpError;
+use super::kubeadm::KubeadmError;
 use super::plan::PlanError;
 use crate::cache::CacheError;
 use crate::lock::LockError;
@@ -12,6 +13,20 @@ pub enum FetchError {
     /// No plan for this spec.
     #[error(transparent)]
     Plan(#[from] PlanError),
+    /// The locked kubeadm could not list the images.
+    #[error(transparent)]
+    Kubeadm(#[from] KubeadmError),
+    /// The base image's only pin would be a signed checksum file whose signature nodeimg
+    /// does not verify yet.
+    #[error(
+        "{url}: this checksum file is signed ({signature}) and nodeimg does not verify that signature yet, so it cannot be the base image's only pin; give base.sha256 in the spec (the image's SHA-256, taken from a checksum file you verified)"
+    )]
+    UnverifiedChecksums {
+        /// The checksum file.
+        url: String,
+        /// Its detached signature.
+        signature: String,
+    },
     /// A download failed.
     #[error(transparent)]
     Http(#[from] HttpError),

@@ -15,29 +15,32 @@ pub const RELEASE_TEMPLATES_VERSION: &str = "v0.16.2";
 /// The registry kubeadm pulls the control-plane images from.
 pub const K8S_REGISTRY: &str = "registry.k8s.io";
 
-/// The etcd and coredns tags kubeadm asks for, per Kubernetes minor (kubeadm's
-/// `constants.go` at the minor's `.0` release: `kubeadm config images list`).
-const KUBEADM_IMAGES: &[(u32, &str, &str)] = &[
-    (28, "3.5.9-0", "v1.10.1"),
-    (29, "3.5.10-0", "v1.11.1"),
-    (30, "3.5.12-0", "v1.11.1"),
-    (31, "3.5.15-0", "v1.11.3"),
-];
+/// The lock name of the spec's pause image when it differs from kubeadm's (which keeps the
+/// name `pause`).
+pub const SANDBOX_PAUSE: &str = "sandbox-pause";
 
-/// A spec the plan cannot be made for.
+/// The images kubeadm lists cannot be planned.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    /// The Kubernetes minor is not in the etcd/coredns table.
-    #[error(
-        "{spec}: kubernetes.version {version}: nodeimg does not know which etcd and coredns images kubeadm {version} uses (known minors: {known})"
-    )]
-    UnknownMinor {
-        /// The spec file.
-        spec: String,
-        /// The version.
+    /// kubeadm's list has no pause image.
+    #[error("kubeadm {version} lists no pause image: {listed}")]
+    NoPause {
+        /// The Kubernetes version.
         version: String,
-        /// The minors in the table, e.g. `1.28, 1.29`.
-        known: String,
+        /// What it listed.
+        listed: String,
+    },
+    /// Two listed images would get the same lock name.
+    #[error("kubeadm {version} lists two images named {name:?}: {first} and {second}")]
+    SameName {
+        /// The Kubernetes version.
+        version: String,
+        /// The lock name.
+        name: String,
+        /// The first image.
+        first: String,
+        /// The second image.
+        second: String,
     },
 }
 
@@ -54,6 +57,8 @@ pub enum Checksum {
         algorithm: ChecksumAlgorithm,
         /// The name the artifact is listed under.
         file_name: String,
+        /// The upstream URL of the checksum file's detached signature, where it is signed.
+        signature: Option<String>,
     },
 }
 
@@ -72,6 +77,11 @@ impl ImageRef {
     /// `registry/repository:tag`.
     pub fn reference(&self) -> String {
         format!("{}/{}:{}", self.registry, self.repository, self.tag)
+    }
+
+    /// Its lock name: the last segment of the repository (`coredns/coredns` → `coredns`).
+    pub fn name(&self) -> &str {
+        crate::lock::image_short_name(&self.repository)
     }
 }
 
@@ -161,6 +171,7 @@ fn url_file(url: &str, checksum_url: String, algorithm: ChecksumAlgorithm) -> So
             url: checksum_url,
             algorithm,
             file_name: last_segment(url).to_owned(),
+            signature: None,
         },
     }
 }
@@ -181,49 +192,24 @@ const UNPUBLISHED_NOTE: &str =
 
 /// The distro's checksum file for a base image URL: the file named like the distro's
 /// (`SHA512SUMS`, `SHA256SUMS`) in the same directory as the image, when the image is on the
-/// distro's image host. Any other URL is verified against the spec's sha256 only.
+/// distro's image host ([`distros::CloudImage::checksums_for`]). Any other URL is verified
+/// against the spec's sha256 only.
 pub fn base_checksum(distro: &distros::Distro, url: &str) -> Checksum {
-    let img = &distro.cloud_image;
-    let host = |u: &str| u.split('/').take(3).collect::<Vec<_>>().join("/");
-    let Some((dir, file)) = url.rsplit_once('/') else {
-        return Checksum::Unpublished;
-    };
-    if host(url) != host(img.url) || file.is_empty() {
-        return Checksum::Unpublished;
-    }
-    Checksum::File {
-        url: format!("{dir}/{}", last_segment(img.checksums_url)),
-        algorithm: img.checksum,
-        file_name: file.to_owned(),
+    match distro.cloud_image.checksums_for(url) {
+        Some(p) => Checksum::File {
+            url: p.url,
+            algorithm: p.algorithm,
+            file_name: p.file_name,
+            signature: p.signature,
+        },
+        None => Checksum::Unpublished,
     }
 }
 
-/// The etcd and coredns tags kubeadm `version` (`vMAJOR.MINOR.PATCH`) pulls.
-pub fn kubeadm_image_tags(spec: &Spec) -> Result<(&'static str, &'static str), PlanError> {
-    let version = &spec.kubernetes_version;
-    let minor = version
-        .strip_prefix("v1.")
-        .and_then(|r| r.split('.').next())
-        .and_then(|m| m.parse::<u32>().ok());
-    KUBEADM_IMAGES
-        .iter()
-        .find(|(m, _, _)| Some(*m) == minor)
-        .map(|(_, etcd, coredns)| (*etcd, *coredns))
-        .ok_or_else(|| PlanError::UnknownMinor {
-            spec: spec.path.display().to_string(),
-            version: version.clone(),
-            known: KUBEADM_IMAGES
-                .iter()
-                .map(|(m, _, _)| format!("1.{m}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
-}
-
-/// Everything to fetch for `spec` (amd64), in the lock's order: base image, then binaries,
-/// archives, files and images, each group by name.
-pub fn plan(spec: &Spec) -> Result<Vec<Planned>, PlanError> {
-    let (etcd, coredns) = kubeadm_image_tags(spec)?;
+/// Everything to fetch for `spec` (amd64) before the images, in the lock's order: base image,
+/// then binaries, archives and files, each group by name. The images come from the locked
+/// kubeadm's own list ([`images`]).
+pub fn plan(spec: &Spec) -> Vec<Planned> {
     let k8s = spec.kubernetes_version.as_str();
     let c = &spec.components;
     let mut out = Vec::new();
@@ -237,7 +223,7 @@ pub fn plan(spec: &Spec) -> Result<Vec<Planned>, PlanError> {
         },
     };
     let mut base = Planned::new("base-image", Kind::BaseImage, base_source);
-    base.pinned_sha256 = Some(spec.base.sha256.clone());
+    base.pinned_sha256.clone_from(&spec.base.sha256);
     out.push(base);
 
     for name in ["kubeadm", "kubelet", "kubectl"] {
@@ -354,33 +340,68 @@ pub fn plan(spec: &Spec) -> Result<Vec<Planned>, PlanError> {
     }
     out.extend(files);
 
-    let images = [
-        ("coredns", "coredns/coredns", coredns, "kubernetes-image"),
-        ("etcd", "etcd", etcd, "kubernetes-image"),
-        ("kube-apiserver", "kube-apiserver", k8s, "kubernetes-image"),
-        (
-            "kube-controller-manager",
-            "kube-controller-manager",
-            k8s,
-            "kubernetes-image",
-        ),
-        ("kube-proxy", "kube-proxy", k8s, "kubernetes-image"),
-        ("kube-scheduler", "kube-scheduler", k8s, "kubernetes-image"),
-        ("pause", "pause", c.pause.as_str(), "pause"),
-    ];
-    for (name, repository, tag, component) in images {
-        let r = ImageRef {
-            registry: K8S_REGISTRY.to_owned(),
-            repository: repository.to_owned(),
-            tag: tag.to_owned(),
-        };
-        let mut p =
-            Planned::new(name, Kind::Image, Source::Image(r.clone())).component(component, tag);
-        p.image = Some(r.reference());
-        out.push(p);
-    }
     out.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    out
+}
+
+/// The images to pull for `spec`, given what kubeadm lists for its version (`listed`, pause
+/// included), in lock order: each listed image except those of an addon the spec leaves out
+/// (`kubernetes.skip_addons`), named by [`ImageRef::name`]; kubeadm's pause provides the
+/// `pause` component (the sandbox image) unless the spec pins another tag, which is then
+/// pulled as well, named [`SANDBOX_PAUSE`].
+pub fn images(spec: &Spec, listed: &[ImageRef]) -> Result<Vec<Planned>, PlanError> {
+    let version = &spec.kubernetes_version;
+    let kept: Vec<&ImageRef> = listed
+        .iter()
+        .filter(|r| !spec.skip_addons.iter().any(|a| a.name() == r.name()))
+        .collect();
+    let pause = kept
+        .iter()
+        .find(|r| r.name() == "pause")
+        .ok_or_else(|| PlanError::NoPause {
+            version: version.clone(),
+            listed: listed
+                .iter()
+                .map(ImageRef::reference)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let sandbox = match &spec.components.pause {
+        Some(tag) if *tag != pause.tag => Some(ImageRef {
+            tag: tag.clone(),
+            ..(*pause).clone()
+        }),
+        _ => None,
+    };
+    let mut out: Vec<Planned> = Vec::new();
+    for r in kept {
+        let component = if r.name() == "pause" && sandbox.is_none() {
+            "pause"
+        } else {
+            "kubernetes-image"
+        };
+        if let Some(before) = out.iter().find(|p| p.name == r.name()) {
+            return Err(PlanError::SameName {
+                version: version.clone(),
+                name: r.name().to_owned(),
+                first: before.image.clone().unwrap_or_default(),
+                second: r.reference(),
+            });
+        }
+        out.push(image(r.name(), r, component));
+    }
+    if let Some(r) = &sandbox {
+        out.push(image(SANDBOX_PAUSE, r, "pause"));
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)
+}
+
+fn image(name: &str, r: &ImageRef, component: &str) -> Planned {
+    let mut p =
+        Planned::new(name, Kind::Image, Source::Image(r.clone())).component(component, &r.tag);
+    p.image = Some(r.reference());
+    p
 }
 
 /// Where downloads go instead of upstream: `{base}/{host}{path}` for URLs, and the base's

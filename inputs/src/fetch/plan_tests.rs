@@ -4,6 +4,10 @@ use super::*;
 use crate::lock::{Artifact, COMPONENTS};
 
 fn spec_text(k8s: &str, base: &str) -> String {
+    spec_text_with(k8s, base, "", "pause = \"3.9\"")
+}
+
+fn spec_text_with(k8s: &str, base: &str, kubernetes: &str, pause: &str) -> String {
     format!(
         r#"[image]
 name = "node"
@@ -18,13 +22,14 @@ format = "qcow2"
 
 [kubernetes]
 version = "{k8s}"
+{kubernetes}
 
 [components]
 containerd = "1.7.18"
 runc = "1.1.13"
 crictl = "1.30.0"
 cni_plugins = "1.5.1"
-pause = "3.9"
+{pause}
 
 [export]
 formats = ["raw"]
@@ -37,6 +42,20 @@ const DEBIAN_URL: &str = "url = \"https://cloud.debian.org/images/cloud/bookworm
 
 fn spec(k8s: &str) -> Spec {
     crate::spec::parse(Path::new("/s/node.toml"), &spec_text(k8s, DEBIAN_URL)).unwrap()
+}
+
+/// What kubeadm v1.30.2 lists (`config images list --image-repository registry.k8s.io`).
+const LISTED_1_30: &str = "registry.k8s.io/kube-apiserver:v1.30.2
+registry.k8s.io/kube-controller-manager:v1.30.2
+registry.k8s.io/kube-scheduler:v1.30.2
+registry.k8s.io/kube-proxy:v1.30.2
+registry.k8s.io/coredns/coredns:v1.11.1
+registry.k8s.io/pause:3.9
+registry.k8s.io/etcd:3.5.12-0
+";
+
+fn listed(text: &str) -> Vec<ImageRef> {
+    super::super::kubeadm::parse_image_list("v1.30.2", text).unwrap()
 }
 
 fn by_name<'a>(p: &'a [Planned], name: &str) -> &'a Planned {
@@ -52,7 +71,7 @@ fn url_of(p: &Planned) -> (&str, &Checksum) {
 
 #[test]
 fn urls_follow_the_pinned_versions() {
-    let p = plan(&spec("v1.30.2")).unwrap();
+    let p = plan(&spec("v1.30.2"));
     let (url, sum) = url_of(by_name(&p, "kubeadm"));
     assert_eq!(
         url,
@@ -63,7 +82,8 @@ fn urls_follow_the_pinned_versions() {
         &Checksum::File {
             url: format!("{url}.sha256"),
             algorithm: ChecksumAlgorithm::Sha256,
-            file_name: "kubeadm".into()
+            file_name: "kubeadm".into(),
+            signature: None,
         }
     );
     let (url, sum) = url_of(by_name(&p, "runc"));
@@ -108,41 +128,15 @@ fn urls_follow_the_pinned_versions() {
         "https://raw.githubusercontent.com/containerd/containerd/v1.7.18/containerd.service"
     );
 
-    let images: Vec<String> = p.iter().filter_map(|a| a.image.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        images,
-        [
-            "registry.k8s.io/coredns/coredns:v1.11.1",
-            "registry.k8s.io/etcd:3.5.12-0",
-            "registry.k8s.io/kube-apiserver:v1.30.2",
-            "registry.k8s.io/kube-controller-manager:v1.30.2",
-            "registry.k8s.io/kube-proxy:v1.30.2",
-            "registry.k8s.io/kube-scheduler:v1.30.2",
-            "registry.k8s.io/pause:3.9",
-        ]
-    );
-    let p28 = plan(&spec("v1.28.11")).unwrap();
-    assert_eq!(
-        by_name(&p28, "etcd").image.as_deref(),
-        Some("registry.k8s.io/etcd:3.5.9-0")
-    );
+    assert!(p.iter().all(|a| a.kind != Kind::Image), "{p:?}");
+    let p28 = plan(&spec("v1.28.11"));
     assert_eq!(
         url_of(by_name(&p28, "kubectl")).0,
         "https://dl.k8s.io/release/v1.28.11/bin/linux/amd64/kubectl"
     );
 }
 
-#[test]
-fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
-    let s = spec("v1.31.0");
-    let p = plan(&s).unwrap();
-    let order: Vec<(Kind, &str)> = p.iter().map(|a| (a.kind, a.name.as_str())).collect();
-    let mut sorted = order.clone();
-    sorted.sort();
-    assert_eq!(order, sorted);
-    assert_eq!(order[0], (Kind::BaseImage, "base-image"));
-    assert_eq!(order.last().unwrap(), &(Kind::Image, "pause"));
-    // Every planned entry, given a size and digest, is a valid lock entry for this spec.
+fn lock_of(p: &[Planned]) -> crate::lock::Lock {
     let artifacts: Vec<Artifact> = p
         .iter()
         .map(|a| Artifact {
@@ -164,10 +158,48 @@ fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
             assert!(COMPONENTS.contains(&c.as_str()), "{c}");
         }
     }
-    let lock =
-        crate::lock::parse(Path::new("/s/node.lock"), &crate::lock::render(&artifacts)).unwrap();
-    lock.check_matches(&s).unwrap();
-    assert_eq!(by_name(&p, "pause").version.as_deref(), Some("3.9"));
+    crate::lock::parse(Path::new("/s/node.lock"), &crate::lock::render(&artifacts)).unwrap()
+}
+
+#[test]
+fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
+    let s = spec("v1.30.2");
+    let mut p = plan(&s);
+    let order: Vec<(Kind, &str)> = p.iter().map(|a| (a.kind, a.name.as_str())).collect();
+    let mut sorted = order.clone();
+    sorted.sort();
+    assert_eq!(order, sorted);
+    assert_eq!(order[0], (Kind::BaseImage, "base-image"));
+    let images = super::images(&s, &listed(LISTED_1_30)).unwrap();
+    let names: Vec<&str> = images.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "coredns",
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-proxy",
+            "kube-scheduler",
+            "pause"
+        ]
+    );
+    assert_eq!(
+        by_name(&images, "coredns").image.as_deref(),
+        Some("registry.k8s.io/coredns/coredns:v1.11.1")
+    );
+    assert_eq!(
+        by_name(&images, "pause").component.as_deref(),
+        Some("pause")
+    );
+    assert_eq!(by_name(&images, "pause").version.as_deref(), Some("3.9"));
+    assert_eq!(
+        by_name(&images, "etcd").component.as_deref(),
+        Some("kubernetes-image")
+    );
+    p.extend(images);
+    // Every planned entry, given a size and digest, is a valid lock entry for this spec.
+    lock_of(&p).check_matches(&s).unwrap();
     assert_eq!(
         by_name(&p, "kubelet").dest.as_deref(),
         Some("/usr/bin/kubelet")
@@ -176,20 +208,99 @@ fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
         by_name(&p, "cni-plugins").dest.as_deref(),
         Some("/opt/cni/bin")
     );
+    // The lock of another spec's images does not match.
+    let mut other = s.clone();
+    other.kubernetes_version = "v1.30.3".into();
+    let e = lock_of(&p).check_matches(&other).unwrap_err();
+    assert!(e.contains("v1.30.2") || e.contains("kubeadm"), "{e}");
 }
 
 #[test]
-fn an_unknown_kubernetes_minor_is_an_error_naming_the_version() {
-    for v in ["v1.27.4", "v1.40.0", "v2.0.0"] {
-        let e = plan(&spec(v)).unwrap_err().to_string();
-        assert!(e.starts_with("/s/node.toml: kubernetes.version"), "{e}");
-        assert!(e.contains(v) && e.contains("1.28, 1.29, 1.30, 1.31"), "{e}");
-    }
+fn skip_addons_leaves_their_images_out_and_a_lock_with_them_does_not_match() {
+    let text = spec_text_with(
+        "v1.30.2",
+        DEBIAN_URL,
+        "skip_addons = [\"kube-proxy\", \"coredns\"]",
+        "pause = \"3.9\"",
+    );
+    let s = crate::spec::parse(Path::new("/s/node.toml"), &text).unwrap();
+    let mut p = plan(&s);
+    let images = super::images(&s, &listed(LISTED_1_30)).unwrap();
+    let names: Vec<&str> = images.iter().map(|a| a.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "etcd",
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "pause"
+        ]
+    );
+    p.extend(images);
+    lock_of(&p).check_matches(&s).unwrap();
+    // The full list's lock carries the left-out addons: it does not match this spec.
+    let mut full = plan(&s);
+    full.extend(super::images(&spec("v1.30.2"), &listed(LISTED_1_30)).unwrap());
+    let e = lock_of(&full).check_matches(&s).unwrap_err();
+    assert!(
+        e.contains("registry.k8s.io/coredns/coredns:v1.11.1 is CoreDNS")
+            && e.contains("skip_addons"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_specs_pause_is_kubeadms_unless_it_pins_another_which_is_pulled_too() {
+    // No pause in the spec: kubeadm's is the sandbox image.
+    let text = spec_text_with("v1.30.2", DEBIAN_URL, "", "");
+    let s = crate::spec::parse(Path::new("/s/node.toml"), &text).unwrap();
+    assert_eq!(s.components.pause, None);
+    let mut p = plan(&s);
+    let images = super::images(&s, &listed(LISTED_1_30)).unwrap();
+    assert_eq!(
+        by_name(&images, "pause").component.as_deref(),
+        Some("pause")
+    );
+    assert!(images.iter().all(|a| a.name != SANDBOX_PAUSE));
+    p.extend(images);
+    lock_of(&p).check_matches(&s).unwrap();
+
+    // Another tag: pulled as sandbox-pause, which provides the pause component.
+    let text = spec_text_with("v1.30.2", DEBIAN_URL, "", "pause = \"3.10\"");
+    let s = crate::spec::parse(Path::new("/s/node.toml"), &text).unwrap();
+    let mut p = plan(&s);
+    let images = super::images(&s, &listed(LISTED_1_30)).unwrap();
+    let sandbox = by_name(&images, SANDBOX_PAUSE);
+    assert_eq!(sandbox.image.as_deref(), Some("registry.k8s.io/pause:3.10"));
+    assert_eq!(sandbox.component.as_deref(), Some("pause"));
+    let kubeadms = by_name(&images, "pause");
+    assert_eq!(kubeadms.image.as_deref(), Some("registry.k8s.io/pause:3.9"));
+    assert_eq!(kubeadms.component.as_deref(), Some("kubernetes-image"));
+    assert_eq!(images.len(), 8);
+    p.extend(images);
+    lock_of(&p).check_matches(&s).unwrap();
+
+    // A list without pause, or with two images of one name, is refused.
+    let e = super::images(&s, &listed("registry.k8s.io/etcd:3.5.12-0\n"))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "kubeadm v1.30.2 lists no pause image: registry.k8s.io/etcd:3.5.12-0"
+    );
+    let e = super::images(
+        &s,
+        &listed("registry.k8s.io/pause:3.9\nregistry.k8s.io/coredns:1.7.0\nregistry.k8s.io/coredns/coredns:v1.8.0\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("two images named \"coredns\""), "{e}");
 }
 
 #[test]
 fn the_base_image_is_checked_against_the_distros_checksum_file_on_its_host() {
-    let p = plan(&spec("v1.30.2")).unwrap();
+    let p = plan(&spec("v1.30.2"));
     let base = by_name(&p, "base-image");
     assert_eq!(
         base.pinned_sha256.as_deref(),
@@ -201,6 +312,7 @@ fn the_base_image_is_checked_against_the_distros_checksum_file_on_its_host() {
             url: "https://cloud.debian.org/images/cloud/bookworm/20240717-1811/SHA512SUMS".into(),
             algorithm: ChecksumAlgorithm::Sha512,
             file_name: "debian-12-genericcloud-amd64-20240717-1811.qcow2".into(),
+            signature: None,
         }
     );
     let ubuntu = distros::find("ubuntu-24.04").unwrap();
@@ -213,14 +325,15 @@ fn the_base_image_is_checked_against_the_distros_checksum_file_on_its_host() {
             url: "https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS".into(),
             algorithm: ChecksumAlgorithm::Sha256,
             file_name: "noble-server-cloudimg-amd64.img".into(),
+            signature: Some("https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS.gpg".into()),
         }
     );
     // Elsewhere only the spec's pin applies.
     let other = spec_text("v1.30.2", "url = \"https://example.org/img/base.qcow2\"");
-    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &other).unwrap()).unwrap();
+    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &other).unwrap());
     assert_eq!(url_of(by_name(&p, "base-image")).1, &Checksum::Unpublished);
     let local = spec_text("v1.30.2", "path = \"base.qcow2\"");
-    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &local).unwrap()).unwrap();
+    let p = plan(&crate::spec::parse(Path::new("/s/n.toml"), &local).unwrap());
     assert_eq!(
         by_name(&p, "base-image").source,
         Source::Local("/s/base.qcow2".into())
@@ -249,4 +362,26 @@ fn a_mirror_keeps_host_and_path_and_serves_the_registry() {
     assert_eq!(registry_base(None, &img), "https://registry.k8s.io");
     assert_eq!(fetch_url(None, "https://x/y"), "https://x/y");
     assert!(Mirror::new("mirror.example").is_err());
+}
+
+#[test]
+fn a_lock_matches_the_specs_base_pin_when_it_gives_one() {
+    let s = spec("v1.30.2");
+    let mut p = plan(&s);
+    p.extend(images(&s, &listed(LISTED_1_30)).unwrap());
+    lock_of(&p).check_matches(&s).unwrap();
+    let mut other = s.clone();
+    other.base.sha256 = Some("ef".repeat(32));
+    let e = lock_of(&p).check_matches(&other).unwrap_err();
+    assert!(
+        e.contains(&format!(
+            "base image base-image has sha256 {} but the spec pins {}",
+            "ab".repeat(32),
+            "ef".repeat(32)
+        )),
+        "{e}"
+    );
+    // Without a pin in the spec, the lock's digest (from the checksum file) stands.
+    other.base.sha256 = None;
+    lock_of(&p).check_matches(&other).unwrap();
 }

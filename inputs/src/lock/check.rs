@@ -158,31 +158,36 @@ pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
     let refresh = format!("run `nodeimg fetch {}`", spec.path.display());
     let lock_path = lock.path.display();
     let base = lock.base();
-    if base.sha256 != spec.base.sha256 {
+    if let Some(pinned) = &spec.base.sha256
+        && base.sha256 != *pinned
+    {
         return Err(format!(
-            "{lock_path}: base image {} has sha256 {} but the spec pins {}; {refresh}",
-            base.name, base.sha256, spec.base.sha256
+            "{lock_path}: base image {} has sha256 {} but the spec pins {pinned}; {refresh}",
+            base.name, base.sha256
         ));
     }
     let k8s = spec.kubernetes_version.as_str();
     let c = &spec.components;
-    let pins: [(&str, &str); 8] = [
-        ("kubeadm", k8s),
-        ("kubelet", k8s),
-        ("kubectl", k8s),
-        ("containerd", &c.containerd),
-        ("runc", &c.runc),
-        ("crictl", &c.crictl),
-        ("cni_plugins", &c.cni_plugins),
-        ("pause", &c.pause),
+    let pins: [(&str, Option<&str>); 8] = [
+        ("kubeadm", Some(k8s)),
+        ("kubelet", Some(k8s)),
+        ("kubectl", Some(k8s)),
+        ("containerd", Some(&c.containerd)),
+        ("runc", Some(&c.runc)),
+        ("crictl", Some(&c.crictl)),
+        ("cni_plugins", Some(&c.cni_plugins)),
+        ("pause", c.pause.as_deref()),
     ];
     for (component, pinned) in pins {
         let mut found = lock.component(component).peekable();
         if found.peek().is_none() {
+            let pin =
+                pinned.map_or_else(|| "kubeadm's".to_owned(), |p| format!("the spec pins {p}"));
             return Err(format!(
-                "{lock_path}: no artifact provides {component} (the spec pins {pinned}); {refresh}"
+                "{lock_path}: no artifact provides {component} ({pin}); {refresh}"
             ));
         }
+        let Some(pinned) = pinned else { continue };
         for a in found {
             let version = a.version.as_deref().unwrap_or("");
             if version != pinned {
@@ -199,6 +204,37 @@ pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
             a.name,
             a.kind.as_str()
         ));
+    }
+    images_match(lock, spec, &refresh)
+}
+
+/// The images kubeadm lists at the Kubernetes version (its control plane and kube-proxy) are
+/// at that version, and no image belongs to an addon the spec leaves out.
+fn images_match(lock: &Lock, spec: &Spec, refresh: &str) -> Result<(), String> {
+    let lock_path = lock.path.display();
+    let k8s = spec.kubernetes_version.as_str();
+    for a in lock.of_kind(Kind::Image) {
+        let reference = a.image.as_deref().unwrap_or("");
+        let name = super::image_short_name(reference);
+        if let Some(addon) = spec.skip_addons.iter().find(|s| s.name() == name) {
+            return Err(format!(
+                "{lock_path}: image {reference} is {}, which the spec's kubernetes.skip_addons leaves out; {refresh}",
+                addon.display_name()
+            ));
+        }
+        let versioned = [
+            "kube-apiserver",
+            "kube-controller-manager",
+            "kube-scheduler",
+            "kube-proxy",
+        ];
+        let named = reference.split('@').next().unwrap_or(reference);
+        let tag = named.rsplit_once(':').map_or("", |(_, t)| t);
+        if versioned.contains(&name) && tag != k8s {
+            return Err(format!(
+                "{lock_path}: image {reference} is not at the spec's Kubernetes version {k8s}; {refresh}"
+            ));
+        }
     }
     Ok(())
 }

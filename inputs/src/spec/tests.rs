@@ -227,15 +227,38 @@ fn broken_toml_and_non_utf8_are_errors_not_panics() {
     );
 }
 
-/// The specs shipped under `examples/` stay valid, and the files they copy exist.
+/// The specs shipped under `examples/` work as written: they parse, the files they copy
+/// exist, no digest is a placeholder of zeros, and `fetch` has a plan for each whose base
+/// image is pinned (by the spec or by the distro's published checksum file).
 #[test]
-fn shipped_examples_parse() {
+fn shipped_examples_parse_and_plan() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
     let mut seen = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains(&"0".repeat(64)),
+                "{}: a placeholder digest of zeros",
+                path.display()
+            );
             let spec = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let planned = crate::fetch::plan::plan(&spec);
+            let base = &planned[0];
+            assert_eq!(base.kind, crate::lock::Kind::BaseImage);
+            let published = matches!(
+                &base.source,
+                crate::fetch::plan::Source::Url {
+                    checksum: crate::fetch::plan::Checksum::File { .. },
+                    ..
+                }
+            );
+            assert!(
+                base.pinned_sha256.is_some() || published,
+                "{}: the base image is pinned by nothing: {base:?}",
+                path.display()
+            );
             for f in &spec.files {
                 assert!(
                     f.source.is_file(),
@@ -273,4 +296,57 @@ fn the_fetch_section_is_optional_and_strict() {
     assert!(err(&query).2.contains("'?'"));
     let unknown = format!("{GOOD}\n[fetch]\nmirrors = \"http://m\"\n");
     assert!(err(&unknown).2.contains("unknown field `mirrors`"));
+}
+
+#[test]
+fn base_sha256_is_optional_where_something_else_pins_the_image() {
+    // A path: the user's own file, hashed and locked.
+    let no_sum = GOOD.replace(
+        "sha256 = \"0000000000000000000000000000000000000000000000000000000000000abc\"\n",
+        "",
+    );
+    assert_eq!(parse_at(&no_sum).unwrap().base.sha256, None);
+    // A URL on the distro's image host: its checksum file pins it.
+    let debian = no_sum.replace(
+        "path = \"base.qcow2\"",
+        "url = \"https://cloud.debian.org/images/cloud/bookworm/latest/debian-12-genericcloud-amd64.qcow2\"",
+    );
+    assert_eq!(parse_at(&debian).unwrap().base.sha256, None);
+    // Anywhere else nothing would: an error at the key.
+    let other = no_sum.replace(
+        "path = \"base.qcow2\"",
+        "url = \"https://example.org/debian.qcow2\"",
+    );
+    let (line, col, msg) = err(&other);
+    assert_eq!((line, col), (9, 7), "{msg}");
+    assert!(
+        msg.starts_with("base.sha256: is needed: \"https://example.org/debian.qcow2\" is not on debian-12's image host"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn skip_addons_and_pause_are_optional_and_checked() {
+    let s = parse_at(GOOD).unwrap();
+    assert!(s.skip_addons.is_empty());
+    assert_eq!(s.components.pause.as_deref(), Some("3.2"));
+    let text = GOOD
+        .replace(
+            "version = \"v1.20.2\"\n",
+            "version = \"v1.20.2\"\nskip_addons = [\"kube-proxy\", \"coredns\", \"coredns\"]\n",
+        )
+        .replace("pause = \"3.2\"\n", "");
+    let s = parse_at(&text).unwrap();
+    assert_eq!(s.skip_addons, [Addon::CoreDns, Addon::KubeProxy]);
+    assert_eq!(s.components.pause, None);
+    let bad = GOOD.replace(
+        "version = \"v1.20.2\"\n",
+        "version = \"v1.20.2\"\nskip_addons = [\"coredns\", \"dns\"]\n",
+    );
+    let (line, col, msg) = err(&bad);
+    assert_eq!((line, col), (15, 27), "{msg}");
+    assert_eq!(
+        msg,
+        "kubernetes.skip_addons: \"dns\" is not an addon nodeimg can leave out (coredns, kube-proxy)"
+    );
 }
