@@ -5,3 +5,6 @@
 //! The chain of trust is the archive's own: `InRelease` signed by the archive key, each
 //! `Packages` index by its SHA-256 in `Release`, each `.deb` by its SHA-256 in `Packages`.
 //! Nothing here does I/O on the network; callers hand in bytes.
+
+mod date;
+pub mod signature;
