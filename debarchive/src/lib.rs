@@ -5,3 +5,10 @@
 //! The chain of trust is the archive's own: `InRelease` signed by the archive key, each
 //! `Packages` index by its SHA-256 in `Release`, each `.deb` by its SHA-256 in `Packages`.
 //! Nothing here does I/O on the network; callers hand in bytes.
+
+pub mod control;
+pub mod packages;
+pub mod relation;
+pub mod resolve;
+pub mod status;
+pub mod version;
