@@ -74,9 +74,8 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     let era = year.div_euclid(400);
     let year_of_era = year - era * 400;
     let month = i64::from(month);
-    let day_of_year = (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5
-        + i64::from(day)
-        - 1;
+    let day_of_year =
+        (153 * (if month > 2 { month - 3 } else { month + 9 }) + 2) / 5 + i64::from(day) - 1;
     let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
     era * 146_097 + day_of_era - 719_468
 }
@@ -106,12 +105,22 @@ mod tests {
         assert_eq!(format(seconds), "2024-11-09 10:41:40 UTC");
         assert_eq!(parse("Sat, 09 Nov 2024 11:41:40 +0100"), Some(seconds));
         assert_eq!(format(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(parse("Thu, 29 Feb 2024 00:00:00 UTC").map(format).unwrap(), "2024-02-29 00:00:00 UTC");
+        assert_eq!(
+            parse("Thu, 29 Feb 2024 00:00:00 UTC").map(format).unwrap(),
+            "2024-02-29 00:00:00 UTC"
+        );
     }
 
     #[test]
     fn bad_dates_are_none() {
-        for bad in ["", "yesterday", "Sat, 09 Nov 2024", "09 Foo 2024 10:41:40 UTC", "09 Nov 2024 25:00:00 UTC", "09 Nov 2024 10:41:40 CEST"] {
+        for bad in [
+            "",
+            "yesterday",
+            "Sat, 09 Nov 2024",
+            "09 Foo 2024 10:41:40 UTC",
+            "09 Nov 2024 25:00:00 UTC",
+            "09 Nov 2024 10:41:40 CEST",
+        ] {
             assert_eq!(parse(bad), None, "{bad}");
         }
     }

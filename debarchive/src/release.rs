@@ -31,7 +31,9 @@ pub enum ReleaseError {
         "{file}: expired: Valid-Until is {valid_until}; the archive (or mirror) is stale or replays an old Release"
     )]
     Expired { file: String, valid_until: String },
-    #[error("{file}: lists no Packages index for component {component}, architecture {architecture}")]
+    #[error(
+        "{file}: lists no Packages index for component {component}, architecture {architecture}"
+    )]
     NoIndex {
         file: String,
         component: String,
@@ -176,7 +178,10 @@ pub fn parse(text: &str, file: &str) -> Result<Release, ReleaseError> {
             ));
         }
         let size: u64 = size.parse().map_err(|_| {
-            field_error("SHA256", format!("size {size:?} for {path} is not a number"))
+            field_error(
+                "SHA256",
+                format!("size {size:?} for {path} is not a number"),
+            )
         })?;
         sha256.insert(
             path.to_owned(),

@@ -70,13 +70,15 @@ impl Keyring {
             keyring: name.to_owned(),
             reason,
         };
-        let (items, _) =
-            PublicOrSecret::from_reader_many(bytes).map_err(|error| bad(error.to_string()))?;
         let mut keys = Vec::new();
-        for item in items {
-            match item.map_err(|error| bad(error.to_string()))? {
-                PublicOrSecret::Public(key) => keys.push(key),
-                PublicOrSecret::Secret(key) => keys.push(key.to_public_key()),
+        for block in armor_blocks(bytes) {
+            let (items, _) =
+                PublicOrSecret::from_reader_many(block).map_err(|error| bad(error.to_string()))?;
+            for item in items {
+                match item.map_err(|error| bad(error.to_string()))? {
+                    PublicOrSecret::Public(key) => keys.push(key),
+                    PublicOrSecret::Secret(key) => keys.push(key.to_public_key()),
+                }
             }
         }
         if keys.is_empty() {
@@ -145,7 +147,10 @@ pub fn verify_detached(
         .map_err(|error| not_signature(error.to_string()))?;
     let mut signatures = Vec::new();
     for item in items {
-        signatures.push(item.map_err(|error| not_signature(error.to_string()))?.signature);
+        signatures.push(
+            item.map_err(|error| not_signature(error.to_string()))?
+                .signature,
+        );
     }
     if signatures.is_empty() {
         return Err(not_signature("holds no signature packet".to_owned()));
@@ -379,6 +384,26 @@ fn not_expired(
         ));
     }
     Ok(())
+}
+
+/// An armored keyring may hold several armor blocks one after the other (keys exported
+/// separately and concatenated); each is read on its own. Binary keyrings are one block.
+fn armor_blocks(bytes: &[u8]) -> Vec<&[u8]> {
+    const BEGIN: &[u8] = b"-----BEGIN PGP ";
+    let starts: Vec<usize> = (0..bytes.len())
+        .filter(|&at| bytes[at..].starts_with(BEGIN) && (at == 0 || bytes[at - 1] == b'\n'))
+        .collect();
+    if starts.len() <= 1
+        || starts[0] != bytes.iter().take_while(|b| b.is_ascii_whitespace()).count()
+    {
+        return vec![bytes];
+    }
+    let mut blocks = Vec::with_capacity(starts.len());
+    for (index, &start) in starts.iter().enumerate() {
+        let end = starts.get(index + 1).copied().unwrap_or(bytes.len());
+        blocks.push(&bytes[start..end]);
+    }
+    blocks
 }
 
 /// The clearsigned text as it was signed: `- ` removed from dash-escaped lines, `\n` line ends.

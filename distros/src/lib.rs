@@ -33,11 +33,11 @@ pub mod step;
 pub mod ubuntu2204;
 pub mod ubuntu2404;
 
+pub use archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES};
 pub use checks::{
     Check, CheckKind, Expectations, FirstBoot, first_boot_checks, no_outbound_network_check,
     node_checks, user_check,
 };
-pub use archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES};
 pub use console::{ConsoleFinding, FindingKind, scan_console};
 pub use distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,

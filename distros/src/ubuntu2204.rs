@@ -12,7 +12,7 @@
 
 use diskimg::ImageFormat;
 
-use crate::archive::{Archive, ArchiveSource, UBUNTU_KEYRING, NODE_ROLE_PACKAGES};
+use crate::archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_KEYRING};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,

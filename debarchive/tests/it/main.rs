@@ -1,1 +1,3 @@
 //! Integration tests of the `debarchive` crate.
+mod release;
+mod release_archive;

@@ -86,7 +86,10 @@ fn is_archive_word(word: &str) -> bool {
     !word.is_empty()
         && word.len() <= 64
         && !word.contains("..")
-        && word.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && word
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
         && word
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._/-".contains(c))
@@ -171,11 +174,7 @@ fn words(
             ));
         }
         if out.contains(word.get_ref()) {
-            return Err(loc.bad(
-                word,
-                key,
-                format!("{:?} is listed twice", word.get_ref()),
-            ));
+            return Err(loc.bad(word, key, format!("{:?} is listed twice", word.get_ref())));
         }
         out.push(word.get_ref().clone());
     }
@@ -250,10 +249,19 @@ formats = ["raw"]
     #[test]
     fn bad_packages_are_refused_at_their_key() {
         let cases = [
-            ("[packages]\nextra = [\"NFS\"]\n", "packages.extra: \"NFS\" is not"),
-            ("[packages]\nextra = [\"a\"]\n", "packages.extra: \"a\" is not"),
+            (
+                "[packages]\nextra = [\"NFS\"]\n",
+                "packages.extra: \"NFS\" is not",
+            ),
+            (
+                "[packages]\nextra = [\"a\"]\n",
+                "packages.extra: \"a\" is not",
+            ),
             ("[packages]\nextra = [\"jq\", \"jq\"]\n", "listed twice"),
-            ("[packages]\narchive = \"http://a\"\n", "needs archive, suites"),
+            (
+                "[packages]\narchive = \"http://a\"\n",
+                "needs archive, suites",
+            ),
             (
                 "[packages]\narchive = \"ftp://a\"\nsuites = [\"s\"]\ncomponents = [\"main\"]\nkeyring = \"k\"\n",
                 "packages.archive:",
