@@ -268,6 +268,8 @@ fn artifact(p: &Planned, got: &Got) -> Artifact {
         kind: p.kind,
         component: p.component.clone(),
         version: p.version.clone(),
+        architecture: None,
+        suite: None,
         source: got.source.clone(),
         size: got.size,
         sha256: got.sha256.clone(),

@@ -150,6 +150,8 @@ fn the_plan_is_ordered_and_makes_a_lock_that_matches_the_spec() {
             kind: a.kind,
             component: a.component.clone(),
             version: a.version.clone(),
+            architecture: None,
+            suite: None,
             source: a.source_text(),
             size: 1,
             sha256: a.pinned_sha256.clone().unwrap_or_else(|| "cd".repeat(32)),
