@@ -15,10 +15,13 @@
 //! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
 //! whether or not a mirror served them, so a lock does not depend on where it was fetched.
 
+pub mod archive;
+pub mod base_status;
 pub mod checksum;
 pub mod error;
 pub mod http;
 pub mod oci;
+pub mod packages;
 pub mod plan;
 pub mod registry;
 
@@ -310,6 +313,9 @@ pub struct Options {
     pub limits: http::Limits,
     /// Receives the bytes of every response body.
     pub watch: Arc<dyn Watch>,
+    /// Resolve the distro packages again even when the lock's `[packages]` record says the
+    /// locked set was resolved from the same inputs (to pick up the archive's updates).
+    pub refresh_packages: bool,
 }
 
 /// What [`fetch`] did.
@@ -323,6 +329,9 @@ pub struct Fetched {
     pub downloaded_artifacts: usize,
     /// Bytes transferred over the network.
     pub downloaded_bytes: u64,
+    /// Whether the distro packages were resolved against the archive now (false when the
+    /// spec asks for none or the lock's set was kept).
+    pub packages_resolved: bool,
 }
 
 /// Fetches everything `spec` pins into the cache and writes its lock, last and atomically.
@@ -379,8 +388,30 @@ pub fn fetch(
         stored(&a);
         artifacts.push(a);
     }
+    let mut record = None;
+    let mut packages_resolved = false;
+    if spec.packages.fetch {
+        let base = artifacts
+            .iter()
+            .find(|a| a.kind == lock::Kind::BaseImage)
+            .cloned()
+            .ok_or_else(|| FetchError::LockDoesNotMatch("the plan has no base image".into()))?;
+        let context = packages::Context {
+            http: &fetcher.http,
+            cache,
+            partial: &fetcher.partial,
+            mirror: fetcher.mirror.as_ref(),
+            refresh: options.refresh_packages,
+        };
+        let resolved = packages::fetch_packages(spec, &base, old.as_ref(), &context, stored)?;
+        downloaded_bytes += resolved.downloaded_bytes;
+        downloaded_artifacts += resolved.downloaded_debs;
+        packages_resolved = resolved.resolved_now;
+        artifacts.extend(resolved.debs);
+        record = Some(resolved.record);
+    }
     artifacts.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    let text = lock::render(&artifacts);
+    let text = lock::render_with_packages(&artifacts, record.as_ref());
     let checked = lock::parse(&lock_path, &text)?;
     checked
         .check_matches(spec)
@@ -396,6 +427,7 @@ pub fn fetch(
         artifacts,
         downloaded_artifacts,
         downloaded_bytes,
+        packages_resolved,
     })
 }
 

@@ -93,18 +93,29 @@ fn image(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String
     }
 }
 
-/// A deb artifact's name: `deb-` and a Debian package name (which may hold `+`).
+/// A deb artifact's name: as other names, but `+` is allowed too (`deb-libstdc++6`: `deb-`
+/// and the package's name is how `nodeimg fetch` names them).
 fn deb_name(loc: &Locator<'_>, name: &Spanned<String>) -> Result<String, LocatedError> {
-    match name.get_ref().strip_prefix("deb-") {
-        Some(package) if spec::packages::is_package_name(package) => Ok(name.get_ref().clone()),
-        _ => Err(loc.bad(
+    let text = name.get_ref();
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._+-".contains(c));
+    if ok {
+        Ok(text.clone())
+    } else {
+        Err(loc.bad(
             name,
             "artifact.name",
             format!(
-                "{:?}: a deb artifact is named deb-PACKAGE (a Debian package name)",
-                name.get_ref()
+                "{text:?} must be 1-128 characters of [a-z0-9._+-], starting with a letter or digit"
             ),
-        )),
+        ))
     }
 }
 
