@@ -52,6 +52,11 @@ pub fn sources(spec: &Spec, distro: &distros::Distro) -> Vec<ArchiveSource> {
             keyring: private.keyring.clone(),
         }];
     }
+    distro_sources(distro)
+}
+
+/// The archives of `distro` (its archive URLs, suites, components and host keyring).
+pub fn distro_sources(distro: &distros::Distro) -> Vec<ArchiveSource> {
     let archive = &distro.archive;
     archive
         .sources
