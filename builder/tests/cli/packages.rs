@@ -39,7 +39,12 @@ fn apt_list_name(url: &str, path: &str) -> String {
 
 /// `apt-get install -s --no-install-recommends wanted…` with `status` as the dpkg database and
 /// `suites` as the only lists: the `(name, version)` pairs apt would install.
-fn apt_simulate(dir: &Path, status: &str, suites: &[Suite], wanted: &[String]) -> BTreeSet<(String, String)> {
+fn apt_simulate(
+    dir: &Path,
+    status: &str,
+    suites: &[Suite],
+    wanted: &[String],
+) -> BTreeSet<(String, String)> {
     let lists = dir.join("lists");
     let state = dir.join("state");
     let cache = dir.join("cache");
@@ -51,7 +56,10 @@ fn apt_simulate(dir: &Path, status: &str, suites: &[Suite], wanted: &[String]) -
     let mut sources = String::new();
     for suite in suites {
         std::fs::write(
-            lists.join(apt_list_name(&suite.url, &format!("dists/{}/InRelease", suite.suite))),
+            lists.join(apt_list_name(
+                &suite.url,
+                &format!("dists/{}/InRelease", suite.suite),
+            )),
             &suite.in_release,
         )
         .unwrap();
@@ -86,7 +94,11 @@ fn apt_simulate(dir: &Path, status: &str, suites: &[Suite], wanted: &[String]) -
         .arg("-oDir::Etc::SourceParts=/dev/null")
         .arg(option("Dir::Etc::PreferencesParts", &parts))
         .arg("-oDir::Etc::Preferences=/dev/null")
-        .args(["-oDebug::NoLocking=1", "-oAPT::Architecture=amd64", "-oAPT::Architectures::=amd64"])
+        .args([
+            "-oDebug::NoLocking=1",
+            "-oAPT::Architecture=amd64",
+            "-oAPT::Architectures::=amd64",
+        ])
         .arg("install")
         .args(wanted)
         .run()
@@ -116,7 +128,11 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     let distro = &distros::debian12::DEBIAN_12;
     let status = base_status::read_status(&base_image).unwrap();
     let installed = base_status::installed(&base_image).unwrap();
-    assert!(installed.len() > 100, "{} installed packages", installed.len());
+    assert!(
+        installed.len() > 100,
+        "{} installed packages",
+        installed.len()
+    );
     assert!(installed.iter().any(|p| p.name == "libc6"));
 
     // The archive, read and verified as fetch reads it.
@@ -130,18 +146,28 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     for source in archive::distro_sources(distro) {
         let keyring = archive::load_keyring(&source.keyring).unwrap();
         for suite in &source.suites {
-            suites.push(archive::read_suite(&http, None, &source, &keyring, suite, "amd64", now).unwrap());
+            suites.push(
+                archive::read_suite(&http, None, &source, &keyring, suite, "amd64", now).unwrap(),
+            );
         }
     }
     let indexes: Vec<_> = suites
         .iter()
         .flat_map(|suite| suite.indexes("amd64").unwrap())
         .collect();
-    eprintln!("read and verified {} suites in {:.1?}", suites.len(), started.elapsed());
+    eprintln!(
+        "read and verified {} suites in {:.1?}",
+        suites.len(),
+        started.elapsed()
+    );
 
     let dir = tempfile::tempdir().unwrap();
     for extra in [&[][..], &["nfs-common".to_owned()][..]] {
-        let mut wanted: Vec<String> = distro.node_packages.iter().map(|s| (*s).to_owned()).collect();
+        let mut wanted: Vec<String> = distro
+            .node_packages
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
         wanted.extend(extra.iter().cloned());
         let ours: BTreeSet<(String, String)> =
             debarchive::resolve::resolve("amd64", &installed, &indexes, &wanted)
@@ -149,10 +175,21 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
                 .into_iter()
                 .map(|choice| (choice.name, choice.version))
                 .collect();
-        let apt = apt_simulate(&dir.path().join(format!("apt{}", extra.len())), &status, &suites, &wanted);
-        eprintln!("wanted {}:\n  nodeimg: {ours:?}\n  apt:     {apt:?}", wanted.join(" "));
+        let apt = apt_simulate(
+            &dir.path().join(format!("apt{}", extra.len())),
+            &status,
+            &suites,
+            &wanted,
+        );
+        eprintln!(
+            "wanted {}:\n  nodeimg: {ours:?}\n  apt:     {apt:?}",
+            wanted.join(" ")
+        );
         assert!(!apt.is_empty(), "the fixture base lacks some of {wanted:?}");
-        assert_eq!(ours, apt, "nodeimg and apt chose differently for {wanted:?}");
+        assert_eq!(
+            ours, apt,
+            "nodeimg and apt chose differently for {wanted:?}"
+        );
     }
 
     // The whole step twice: cold (indexes and .debs downloaded), then warm from the lock.
@@ -176,7 +213,11 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
         note: None,
     };
     let spec_path = dir.path().join("node.toml");
-    std::fs::write(&spec_path, local_archive::spec_text(&base_image, &base_sha256, "")).unwrap();
+    std::fs::write(
+        &spec_path,
+        local_archive::spec_text(&base_image, &base_sha256, ""),
+    )
+    .unwrap();
     let spec = inputs::spec::load(&spec_path).unwrap();
     let partial = cache.root().join("partial");
     std::fs::create_dir_all(&partial).unwrap();
@@ -198,7 +239,11 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     assert_eq!(stored.len(), cold.debs.len());
     for deb in &cold.debs {
         cache.verified(deb, "").unwrap();
-        assert!(deb.source.starts_with("http://deb.debian.org/debian"), "{}", deb.source);
+        assert!(
+            deb.source.starts_with("http://deb.debian.org/debian"),
+            "{}",
+            deb.source
+        );
     }
     let mut artifacts = vec![base.clone()];
     artifacts.extend(cold.debs.clone());
@@ -223,8 +268,8 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     );
 
     // --refresh-packages reads the archive again (the .debs are cached: none downloaded).
-    let refreshed = packages::fetch_packages(&spec, &base, Some(&old), &context(true), &mut |_| {})
-        .unwrap();
+    let refreshed =
+        packages::fetch_packages(&spec, &base, Some(&old), &context(true), &mut |_| {}).unwrap();
     assert!(refreshed.resolved_now);
     assert_eq!(refreshed.downloaded_debs, 0);
     assert_eq!(refreshed.debs, cold.debs);

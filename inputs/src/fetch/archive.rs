@@ -72,12 +72,13 @@ pub fn distro_sources(distro: &distros::Distro) -> Vec<ArchiveSource> {
 
 /// Reads a keyring file (binary or armored).
 pub fn load_keyring(path: &Path) -> Result<Keyring, FetchError> {
-    let bytes = diskimg::input_file::read_bounded(path, KEYRING_LIMIT, "a keyring").map_err(|e| {
-        FetchError::Keyring {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        }
-    })?;
+    let bytes =
+        diskimg::input_file::read_bounded(path, KEYRING_LIMIT, "a keyring").map_err(|e| {
+            FetchError::Keyring {
+                path: path.display().to_string(),
+                why: e.to_string(),
+            }
+        })?;
     Ok(Keyring::parse(&bytes, &path.display().to_string())?)
 }
 
@@ -96,7 +97,10 @@ pub struct Suite {
 
 impl Suite {
     /// The suite's indexes for the resolver, labelled as apt would name them.
-    pub fn indexes(&self, architecture: &str) -> Result<Vec<debarchive::resolve::Index>, FetchError> {
+    pub fn indexes(
+        &self,
+        architecture: &str,
+    ) -> Result<Vec<debarchive::resolve::Index>, FetchError> {
         let mut out = Vec::new();
         for (component, text) in &self.packages {
             let label = format!("{} {}/{component} {architecture}", self.url, self.suite);
@@ -126,8 +130,7 @@ pub fn read_suite(
     let dists = format!("{}/dists/{suite}", source.url);
     let in_release_url = fetch_url(mirror, &format!("{dists}/InRelease"));
     let in_release = http.get_ok(&in_release_url, IN_RELEASE_LIMIT)?;
-    let (release, signer) =
-        release::verify_in_release(&in_release, keyring, &in_release_url, now)?;
+    let (release, signer) = release::verify_in_release(&in_release, keyring, &in_release_url, now)?;
     tracing::info!(
         "{in_release_url}: signed by {} ({})",
         signer.fingerprint,

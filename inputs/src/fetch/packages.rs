@@ -161,7 +161,11 @@ pub fn fetch_packages(
             .map_or(sources[0].url.as_str(), |(_, url)| url.as_str());
         let artifact = deb_artifact(choice, archive_url);
         if context.cache.verified(&artifact, "").is_ok() {
-            tracing::info!("{}: sha256 {} is already in the cache", artifact.name, artifact.sha256);
+            tracing::info!(
+                "{}: sha256 {} is already in the cache",
+                artifact.name,
+                artifact.sha256
+            );
             debs.push(artifact);
             continue;
         }

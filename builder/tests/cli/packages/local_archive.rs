@@ -39,9 +39,14 @@ pub(crate) fn spec_text(base: &Path, sha256: &str, packages: &str) -> String {
 
 fn gpg(home: &Path) -> Command {
     let mut command = Command::new("gpg", TIMEOUT);
-    command
-        .env("GNUPGHOME", home)
-        .args(["--batch", "--quiet", "--pinentry-mode", "loopback", "--passphrase", ""]);
+    command.env("GNUPGHOME", home).args([
+        "--batch",
+        "--quiet",
+        "--pinentry-mode",
+        "loopback",
+        "--passphrase",
+        "",
+    ]);
     command
 }
 
@@ -70,7 +75,10 @@ fn make_archive(dir: &Path) -> Archive {
     let mut stanzas = Vec::new();
     let mut debs = Vec::new();
     for (i, name) in distros::NODE_ROLE_PACKAGES.iter().enumerate() {
-        let filename = format!("pool/main/{}/{name}/{name}_0.1-fake{i}_amd64.deb", &name[..1]);
+        let filename = format!(
+            "pool/main/{}/{name}/{name}_0.1-fake{i}_amd64.deb",
+            &name[..1]
+        );
         let body = format!("!<arch>\nnot really a deb: {name}\n").into_bytes();
         let path = top.join(&filename);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -100,9 +108,18 @@ fn make_archive(dir: &Path) -> Archive {
         sha256(&xz),
         xz.len()
     );
-    let gnupg = tempfile::Builder::new().prefix("gpg").tempdir_in("/tmp").unwrap();
+    let gnupg = tempfile::Builder::new()
+        .prefix("gpg")
+        .tempdir_in("/tmp")
+        .unwrap();
     gpg(gnupg.path())
-        .args(["--quick-gen-key", "Test Archive <t@example.test>", "ed25519", "sign", "never"])
+        .args([
+            "--quick-gen-key",
+            "Test Archive <t@example.test>",
+            "ed25519",
+            "sign",
+            "never",
+        ])
         .run()
         .unwrap();
     let in_release = gpg(gnupg.path())
@@ -200,14 +217,24 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     assert!(!good.debs.is_empty());
     for deb in &good.debs {
         assert_eq!(deb.suite.as_deref(), Some("bookworm"));
-        assert!(deb.source.starts_with("http://deb.debian.org/debian/pool/main/"), "{}", deb.source);
+        assert!(
+            deb.source
+                .starts_with("http://deb.debian.org/debian/pool/main/"),
+            "{}",
+            deb.source
+        );
         cache.verified(deb, "").unwrap();
     }
     let victim = &good.debs[0];
     let package = victim.name.strip_prefix("deb-").unwrap();
 
     // A .deb whose bytes are not the ones Packages lists.
-    let deb_path = &archive.debs.iter().find(|(name, _)| name == package).unwrap().1;
+    let deb_path = &archive
+        .debs
+        .iter()
+        .find(|(name, _)| name == package)
+        .unwrap()
+        .1;
     let mut bytes = std::fs::read(deb_path).unwrap();
     bytes[3] ^= 0x20;
     std::fs::write(deb_path, &bytes).unwrap();
@@ -224,16 +251,31 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     std::fs::write(deb_path, &bytes).unwrap();
 
     // A Packages index whose bytes are not the ones the Release lists.
-    let binary = archive.root.join(ARCHIVE).join("dists/bookworm/main/binary-amd64/by-hash/SHA256");
-    let index_path = std::fs::read_dir(&binary).unwrap().next().unwrap().unwrap().path();
-    let listed = index_path.file_name().unwrap().to_string_lossy().into_owned();
+    let binary = archive
+        .root
+        .join(ARCHIVE)
+        .join("dists/bookworm/main/binary-amd64/by-hash/SHA256");
+    let index_path = std::fs::read_dir(&binary)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let listed = index_path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let mut index = std::fs::read(&index_path).unwrap();
     let middle = index.len() / 2;
     index[middle] ^= 0x01;
     std::fs::write(&index_path, &index).unwrap();
     let cache = fresh("bad-index");
     let text = format!("{:#}", anyhow::Error::from(run(&cache).unwrap_err()));
-    assert!(text.contains(&listed) && text.contains(&sha256(&index)), "{text}");
+    assert!(
+        text.contains(&listed) && text.contains(&sha256(&index)),
+        "{text}"
+    );
     assert_eq!(cached(&cache).0, vec![base_sha256.clone()]);
     index[middle] ^= 0x01;
     std::fs::write(&index_path, &index).unwrap();
@@ -241,7 +283,11 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     // An InRelease changed after it was signed.
     let in_release_path = archive.root.join(ARCHIVE).join("dists/bookworm/InRelease");
     let signed = std::fs::read_to_string(&in_release_path).unwrap();
-    std::fs::write(&in_release_path, signed.replace("Origin: Test", "Origin: Evil")).unwrap();
+    std::fs::write(
+        &in_release_path,
+        signed.replace("Origin: Test", "Origin: Evil"),
+    )
+    .unwrap();
     let cache = fresh("bad-signature");
     let text = format!("{:#}", anyhow::Error::from(run(&cache).unwrap_err()));
     assert!(
