@@ -1,1 +1,3 @@
 //! Integration tests of the `debarchive` crate.
+
+mod apt_host;
