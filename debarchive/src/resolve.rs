@@ -543,6 +543,7 @@ impl<'a> Resolver<'a> {
             })
             .map(|r| self.why_not(r))
             .collect();
+        let only_option = options.len() == 1 && why.is_empty();
         for option in options {
             let saved = self.chosen.clone();
             if !self.mark(option) {
@@ -550,6 +551,11 @@ impl<'a> Resolver<'a> {
             }
             match self.follow_in_chain(option, chain) {
                 Ok(()) => return Ok(()),
+                // Nothing else could have met the group: the deeper failure is the reason.
+                Err(e) if only_option => {
+                    self.chosen = saved;
+                    return Err(e);
+                }
                 Err(e) => {
                     self.chosen = saved;
                     why.push(e.to_string());

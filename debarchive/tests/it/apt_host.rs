@@ -195,6 +195,14 @@ fn same_choice_as_apt_on_a_minimal_status() {
     let mut all = wanted.clone();
     all.extend(&TRICKY[..]);
     compare_with_apt("required-only status, everything", &status, &all, &indexes);
+    // Virtual alternatives (default-mta | mail-transport-agent, time-daemon), many providers.
+    let extra = ["mailutils", "chrony", "apache2", "docker.io"];
+    compare_with_apt(
+        "required-only status, virtual-heavy set",
+        &status,
+        &extra,
+        &indexes,
+    );
 }
 
 /// The host's status reduced to its installed `Priority: required` and `Essential: yes`

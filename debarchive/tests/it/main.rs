@@ -1,3 +1,4 @@
 //! Integration tests of the `debarchive` crate.
 
 mod apt_host;
+mod apt_synthetic;
