@@ -2,3 +2,4 @@
 
 mod apt_host;
 mod apt_synthetic;
+mod version_dpkg;
