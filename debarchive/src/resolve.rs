@@ -90,25 +90,30 @@ pub enum ResolveError {
         why: String,
     },
     /// Two packages of the result (chosen or installed) conflict.
-    #[error(
-        "{package} {version} {kind} {relation:?}, which {other} {other_version} ({other_state}) matches"
-    )]
-    Conflict {
-        /// The package whose `Conflicts` or `Breaks` field matches.
-        package: String,
-        /// Its version.
-        version: String,
-        /// `Conflicts` or `Breaks`.
-        kind: &'static str,
-        /// The relation's text.
-        relation: String,
-        /// The package it matches.
-        other: String,
-        /// That package's version.
-        other_version: String,
-        /// `chosen` or `installed`.
-        other_state: &'static str,
-    },
+    #[error("{0}")]
+    Conflict(Box<Conflict>),
+}
+
+/// A `Conflicts` or `Breaks` relation met between two packages of the result.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "{package} {version} {kind} {relation:?}, which {other} {other_version} ({other_state}) matches"
+)]
+pub struct Conflict {
+    /// The package whose `Conflicts` or `Breaks` field matches.
+    pub package: String,
+    /// Its version.
+    pub version: String,
+    /// `Conflicts` or `Breaks`.
+    pub kind: &'static str,
+    /// The relation's text.
+    pub relation: String,
+    /// The package it matches.
+    pub other: String,
+    /// That package's version.
+    pub other_version: String,
+    /// `chosen` or `installed`.
+    pub other_state: &'static str,
 }
 
 /// Chooses what `apt-get install --no-install-recommends wanted…` would download: the wanted
@@ -664,7 +669,7 @@ impl<'a> Resolver<'a> {
                             };
                             return Some(FoundConflict {
                                 installed_side,
-                                error: ResolveError::Conflict {
+                                error: ResolveError::Conflict(Box::new(Conflict {
                                     package: package.name.clone(),
                                     version: package.version.clone(),
                                     kind,
@@ -672,7 +677,7 @@ impl<'a> Resolver<'a> {
                                     other: other.name.clone(),
                                     other_version: other.version.clone(),
                                     other_state: if other_chosen { "chosen" } else { "installed" },
-                                },
+                                })),
                             });
                         }
                     }

@@ -268,19 +268,12 @@ fn conflicts_upgrade_or_report_both() {
     let status = "Package: timesyncd\nVersion: 1\nArchitecture: amd64\nConflicts: time-daemon\nProvides: time-daemon\n";
     let err = run(status, &i, &["chrony"]).unwrap_err();
     assert!(
-        matches!(&err, ResolveError::Conflict { package, other, other_state: "installed", .. } if package == "chrony" && other == "timesyncd"),
+        matches!(&err, ResolveError::Conflict(c) if c.package == "chrony" && c.other == "timesyncd" && c.other_state == "installed"),
         "{err}"
     );
     let err = run("", &i, &["both"]).unwrap_err();
     assert!(
-        matches!(
-            &err,
-            ResolveError::Conflict {
-                kind: "Conflicts",
-                other_state: "chosen",
-                ..
-            }
-        ),
+        matches!(&err, ResolveError::Conflict(c) if c.kind == "Conflicts" && c.other_state == "chosen"),
         "{err}"
     );
 }

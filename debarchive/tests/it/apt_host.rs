@@ -193,7 +193,7 @@ fn same_choice_as_apt_on_a_minimal_status() {
         "a minimal system should need many packages, got {n}"
     );
     let mut all = wanted.clone();
-    all.extend(&TRICKY[..]);
+    all.extend(TRICKY);
     compare_with_apt("required-only status, everything", &status, &all, &indexes);
     // Virtual alternatives (default-mta | mail-transport-agent, time-daemon), many providers.
     let extra = ["mailutils", "chrony", "apache2", "docker.io"];

@@ -312,7 +312,7 @@ fn breaks_resolved_by_upgrade_or_reported() {
     // apt removes `old`; we refuse and name both.
     let err = case("breaks that only a removal ends", &index, status, &["new"]).unwrap_err();
     assert!(
-        matches!(&err, ResolveError::Conflict { package, other, kind: "Breaks", .. } if package == "new" && other == "old"),
+        matches!(&err, ResolveError::Conflict(c) if c.package == "new" && c.other == "old" && c.kind == "Breaks"),
         "{err}"
     );
 }
