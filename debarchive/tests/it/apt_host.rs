@@ -13,6 +13,7 @@ use debarchive::status;
 
 const LISTS: &str = "/var/lib/apt/lists";
 const HOST_STATUS: &str = "/var/lib/dpkg/status";
+/// As `fixtures::payload::NODE_PACKAGES` (not a dependency of this layer-0 crate).
 const NODE_PACKAGES: &[&str] = &[
     "containerd",
     "runc",
@@ -92,19 +93,8 @@ fn apt_choice(status_file: &Path, wanted: &[&str]) -> BTreeMap<String, String> {
         .env("LC_ALL", "C")
         .run()
         .unwrap_or_else(|e| panic!("apt-get -s install {wanted:?}: {e}"));
-    // Inst NAME [OLD] (VERSION SUITES [ARCH])
-    out.stdout_lossy()
-        .lines()
-        .filter_map(|line| line.strip_prefix("Inst "))
-        .map(|rest| {
-            let (name, rest) = rest.split_once(' ').expect("Inst line has a version");
-            let version = rest
-                .split_once('(')
-                .and_then(|(_, v)| v.split_whitespace().next())
-                .expect("Inst line has (version ...)");
-            (name.to_owned(), version.to_owned())
-        })
-        .collect()
+    crate::simulated_installs(&out.stdout_lossy())
+        .unwrap_or_else(|e| panic!("apt-get -s install {wanted:?}: {e}"))
 }
 
 fn compare_with_apt(what: &str, status_file: &Path, wanted: &[&str], indexes: &[Index]) -> usize {

@@ -95,22 +95,7 @@ fn apt_choice(
     if !out.status.success() {
         return Err(format!("{}{}", out.stdout_lossy(), out.stderr_tail));
     }
-    let text = out.stdout_lossy();
-    if text.lines().any(|l| l.starts_with("Remv ")) {
-        return Err(format!("apt removes packages:\n{text}"));
-    }
-    Ok(text
-        .lines()
-        .filter_map(|l| l.strip_prefix("Inst "))
-        .map(|rest| {
-            let (name, rest) = rest.split_once(' ').expect("Inst NAME …");
-            let version = rest
-                .split_once('(')
-                .and_then(|(_, v)| v.split_whitespace().next())
-                .expect("Inst … (VERSION …)");
-            (name.to_owned(), version.to_owned())
-        })
-        .collect())
+    crate::simulated_installs(&out.stdout_lossy())
 }
 
 fn ours(
