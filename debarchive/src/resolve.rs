@@ -1,25 +1,39 @@
 //! An apt-like resolver: what `apt-get install --no-install-recommends WANTED` would install on
 //! a system with the given dpkg status, from the given `Packages` indexes.
 //!
-//! Behaviour, chosen to match apt (checked against `apt-get -s` in the integration tests):
+//! Behaviour, read from apt 2.6's `pkgDepCache::MarkInstall` and checked against `apt-get -s`
+//! (on the host's lists and on synthetic archives, in the integration tests):
 //! - The candidate of a name is its highest version across all indexes (every suite has apt's
 //!   default priority 500), of the native architecture or `all`; on equal versions the first
 //!   index given wins. Foreign architectures are never installed.
 //! - A wanted name is installed, or upgraded when its candidate is newer than the installed
-//!   version; it is not chosen when the installed version is the candidate. All wanted names
-//!   are marked first, then their `Pre-Depends` and `Depends` are followed depth-first in the
-//!   order given (apt marks the command line first, then installs dependencies).
-//! - A dependency already satisfied by an installed or chosen package is left alone (no
-//!   upgrade). Otherwise the alternatives are tried in order: a real package whose candidate
-//!   satisfies the relation (installing or upgrading it), else the candidates providing the
-//!   name, in apt's order (see [`Resolver::providers_in_apt_order`]); an alternative whose
-//!   dependencies cannot be met is abandoned for the next one.
+//!   version; it is not chosen when the installed version is the candidate (or newer). All
+//!   wanted names are marked first, then each one's dependencies are followed depth-first in
+//!   the order given (apt-get marks the command line, then auto-installs).
+//! - Following a package: installed binaries of the same source whose candidate is built from
+//!   the same source version are upgraded too (apt's `Upgrade-By-Source-Package`, on by
+//!   default); installed packages whose dependency the upgrade breaks are upgraded (apt's
+//!   `CollectReverseDepends`); then each `Pre-Depends` and `Depends` group not already met by
+//!   an installed or chosen package is installed (no upgrade for a met dependency).
+//! - An unmet group `a | b`: the candidates meeting each alternative in turn (the real package
+//!   and the providers, sorted as apt's `CompareProviders`: installed first, the package named
+//!   by the relation, `Essential`, higher `Priority`, then the name first mentioned later in
+//!   the indexes, standing in for apt's higher package id), those of installed packages
+//!   before new ones over the whole group; the first whose own dependencies can be met wins.
+//!   So a virtual first alternative with several providers takes the first provider in that
+//!   order, as apt does, rather than failing or moving on to `b`.
+//! - Versioned relations: an unversioned `Provides` meets only unversioned relations;
+//!   `Provides: foo (= 1.2)` meets `foo (>= 1)`. An installed package too old for a versioned
+//!   dependency is upgraded when its candidate is new enough, else the group is unsatisfiable.
+//! - `pkg:any` is met only by a `Multi-Arch: allowed` package; an unqualified relation by the
+//!   native architecture, `all`, or a `Multi-Arch: foreign` package.
 //! - A wanted name that is only virtual is taken when exactly one candidate provides it, and
 //!   refused naming the providers when several do (as `apt-get install` refuses).
 //! - `Conflicts` and `Breaks` are checked once everything is chosen. An installed package that
-//!   conflicts with a chosen one is upgraded when its candidate no longer conflicts; anything
-//!   else is a [`ResolveError::Conflict`] naming both packages. This resolver does not remove
-//!   packages or search for other combinations the way apt's problem resolver may.
+//!   conflicts with a chosen one is upgraded when its candidate ends the conflict; anything
+//!   else is a [`ResolveError::Conflict`] naming both packages. This resolver never removes
+//!   packages and does not search other combinations the way apt's problem resolver may (apt
+//!   would remove the installed side); it reports instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
