@@ -49,6 +49,10 @@ pub struct Package {
     pub size: Option<u64>,
     /// `SHA256` of the `.deb`, lower-case hex (indexes only).
     pub sha256: Option<String>,
+    /// The source package's name (`Source`, else the package's own name).
+    pub source: String,
+    /// The source package's version (`Source: name (version)`, else the package's version).
+    pub source_version: String,
     /// `Priority` (`required`, `important`, …), if given.
     pub priority: Option<String>,
     /// 1-based line of the stanza in its file.
@@ -207,7 +211,13 @@ pub fn from_paragraph(p: &Paragraph, file: &str) -> Result<Package, ParseError> 
             format!("{f:?} is not a relative path inside the archive"),
         ));
     }
+    let (source, source_version) = match p.get("Source") {
+        None => (name, None),
+        Some(field) => parse_source(field).map_err(|why| invalid("Source", why))?,
+    };
     Ok(Package {
+        source: source.to_owned(),
+        source_version: source_version.unwrap_or(version).to_owned(),
         name: name.to_owned(),
         version: version.to_owned(),
         architecture: architecture.to_owned(),
@@ -224,6 +234,23 @@ pub fn from_paragraph(p: &Paragraph, file: &str) -> Result<Package, ParseError> 
         priority: p.get("Priority").map(str::to_owned),
         line: p.line,
     })
+}
+
+/// `name` or `name (version)`.
+fn parse_source(field: &str) -> Result<(&str, Option<&str>), String> {
+    let (name, version) = match field.split_once('(') {
+        None => (field.trim(), None),
+        Some((name, rest)) => {
+            let version = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("expected name (version), not {field:?}"))?
+                .trim();
+            version::check(version)?;
+            (name.trim(), Some(version))
+        }
+    };
+    relation::check_name(name)?;
+    Ok((name, version))
 }
 
 #[cfg(test)]
@@ -254,6 +281,23 @@ mod tests {
         assert_eq!(p.size, Some(1234));
         assert_eq!(p.sha256.as_deref(), Some(HASH));
         assert_eq!(p.priority.as_deref(), Some("required"));
+        assert_eq!(
+            (p.source.as_str(), p.source_version.as_str()),
+            ("foo", "1.0-1")
+        );
+        let binnmu =
+            stanza("Source: foo-src (1.0-1)\n").replace("Version: 1.0-1", "Version: 1.0-1+b1");
+        let p = &parse_index(&binnmu, "P").unwrap()[0];
+        assert_eq!(
+            (p.source.as_str(), p.source_version.as_str()),
+            ("foo-src", "1.0-1")
+        );
+        let p = &parse_index(&stanza("Source: bar\n"), "P").unwrap()[0];
+        assert_eq!(
+            (p.source.as_str(), p.source_version.as_str()),
+            ("bar", "1.0-1")
+        );
+        assert!(parse_index(&stanza("Source: bar (1.0\n"), "P").is_err());
     }
 
     #[test]
