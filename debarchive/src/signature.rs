@@ -240,7 +240,7 @@ fn check_one(signature: &Signature, data: &[u8], keyring: &Keyring) -> Result<Si
 
 fn verified(
     signature: &Signature,
-    key: &(impl pgp::types::VerifyingKey + KeyDetails),
+    key: &impl pgp::types::VerifyingKey,
     data: &[u8],
     created: Timestamp,
 ) -> Result<Signer, String> {
