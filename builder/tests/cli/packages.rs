@@ -30,6 +30,25 @@ pub(super) fn fixture_base() -> Option<std::path::PathBuf> {
     }
 }
 
+/// The lock entry of the base image at `path`.
+pub(super) fn base_artifact(path: &Path, sha256: &str, size: u64) -> Artifact {
+    Artifact {
+        name: "base".into(),
+        kind: Kind::BaseImage,
+        component: None,
+        version: None,
+        architecture: None,
+        suite: None,
+        source: path.display().to_string(),
+        size,
+        sha256: sha256.to_owned(),
+        dest: None,
+        mode: None,
+        image: None,
+        note: None,
+    }
+}
+
 /// apt's name for a file of `url` (`http://deb.debian.org/debian` + `dists/bookworm/InRelease`
 /// → `deb.debian.org_debian_dists_bookworm_InRelease`).
 fn apt_list_name(url: &str, path: &str) -> String {
@@ -197,21 +216,7 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     let (base_sha256, size) = inputs::cache::hash_file(&base_image).unwrap();
     std::fs::create_dir_all(cache.path_of(&base_sha256).parent().unwrap()).unwrap();
     inputs::cache::link_or_copy(&base_image, &cache.path_of(&base_sha256)).unwrap();
-    let base = Artifact {
-        name: "base".into(),
-        kind: Kind::BaseImage,
-        component: None,
-        version: None,
-        architecture: None,
-        suite: None,
-        source: base_image.display().to_string(),
-        size,
-        sha256: base_sha256.clone(),
-        dest: None,
-        mode: None,
-        image: None,
-        note: None,
-    };
+    let base = base_artifact(&base_image, &base_sha256, size);
     let spec_path = dir.path().join("node.toml");
     std::fs::write(
         &spec_path,

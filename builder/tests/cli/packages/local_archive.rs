@@ -12,11 +12,10 @@ use inputs::cache::Cache;
 use inputs::fetch::http::{Http, Limits, Unwatched};
 use inputs::fetch::packages::{self, Context};
 use inputs::fetch::plan::Mirror;
-use inputs::lock::{Artifact, Kind};
 use sha2::{Digest, Sha256};
 
 use super::super::fetch::server::Server;
-use super::fixture_base;
+use super::{base_artifact, fixture_base};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const ARCHIVE: &str = "deb.debian.org/debian";
@@ -174,21 +173,7 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     );
     std::fs::write(&spec_path, spec_text(&base_image, &base_sha256, &section)).unwrap();
     let spec = inputs::spec::load(&spec_path).unwrap();
-    let base = Artifact {
-        name: "base".into(),
-        kind: Kind::BaseImage,
-        component: None,
-        version: None,
-        architecture: None,
-        suite: None,
-        source: base_image.display().to_string(),
-        size,
-        sha256: base_sha256.clone(),
-        dest: None,
-        mode: None,
-        image: None,
-        note: None,
-    };
+    let base = base_artifact(&base_image, &base_sha256, size);
     let http = Http::new(Limits::default(), Arc::new(Unwatched));
     // A fresh cache holding only the base image.
     let fresh = |name: &str| {
