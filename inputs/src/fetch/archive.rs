@@ -74,9 +74,15 @@ pub fn distro_sources(distro: &distros::Distro) -> Vec<ArchiveSource> {
 pub fn load_keyring(path: &Path) -> Result<Keyring, FetchError> {
     let bytes =
         diskimg::input_file::read_bounded(path, KEYRING_LIMIT, "a keyring").map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (Debian's keyring comes with the debian-archive-keyring package, Ubuntu's \
+                 with ubuntu-keyring; a private archive's is `[packages] keyring` in the spec)"
+            } else {
+                ""
+            };
             FetchError::Keyring {
                 path: path.display().to_string(),
-                why: e.to_string(),
+                why: format!("{e}{hint}"),
             }
         })?;
     Ok(Keyring::parse(&bytes, &path.display().to_string())?)
