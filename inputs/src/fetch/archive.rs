@@ -162,3 +162,42 @@ pub fn read_suite(
         packages,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_bad_keyring_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let absent = dir.path().join("absent.gpg");
+        let text = load_keyring(&absent).unwrap_err().to_string();
+        assert!(
+            text.contains("absent.gpg") && text.contains("debian-archive-keyring"),
+            "{text}"
+        );
+        let junk = dir.path().join("junk.gpg");
+        std::fs::write(&junk, b"junk").unwrap();
+        let text = load_keyring(&junk).unwrap_err().to_string();
+        assert!(text.contains("junk.gpg"), "{text}");
+    }
+
+    #[test]
+    fn every_distro_reads_its_archive_with_its_keyring() {
+        for distro in distros::all() {
+            let sources = distro_sources(distro);
+            assert!(sources.len() >= 2, "{}", distro.id);
+            assert!(sources.iter().all(|s| {
+                s.suites
+                    .iter()
+                    .all(|suite| suite.starts_with(distro.codename))
+            }));
+            assert!(
+                sources
+                    .iter()
+                    .any(|s| s.suites.iter().any(|suite| suite.ends_with("-security")))
+            );
+            assert!(sources[0].keyring.is_absolute());
+        }
+    }
+}

@@ -47,3 +47,27 @@ pub fn installed(image: &Path) -> Result<Vec<Package>, FetchError> {
     let name = format!("{}:{DPKG_STATUS}", image.display());
     Ok(debarchive::status::installed(&text, &name)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreadable_status_names_the_image_the_file_and_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("fake.qcow2");
+        std::fs::write(&image, vec![0x5a; 1 << 20]).unwrap();
+        let text = installed(&image).unwrap_err().to_string();
+        assert!(
+            text.starts_with(&format!("base image {}: {DPKG_STATUS}: ", image.display()))
+                && text.contains("GPT"),
+            "{text}"
+        );
+        let missing = dir.path().join("absent.qcow2");
+        let text = read_status(&missing).unwrap_err().to_string();
+        assert!(
+            text.contains("absent.qcow2") && text.contains(DPKG_STATUS),
+            "{text}"
+        );
+    }
+}

@@ -67,23 +67,25 @@ impl Drop for Archive {
 }
 
 /// Lays out `dists/bookworm` (Packages.xz by hash, signed InRelease) and a pool holding a
-/// small `.deb` for every node-role package.
-fn make_archive(dir: &Path) -> Archive {
+/// small `.deb` for every node-role package: at the version `installed` has (so it stays), or
+/// else at a version above any Debian's (so no installed package's `Breaks` matches it).
+fn make_archive(dir: &Path, installed: &[debarchive::packages::Package]) -> Archive {
     let root = dir.join("mirror");
     let top = root.join(ARCHIVE);
     let mut stanzas = Vec::new();
     let mut debs = Vec::new();
     for (i, name) in distros::NODE_ROLE_PACKAGES.iter().enumerate() {
-        let filename = format!(
-            "pool/main/{}/{name}/{name}_0.1-fake{i}_amd64.deb",
-            &name[..1]
-        );
+        let version = installed
+            .iter()
+            .find(|p| p.name == *name)
+            .map_or_else(|| format!("99.0-fake{i}"), |p| p.version.clone());
+        let filename = format!("pool/main/{}/{name}/{name}_{i}_amd64.deb", &name[..1]);
         let body = format!("!<arch>\nnot really a deb: {name}\n").into_bytes();
         let path = top.join(&filename);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &body).unwrap();
         stanzas.push(format!(
-            "Package: {name}\nVersion: 0.1-fake{i}\nArchitecture: amd64\nFilename: {filename}\n\
+            "Package: {name}\nVersion: {version}\nArchitecture: amd64\nFilename: {filename}\n\
              Size: {}\nSHA256: {}\nDescription: stand-in {name}\n",
             body.len(),
             sha256(&body)
@@ -162,7 +164,8 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let archive = make_archive(dir.path());
+    let installed = inputs::fetch::base_status::installed(&base_image).unwrap();
+    let archive = make_archive(dir.path(), &installed);
     let server = Server::start(&archive.root, None);
     let mirror = Mirror::new(&server.url).unwrap();
     let (base_sha256, size) = inputs::cache::hash_file(&base_image).unwrap();
