@@ -78,6 +78,11 @@ pub struct FetchArgs {
     #[arg(long, value_name = "DURATION", default_value = "30m",
           value_parser = inputs::fetch::http::parse_duration)]
     pub deadline: std::time::Duration,
+    /// Resolve the distro packages against the archive again, even when the lock's set was
+    /// resolved from the same inputs and is cached (a fetch otherwise keeps it, downloading
+    /// nothing): picks up the archive's security updates.
+    #[arg(long)]
+    pub refresh_packages: bool,
 }
 
 /// `nodeimg boot`.

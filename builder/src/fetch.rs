@@ -1,4 +1,5 @@
-//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]`: the command
+//! `nodeimg fetch SPEC [--mirror URL] [--cache DIR] [--timeout D] [--deadline D]
+//! [--refresh-packages]`: the command
 //! line of [`inputs::fetch`], the only step that uses the network. Downloads show progress
 //! ([`crate::report::DownloadProgress`]); each artifact fetched is logged, and the lock's
 //! artifacts are listed at the end, with the base image's full SHA-256 and what pinned it.
@@ -32,6 +33,7 @@ pub fn run(args: &FetchArgs) -> Result<()> {
             deadline: args.deadline,
         },
         watch: Arc::new(crate::report::DownloadProgress::new()),
+        refresh_packages: args.refresh_packages,
     };
     let fetched = inputs::fetch::fetch(&spec, &options, &mut |a| {
         tracing::info!("{}: {} sha256 {}", a.name, human(a.size), &a.sha256[..12]);
@@ -54,6 +56,16 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         println!(
             "base image sha256 {} (pinned by {})",
             base.sha256, fetched.base_pinned_by
+        );
+    }
+    if spec.packages.fetch {
+        println!(
+            "distro packages: {}",
+            if fetched.packages_resolved {
+                "resolved against the archive"
+            } else {
+                "the lock's set, resolved from the same inputs (--refresh-packages resolves again)"
+            }
         );
     }
     println!(

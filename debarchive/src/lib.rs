@@ -5,3 +5,13 @@
 //! The chain of trust is the archive's own: `InRelease` signed by the archive key, each
 //! `Packages` index by its SHA-256 in `Release`, each `.deb` by its SHA-256 in `Packages`.
 //! Nothing here does I/O on the network; callers hand in bytes.
+
+pub mod control;
+mod date;
+pub mod packages;
+pub mod relation;
+pub mod release;
+pub mod resolve;
+pub mod signature;
+pub mod status;
+pub mod version;

@@ -11,6 +11,7 @@
 
 use diskimg::ImageFormat;
 
+use crate::archive::{Archive, ArchiveSource, DEBIAN_KEYRING, NODE_ROLE_PACKAGES};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, CloudInitQuirk, ContainerPackages,
     ContainerdConfigSchema, Distro, Family, Package, PackageManager, Partitions,
@@ -38,6 +39,22 @@ pub static DEBIAN_12: Distro = Distro {
         boot: None,
     },
     package_manager: PackageManager::Apt,
+    archive: Archive {
+        sources: &[
+            ArchiveSource {
+                url: "http://deb.debian.org/debian",
+                suites: &["bookworm", "bookworm-updates"],
+            },
+            ArchiveSource {
+                url: "http://deb.debian.org/debian-security",
+                suites: &["bookworm-security"],
+            },
+        ],
+        components: &["main"],
+        keyring: DEBIAN_KEYRING,
+        architecture: "amd64",
+    },
+    node_packages: NODE_ROLE_PACKAGES,
     kernel_package: "linux-image-cloud-amd64",
     ssh_unit: "ssh.service",
     time_sync_units: &["systemd-timesyncd.service", "chrony.service"],

@@ -13,6 +13,7 @@
 
 use diskimg::ImageFormat;
 
+use crate::archive::{Archive, ArchiveSource, DEBIAN_KEYRING, NODE_ROLE_PACKAGES};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,
@@ -40,6 +41,22 @@ pub static DEBIAN_13: Distro = Distro {
         boot: None,
     },
     package_manager: PackageManager::Apt,
+    archive: Archive {
+        sources: &[
+            ArchiveSource {
+                url: "http://deb.debian.org/debian",
+                suites: &["trixie", "trixie-updates"],
+            },
+            ArchiveSource {
+                url: "http://deb.debian.org/debian-security",
+                suites: &["trixie-security"],
+            },
+        ],
+        components: &["main"],
+        keyring: DEBIAN_KEYRING,
+        architecture: "amd64",
+    },
+    node_packages: NODE_ROLE_PACKAGES,
     kernel_package: "linux-image-cloud-amd64",
     ssh_unit: "ssh.service",
     time_sync_units: &["systemd-timesyncd.service", "chrony.service"],

@@ -5,6 +5,8 @@
 //! release's updates (package versions, cloud-init) are `None` unless a hand run pinned them.
 
 use diskimg::ImageFormat;
+
+use crate::archive::Archive;
 /// One distro release that nodeimg can build a node image from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Distro {
@@ -26,6 +28,10 @@ pub struct Distro {
     pub partitions: Partitions,
     /// The package manager.
     pub package_manager: PackageManager,
+    /// The release's package archive, and the node role's packages from it.
+    pub archive: Archive,
+    /// The packages the node role needs from the archive (before their dependencies).
+    pub node_packages: &'static [&'static str],
     /// The kernel package (or metapackage) the official cloud image ships.
     pub kernel_package: &'static str,
     /// The systemd unit that accepts SSH connections: `ssh.service`, or `ssh.socket` where

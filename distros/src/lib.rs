@@ -15,6 +15,7 @@
 //!
 //! No QEMU, no async, no I/O: the builder runs the steps.
 
+pub mod archive;
 pub mod bom_collect;
 pub mod checks;
 pub mod console;
@@ -32,6 +33,7 @@ pub mod step;
 pub mod ubuntu2204;
 pub mod ubuntu2404;
 
+pub use archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES};
 pub use checks::{
     Check, CheckKind, Expectations, FirstBoot, first_boot_checks, no_outbound_network_check,
     node_checks, user_check,

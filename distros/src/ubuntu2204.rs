@@ -12,6 +12,7 @@
 
 use diskimg::ImageFormat;
 
+use crate::archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_KEYRING};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,
@@ -39,6 +40,22 @@ pub static UBUNTU_2204: Distro = Distro {
         boot: None,
     },
     package_manager: PackageManager::Apt,
+    archive: Archive {
+        sources: &[
+            ArchiveSource {
+                url: "http://archive.ubuntu.com/ubuntu",
+                suites: &["jammy", "jammy-updates"],
+            },
+            ArchiveSource {
+                url: "http://security.ubuntu.com/ubuntu",
+                suites: &["jammy-security"],
+            },
+        ],
+        components: &["main", "universe"],
+        keyring: UBUNTU_KEYRING,
+        architecture: "amd64",
+    },
+    node_packages: NODE_ROLE_PACKAGES,
     kernel_package: "linux-image-virtual",
     ssh_unit: "ssh.service",
     time_sync_units: &["systemd-timesyncd.service", "chrony.service"],

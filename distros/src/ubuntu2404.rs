@@ -10,6 +10,7 @@
 
 use diskimg::ImageFormat;
 
+use crate::archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_KEYRING};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,
@@ -37,6 +38,22 @@ pub static UBUNTU_2404: Distro = Distro {
         boot: Some(16),
     },
     package_manager: PackageManager::Apt,
+    archive: Archive {
+        sources: &[
+            ArchiveSource {
+                url: "http://archive.ubuntu.com/ubuntu",
+                suites: &["noble", "noble-updates"],
+            },
+            ArchiveSource {
+                url: "http://security.ubuntu.com/ubuntu",
+                suites: &["noble-security"],
+            },
+        ],
+        components: &["main", "universe"],
+        keyring: UBUNTU_KEYRING,
+        architecture: "amd64",
+    },
+    node_packages: NODE_ROLE_PACKAGES,
     kernel_package: "linux-image-virtual",
     ssh_unit: "ssh.socket",
     time_sync_units: &["systemd-timesyncd.service", "chrony.service"],

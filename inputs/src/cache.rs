@@ -211,6 +211,8 @@ pub(crate) mod tests {
             kind: Kind::Binary,
             component: None,
             version: None,
+            architecture: None,
+            suite: None,
             source: "test".into(),
             size,
             sha256: sha256.into(),

@@ -17,7 +17,21 @@
 //! mode = "0755"                    # binary, file
 //! # image = "k8s.gcr.io/pause:3.2" # image: the reference it is imported as
 //! # note = "stand-in: …"           # shown in the build output and the manifest
+//!
+//! [[artifact]]                     # a distro package `nodeimg fetch` resolved
+//! name = "deb-conntrack"           # deb-PACKAGE
+//! kind = "deb"
+//! version = "1:1.4.7-1+b2"         # the package's version (no component needed)
+//! architecture = "amd64"           # deb only (optional)
+//! suite = "bookworm"               # deb only (optional): the suite it was chosen from
+//! source = "http://deb.debian.org/debian/pool/main/c/conntrack-tools/conntrack_1.4.7-1+b2_amd64.deb"
+//! size = 39420
+//! sha256 = "…"
 //! ```
+//!
+//! When `nodeimg fetch` resolved distro packages, a `[packages]` table (before the artifacts)
+//! records what the resolution depended on, so a second fetch with the same inputs reuses the
+//! locked set without downloading the archive's indexes again (see [`PackageSet`]).
 //!
 //! How each kind is installed in the guest: `deb` packages all at once with `dpkg -i`,
 //! `binary` and `file` with `install -m MODE` to `dest`, `archive` (`.tar.gz`) extracted into
@@ -106,9 +120,15 @@ pub struct Artifact {
     /// The pinned component it provides, one of [`COMPONENTS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<String>,
-    /// The component's version.
+    /// The component's version; for a `deb`, the package's version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// A `deb`'s architecture (`amd64`, `all`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+    /// The archive suite a `deb` was chosen from (`bookworm-security`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     /// Where it came from (URL, or a description for locally made inputs).
     pub source: String,
     /// Size in bytes.
@@ -147,6 +167,21 @@ pub struct Lock {
     pub sha256: String,
     /// The artifacts, in file order.
     pub artifacts: Vec<Artifact>,
+    /// What the locked distro packages were resolved from, when `nodeimg fetch` resolved them.
+    pub packages: Option<PackageSet>,
+}
+
+/// The inputs of a distro package resolution: the same inputs give the same locked set, so
+/// `nodeimg fetch` reuses it (unless told to refresh) while every `.deb` is cached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageSet {
+    /// The packages asked for (the node role's and the spec's extras), sorted.
+    pub wanted: Vec<String>,
+    /// SHA-256 of the base image whose dpkg status was subtracted.
+    pub base_sha256: String,
+    /// The archives read, one `URL SUITE… | COMPONENT… | KEYRING` line each.
+    pub sources: Vec<String>,
 }
 
 /// The lock file that belongs to `spec_path`: same directory, extension `.lock`.
@@ -157,13 +192,21 @@ pub fn path_for_spec(spec_path: &Path) -> PathBuf {
 #[derive(Serialize)]
 struct LockFile<'a> {
     version: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    packages: Option<&'a PackageSet>,
     artifact: &'a [Artifact],
 }
 
 /// Renders a lock file's text (what `nodeimg fetch` writes), artifacts in the given order.
 pub fn render(artifacts: &[Artifact]) -> String {
-    render_with_comment(
+    render_with_packages(artifacts, None)
+}
+
+/// [`render`], with the `[packages]` record of a resolution.
+pub fn render_with_packages(artifacts: &[Artifact], packages: Option<&PackageSet>) -> String {
+    render_full(
         artifacts,
+        packages,
         "nodeimg lock: every input of the build, pinned by SHA-256. Written by `nodeimg fetch`;\n\
          `nodeimg build` reads only this file and the cache.",
     )
@@ -172,8 +215,13 @@ pub fn render(artifacts: &[Artifact]) -> String {
 /// Renders a lock file's text headed by `comment` (each line becomes a `# ` line), artifacts
 /// in the given order: what [`render`] writes, for a lock made by another tool (the fixtures).
 pub fn render_with_comment(artifacts: &[Artifact], comment: &str) -> String {
+    render_full(artifacts, None, comment)
+}
+
+fn render_full(artifacts: &[Artifact], packages: Option<&PackageSet>, comment: &str) -> String {
     let body = toml::to_string(&LockFile {
         version: LOCK_VERSION,
+        packages,
         artifact: artifacts,
     })
     .unwrap_or_else(|e| format!("# cannot render: {e}\n"));
@@ -191,6 +239,7 @@ pub fn render_with_comment(artifacts: &[Artifact], comment: &str) -> String {
 #[serde(deny_unknown_fields)]
 struct RawLock {
     version: Spanned<u32>,
+    packages: Option<PackageSet>,
     #[serde(default)]
     artifact: Vec<RawArtifact>,
 }
@@ -202,6 +251,8 @@ struct RawArtifact {
     kind: Spanned<Kind>,
     component: Option<Spanned<String>>,
     version: Option<Spanned<String>>,
+    architecture: Option<Spanned<String>>,
+    suite: Option<Spanned<String>>,
     source: Spanned<String>,
     size: Spanned<u64>,
     sha256: Spanned<String>,
@@ -249,6 +300,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Lock, LockError> {
         path: path.to_path_buf(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),
         artifacts,
+        packages: raw.packages,
     })
 }
 

@@ -46,6 +46,9 @@
 //!
 //! [fetch]                    # optional; only `nodeimg fetch` reads it
 //! mirror = "http://mirror.example:8080"   # see `nodeimg fetch --mirror`
+//!
+//! [packages]                 # optional; see `spec::packages`
+//! extra = ["nfs-common"]
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -58,6 +61,9 @@ use sha2::{Digest, Sha256};
 use toml::Spanned;
 
 use crate::located::{LocatedError, Locator};
+
+pub mod packages;
+pub use packages::{PackagesSection, PrivateArchive};
 
 /// A spec that does not parse or breaks a rule: `file:line:column: what`.
 pub type SpecError = LocatedError;
@@ -90,6 +96,8 @@ pub struct Spec {
     pub checks: Vec<NamedScript>,
     /// `[fetch]` (optional).
     pub fetch: FetchSection,
+    /// `[packages]` (optional).
+    pub packages: PackagesSection,
 }
 
 /// `[fetch]`: how `nodeimg fetch` downloads (nothing here changes what is built).
@@ -186,6 +194,7 @@ struct RawSpec {
     #[serde(default)]
     checks: Vec<RawScript>,
     fetch: Option<RawFetch>,
+    packages: Option<packages::RawPackages>,
 }
 
 #[derive(Deserialize)]
@@ -533,6 +542,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         commands,
         checks,
         fetch,
+        packages: packages::check(loc, raw.packages.as_ref())?,
     })
 }
 

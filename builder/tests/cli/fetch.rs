@@ -203,7 +203,10 @@ pub(super) fn write_spec(dir: &Path, base: &str, base_sha256: &str) -> PathBuf {
          [base]\n{base}\n{pin}format = \"qcow2\"\n\n\
          [kubernetes]\nversion = \"{K8S}\"\n\n\
          [components]\ncontainerd = \"1.7.18\"\nrunc = \"1.1.13\"\ncrictl = \"1.30.0\"\ncni_plugins = \"1.5.1\"\npause = \"3.9\"\n\n\
-         [export]\nformats = [\"raw\"]\n"
+         [export]\nformats = [\"raw\"]\n\n\
+         # The fake base image holds no dpkg database: fetch adds no distro packages (the\n\
+         # packages step has its own tests against the real archive).\n\
+         [packages]\nfetch = false\n"
     );
     std::fs::write(&spec, text).unwrap();
     spec

@@ -10,6 +10,7 @@ mod boot;
 mod build;
 mod doctor;
 mod fetch;
+mod packages;
 mod r10_children;
 mod r10_export;
 mod r10_fetch;

@@ -93,6 +93,45 @@ pub enum FetchError {
         #[source]
         cause: std::io::Error,
     },
+    /// An archive's `InRelease` or a `Packages` index named in it was refused (bad
+    /// signature, expired, hash mismatch).
+    #[error(transparent)]
+    Release(#[from] debarchive::release::ReleaseError),
+    /// A keyring was not usable.
+    #[error(transparent)]
+    Signature(#[from] debarchive::signature::SignatureError),
+    /// A keyring file could not be read.
+    #[error("keyring {path}: {why}")]
+    Keyring {
+        /// The keyring file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// A `Packages` index or dpkg status is not valid.
+    #[error(transparent)]
+    Packages(#[from] debarchive::packages::ParseError),
+    /// An index could not be used.
+    #[error("{url}: {why}")]
+    Index {
+        /// Where it came from.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The wanted packages cannot be installed on the base image.
+    #[error("resolving the distro packages: {0}")]
+    Resolve(#[from] debarchive::resolve::ResolveError),
+    /// The base image's dpkg status could not be read.
+    #[error("base image {image}: {file}: {why}")]
+    BaseStatus {
+        /// The cached image.
+        image: String,
+        /// The file inside it.
+        file: &'static str,
+        /// Why.
+        why: String,
+    },
     /// A local file could not be read or written.
     /// (The cause is in the message, not also `source()`: `{:#}` would print it twice.)
     #[error("{path}: {cause}")]

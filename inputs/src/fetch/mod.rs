@@ -17,11 +17,14 @@
 //! The lock records upstream URLs (and `registry/repo:tag@sha256:<manifest>` for images),
 //! whether or not a mirror served them, so a lock does not depend on where it was fetched.
 
+pub mod archive;
+pub mod base_status;
 pub mod checksum;
 pub mod error;
 pub mod http;
 pub mod kubeadm;
 pub mod oci;
+pub mod packages;
 pub mod plan;
 pub mod registry;
 
@@ -297,6 +300,8 @@ fn artifact(p: &Planned, got: &Got) -> Artifact {
         kind: p.kind,
         component: p.component.clone(),
         version: p.version.clone(),
+        architecture: None,
+        suite: None,
         source: got.source.clone(),
         size: got.size,
         sha256: got.sha256.clone(),
@@ -341,6 +346,9 @@ pub struct Options {
     pub limits: http::Limits,
     /// Receives the bytes of every response body.
     pub watch: Arc<dyn Watch>,
+    /// Resolve the distro packages again even when the lock's `[packages]` record says the
+    /// locked set was resolved from the same inputs (to pick up the archive's updates).
+    pub refresh_packages: bool,
 }
 
 /// What [`fetch`] did.
@@ -359,6 +367,9 @@ pub struct Fetched {
     pub base_pinned_by: String,
     /// The images the locked kubeadm listed, as it printed them.
     pub kubeadm_images: Vec<String>,
+    /// Whether the distro packages were resolved against the archive now (false when the
+    /// spec asks for none or the lock's set was kept).
+    pub packages_resolved: bool,
 }
 
 /// Where the base image's SHA-256 comes from, for the user.
@@ -447,12 +458,35 @@ pub fn fetch(
     run.all(&plan::images(spec, &listed)?)?;
     let Run {
         mut artifacts,
-        downloaded_artifacts,
-        downloaded_bytes,
+        mut downloaded_artifacts,
+        mut downloaded_bytes,
+        stored,
         ..
     } = run;
+    let mut record = None;
+    let mut packages_resolved = false;
+    if spec.packages.fetch {
+        let base = artifacts
+            .iter()
+            .find(|a| a.kind == lock::Kind::BaseImage)
+            .cloned()
+            .ok_or_else(|| FetchError::LockDoesNotMatch("the plan has no base image".into()))?;
+        let context = packages::Context {
+            http: &fetcher.http,
+            cache,
+            partial: &fetcher.partial,
+            mirror: fetcher.mirror.as_ref(),
+            refresh: options.refresh_packages,
+        };
+        let resolved = packages::fetch_packages(spec, &base, old.as_ref(), &context, stored)?;
+        downloaded_bytes += resolved.downloaded_bytes;
+        downloaded_artifacts += resolved.downloaded_debs;
+        packages_resolved = resolved.resolved_now;
+        artifacts.extend(resolved.debs);
+        record = Some(resolved.record);
+    }
     artifacts.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-    let text = lock::render(&artifacts);
+    let text = lock::render_with_packages(&artifacts, record.as_ref());
     let checked = lock::parse(&lock_path, &text)?;
     checked
         .check_matches(spec)
@@ -470,6 +504,7 @@ pub fn fetch(
         downloaded_bytes,
         base_pinned_by,
         kubeadm_images,
+        packages_resolved,
     })
 }
 

@@ -144,6 +144,8 @@ fn lock_of(p: &[Planned]) -> crate::lock::Lock {
             kind: a.kind,
             component: a.component.clone(),
             version: a.version.clone(),
+            architecture: None,
+            suite: None,
             source: a.source_text(),
             size: 1,
             sha256: a.pinned_sha256.clone().unwrap_or_else(|| "cd".repeat(32)),

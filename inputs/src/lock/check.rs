@@ -93,16 +93,83 @@ fn image(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String
     }
 }
 
+/// A deb artifact's name: as other names, but `+` is allowed too (`deb-libstdc++6`: `deb-`
+/// and the package's name is how `nodeimg fetch` names them).
+fn deb_name(loc: &Locator<'_>, name: &Spanned<String>) -> Result<String, LocatedError> {
+    let text = name.get_ref();
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._+-".contains(c));
+    if ok {
+        Ok(text.clone())
+    } else {
+        Err(loc.bad(
+            name,
+            "artifact.name",
+            format!(
+                "{text:?} must be 1-128 characters of [a-z0-9._+-], starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// An optional field only a deb artifact may have: 1-64 characters of `[a-z0-9._/-]`.
+fn deb_only(
+    loc: &Locator<'_>,
+    kind: Kind,
+    value: Option<&Spanned<String>>,
+    key: &str,
+) -> Result<Option<String>, LocatedError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    if kind != Kind::Deb {
+        return Err(loc.bad(
+            value,
+            key,
+            format!(
+                "a {} artifact has no {}",
+                kind.as_str(),
+                key.trim_start_matches("artifact.")
+            ),
+        ));
+    }
+    let text = value.get_ref();
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._/-".contains(c));
+    if !ok {
+        return Err(loc.bad(
+            value,
+            key,
+            format!("{text:?} must be 1-64 characters of [a-z0-9._/-]"),
+        ));
+    }
+    Ok(Some(text.clone()))
+}
+
 pub(super) fn artifact(
     loc: &Locator<'_>,
     a: RawArtifact,
     before: &[Artifact],
 ) -> Result<Artifact, LocatedError> {
-    let name = spec::check_name(loc, &a.name, "artifact.name", false)?;
+    let kind = *a.kind.get_ref();
+    let name = if kind == Kind::Deb {
+        deb_name(loc, &a.name)?
+    } else {
+        spec::check_name(loc, &a.name, "artifact.name", false)?
+    };
     if before.iter().any(|b| b.name == name) {
         return Err(loc.bad(&a.name, "artifact.name", format!("{name:?} is given twice")));
     }
-    let kind = *a.kind.get_ref();
     let component = match &a.component {
         Some(c) if !COMPONENTS.contains(&c.get_ref().as_str()) => {
             return Err(loc.bad(
@@ -116,6 +183,9 @@ pub(super) fn artifact(
     };
     let version = match (&a.version, &component) {
         (Some(v), Some(_)) => Some(spec::check_version(loc, v, "artifact.version")?),
+        (Some(v), None) if kind == Kind::Deb => {
+            Some(spec::check_version(loc, v, "artifact.version")?)
+        }
         (Some(v), None) => {
             return Err(loc.bad(v, "artifact.version", "is given without a component"));
         }
@@ -139,7 +209,11 @@ pub(super) fn artifact(
             format!("{sha256:?} is not 64 lower-case hex digits"),
         ));
     }
+    let architecture = deb_only(loc, kind, a.architecture.as_ref(), "artifact.architecture")?;
+    let suite = deb_only(loc, kind, a.suite.as_ref(), "artifact.suite")?;
     Ok(Artifact {
+        architecture,
+        suite,
         dest: dest(loc, &a, kind)?,
         mode: mode(loc, &a, kind)?,
         image: image(loc, &a, kind)?,

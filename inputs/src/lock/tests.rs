@@ -107,3 +107,45 @@ fn a_truncated_lock_is_an_error_not_a_panic() {
     }
     assert!(err(&text[..40]).starts_with("x.lock:"));
 }
+
+#[test]
+fn deb_artifacts_and_the_packages_record_round_trip() {
+    let text = format!(
+        "{}\n[[artifact]]\nname = \"deb-libstdc++6\"\nkind = \"deb\"\nversion = \"1:12.2.0-14+deb12u1\"\n\
+         architecture = \"amd64\"\nsuite = \"bookworm-security\"\nsource = \"http://a/pool/l.deb\"\n\
+         size = 3\nsha256 = \"{SHA}\"\n",
+        good()
+    );
+    let lock = parse(Path::new("x.lock"), &text).unwrap();
+    let deb = lock.of_kind(Kind::Deb).next().unwrap();
+    assert_eq!(deb.version.as_deref(), Some("1:12.2.0-14+deb12u1"));
+    assert_eq!(deb.suite.as_deref(), Some("bookworm-security"));
+    assert_eq!(lock.packages, None);
+    let set = PackageSet {
+        wanted: vec!["conntrack".into(), "socat".into()],
+        base_sha256: SHA.into(),
+        sources: vec!["http://a bookworm | main | /k.gpg".into()],
+    };
+    let rendered = render_with_packages(&lock.artifacts, Some(&set));
+    let again = parse(Path::new("y.lock"), &rendered).unwrap();
+    assert_eq!(again.artifacts, lock.artifacts);
+    assert_eq!(again.packages, Some(set));
+    // Without deb fields or a record, the text is what it always was.
+    assert!(!render(&parse(Path::new("x.lock"), &good()).unwrap().artifacts).contains("suite"));
+}
+
+#[test]
+fn deb_fields_belong_to_debs_only() {
+    let binary_with_suite =
+        good().replace("mode = \"0755\"", "mode = \"0755\"\nsuite = \"bookworm\"");
+    assert!(err(&binary_with_suite).contains("artifact.suite: a binary artifact has no suite"));
+    let bad_name = format!(
+        "{}\n[[artifact]]\nname = \"deb-Conntrack\"\nkind = \"deb\"\nsource = \"s\"\nsize = 1\nsha256 = \"{SHA}\"\n",
+        good()
+    );
+    assert!(
+        err(&bad_name).contains("[a-z0-9._+-]"),
+        "{}",
+        err(&bad_name)
+    );
+}
