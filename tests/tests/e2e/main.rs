@@ -12,6 +12,8 @@ mod vm_cli;
 mod vm_common;
 #[cfg(feature = "vm-tests")]
 mod vm_seal;
+#[cfg(feature = "vm-tests")]
+mod vm_upstream;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,10 +1,12 @@
-//! `nodeimg build` end to end on the fixture spec (Debian 12 cloud image from Debian packages,
-//! Kubernetes v1.20.2 built from Debian's source, Debian's containerd/runc/CNI): provision,
-//! bill of materials, validate, seal, boot test with an offline `kubeadm init`, export, then
-//! `nodeimg verify`; a rebuild from the same lock has the same BOM, and a build with crictl
-//! bumped (and a failing check) differs by exactly that. And the ways a build must fail: a
-//! failing check, a failing command mid-provisioning, Ctrl-C during provisioning — no
-//! manifest, no QEMU left.
+//! `nodeimg build` end to end on the real input path: an upstream-shaped spec fetched with
+//! `nodeimg fetch --mirror` from the local mirror made from real bits (Debian 12 cloud image
+//! from Debian packages, Kubernetes v1.20.2 built from Debian's source, containerd, runc and
+//! the CNI plugins in their upstream release layouts, the control-plane images in a registry)
+//! and Debian's archive (the node's packages): provision, bill of materials, validate, seal,
+//! boot test with an offline `kubeadm init`, export, then `nodeimg verify`; a rebuild from the
+//! same lock has the same BOM, and a build with crictl bumped (and a failing check) differs by
+//! exactly that. And the ways a build of the fixture spec must fail: a failing command
+//! mid-provisioning, Ctrl-C during provisioning — no manifest, no QEMU left.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,21 +17,13 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use crate::nodeimg;
-use crate::vm_common::{fixture_or_skip, host_or_skip, sha256, skip, wait_no_processes};
+use crate::vm_common::{sha256, wait_no_processes};
+use crate::vm_upstream::{check_fetched_lock, fetch_upstream_spec, fixture_inputs_or_skip};
 
 /// The fixture spec and lock in a fresh directory, with the inputs in the shared cache; or
 /// `None` after saying why they cannot be made here.
 fn fixture_spec(test: &str, dir: &Path) -> Option<PathBuf> {
-    host_or_skip(test)?;
-    fixture_or_skip(test)?;
-    if !fixtures::kubernetes::build_dir()
-        .join("bin/kubeadm")
-        .is_file()
-        && let Err(e) = fixtures::kubernetes::prerequisites()
-    {
-        skip(test, &format!("cannot build Kubernetes here: {e:#}"));
-        return None;
-    }
+    fixture_inputs_or_skip(test)?;
     let set = fixtures::fixture_set::write_fixture_set(dir, &fixtures::cache_dir())
         .expect("the fixture spec, lock and cache entries");
     Some(set.spec)
@@ -75,29 +69,61 @@ fn slim_lock(spec: &Path) {
 /// The bumped crictl stand-in's pin.
 const BUMPED_CRICTL: &str = "0.2.0-nodeimg-standin";
 
-/// Bumps the crictl stand-in in the spec and lock to [`BUMPED_CRICTL`]: a new file (its
-/// `version` says 0.2.0) in the cache, the lock entry's version, size and digest, the spec's
-/// pin.
+/// Bumps the crictl stand-in in the spec and lock to [`BUMPED_CRICTL`]: a new release
+/// tarball (its `crictl` says 0.2.0) in the cache, the lock entry's version, size and digest,
+/// the spec's pin. The lock's other entries and its `[packages]` record stay.
 fn bump_crictl(spec: &Path) {
     let cache = inputs::cache::Cache::new(fixtures::cache_dir());
     let path = spec.with_extension("lock");
-    let mut artifacts = inputs::lock::load(&path)
-        .expect("the fixture lock")
-        .artifacts;
+    let lock = inputs::lock::load(&path).expect("the lock");
+    let mut artifacts = lock.artifacts;
     let entry = artifacts
         .iter_mut()
         .find(|a| a.component.as_deref() == Some("crictl"))
         .expect("a crictl entry");
-    let old = read(&cache.path_of(&entry.sha256));
+    assert_eq!(entry.kind, inputs::lock::Kind::Archive, "{entry:?}");
+    let scratch = spec.with_file_name("crictl-0.2.0");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let tar = |args: &[&std::ffi::OsStr]| {
+        let o = Command::new("tar").args(args).output().unwrap();
+        assert!(
+            o.status.success(),
+            "tar: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let old_tarball = cache.path_of(&entry.sha256);
+    let members = tar(&["-tzf".as_ref(), old_tarball.as_os_str()]);
+    tar(&[
+        "-xzf".as_ref(),
+        old_tarball.as_os_str(),
+        "-C".as_ref(),
+        scratch.as_os_str(),
+    ]);
+    let script = scratch.join("crictl");
+    let old = read(&script);
     let new = old.replacen("Version:  0.1.0", "Version:  0.2.0", 1);
     assert_ne!(old, new, "the stand-in's version line moved");
-    let scratch = spec.with_file_name("crictl-0.2.0");
-    std::fs::write(&scratch, new).unwrap();
-    let (sha256, size, _) = cache.insert(&scratch, None).unwrap();
+    std::fs::write(&script, new).unwrap();
+    let tarball = spec.with_file_name("crictl-0.2.0.tar.gz");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "-czf".as_ref(),
+        tarball.as_os_str(),
+        "-C".as_ref(),
+        scratch.as_os_str(),
+    ];
+    args.extend(members.lines().map(std::ffi::OsStr::new));
+    tar(&args);
+    let (sha256, size, _) = cache.insert(&tarball, None).unwrap();
     entry.sha256 = sha256;
     entry.size = size;
     entry.version = Some(BUMPED_CRICTL.into());
-    std::fs::write(&path, inputs::lock::render(&artifacts)).unwrap();
+    std::fs::write(
+        &path,
+        inputs::lock::render_with_packages(&artifacts, lock.packages.as_ref()),
+    )
+    .unwrap();
     let text = read(spec);
     let bumped = text.replace(
         &format!(
@@ -150,27 +176,30 @@ fn no_manifest_anywhere(out: &Path) {
     );
 }
 
-/// Three builds of the fixture spec: the whole build with the kubeadm test, checked end to end;
-/// a rebuild from the same lock, whose BOM must not differ; a build with crictl bumped and a
-/// check that fails, which must fail validation with no manifest and a BOM that differs from
-/// the first by exactly crictl (and the spec and lock digests).
+/// The real input path, then three builds: an upstream spec fetched through the local mirror
+/// and Debian's archive; the whole build with the kubeadm test, checked end to end; a rebuild
+/// from the same lock, whose BOM must not differ; a build with crictl bumped and a check that
+/// fails, which must fail validation with no manifest and a BOM that differs from the first by
+/// exactly crictl (and the spec and lock digests).
 #[test]
-fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
-    let test = "vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump";
+fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
+    let test = "vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump";
     let dir = tempfile::Builder::new()
         .prefix("vmbuild")
         .tempdir()
         .unwrap();
-    let Some(spec) = fixture_spec(test, dir.path()) else {
+    let Some(fetched) = fetch_upstream_spec(test, dir.path()) else {
         return;
     };
+    check_fetched_lock(&fetched);
+    let spec = fetched.spec.clone();
     let out = dir.path().join("out");
     let o = build(&spec, &out, &[]).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     println!("{stdout}\n{stderr}");
     assert!(o.status.success(), "build failed:\n{stderr}");
-    let name = fixtures::fixture_set::IMAGE_NAME;
+    let name = fixtures::upstream_mirror::IMAGE_NAME;
     let image = out.join(name);
     for phase in [
         "inputs",
@@ -191,7 +220,7 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
             "phase {phase} missing: {stderr}"
         );
     }
-    assert!(stderr.contains("crictl: stand-in"), "{stderr}");
+    assert!(stderr.contains("CoreDNS is skipped"), "{stderr}");
     assert!(
         stdout.contains(&format!("artifacts: {}", image.display())),
         "{stdout}"
@@ -258,7 +287,7 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
     for ext in ["qcow2", "vhd", "ova", "tar.gz", "raw"] {
         assert!(image.join(format!("{name}.{ext}")).is_file(), "{ext}");
     }
-    check_bom(&image, &manifest);
+    check_bom(&image, &manifest, &spec.with_extension("lock"));
     // The sealed disk passes the offline seal audit as a user runs it.
     let a = Command::new(nodeimg())
         .arg("audit")
@@ -345,8 +374,9 @@ fn vm_build_fixture_spec_end_to_end_then_a_rebuild_and_a_bump() {
 }
 
 /// The build's BOM: listed in the manifest (so `nodeimg verify` covered it), the pins and
-/// imported images in it, the SBOM valid for the CycloneDX organisation's validator.
-fn check_bom(image: &Path, manifest: &serde_json::Value) {
+/// imported images in it, the node's Debian packages at the versions `lock` pins, the SBOM
+/// valid for the CycloneDX organisation's validator.
+fn check_bom(image: &Path, manifest: &serde_json::Value, lock: &Path) {
     let files: Vec<&str> = manifest["build"]["files"]
         .as_array()
         .unwrap()
@@ -358,7 +388,7 @@ fn check_bom(image: &Path, manifest: &serde_json::Value) {
         "{files:?}"
     );
     let bom = builder::documents::load_bom(&image.join("bom.json")).expect("a valid bom.json");
-    assert_eq!(bom.inputs.image, fixtures::fixture_set::IMAGE_NAME);
+    assert_eq!(bom.inputs.image, fixtures::upstream_mirror::IMAGE_NAME);
     assert_eq!(
         bom.os
             .os_release
@@ -366,22 +396,30 @@ fn check_bom(image: &Path, manifest: &serde_json::Value) {
             .map(String::as_str),
         Some("bookworm")
     );
-    let held: Vec<&str> = bom
-        .packages
+    let lock = inputs::lock::load(lock).expect("the lock");
+    let debs: Vec<&inputs::lock::Artifact> = lock
+        .artifacts
         .iter()
-        .filter(|p| p.held)
-        .map(|p| p.name.as_str())
+        .filter(|a| a.kind == inputs::lock::Kind::Deb)
         .collect();
-    for pkg in ["containerd", "runc", "containernetworking-plugins"] {
-        assert!(held.contains(&pkg), "{pkg} not held: {held:?}");
+    assert!(!debs.is_empty(), "the lock pins no Debian package");
+    for deb in debs {
+        let name = deb.name.trim_start_matches("deb-");
+        assert!(
+            bom.packages
+                .iter()
+                .any(|p| p.name == name && Some(&p.version) == deb.version.as_ref()),
+            "{name} {:?} is not in the BOM's packages",
+            deb.version
+        );
     }
     assert!(bom.packages.len() > 200, "{} packages", bom.packages.len());
     for (component, path) in [
         ("kubeadm", "/usr/bin/kubeadm"),
         ("kubelet", "/usr/bin/kubelet"),
         ("crictl", "/usr/local/bin/crictl"),
-        ("containerd", "/usr/bin/containerd"),
-        ("runc", "/usr/sbin/runc"),
+        ("containerd", "/usr/local/bin/containerd"),
+        ("runc", "/usr/local/sbin/runc"),
     ] {
         assert!(
             bom.components
@@ -397,9 +435,9 @@ fn check_bom(image: &Path, manifest: &serde_json::Value) {
             .any(|c| c.name == "cni_plugins" && c.path.ends_with("/bridge"))
     );
     let refs: Vec<&str> = bom.images.iter().map(|i| i.reference.as_str()).collect();
-    assert!(refs.contains(&"k8s.gcr.io/pause:3.2"), "{refs:?}");
+    assert!(refs.contains(&"registry.k8s.io/pause:3.2"), "{refs:?}");
     assert!(
-        refs.contains(&"k8s.gcr.io/kube-apiserver:v1.20.2"),
+        refs.contains(&"registry.k8s.io/kube-apiserver:v1.20.2"),
         "{refs:?}"
     );
     assert_eq!(
