@@ -4,10 +4,10 @@
 //! for Ubuntu's signed SHA256SUMS until its signature is verified, hashed for a local file).
 
 use super::super::out_str;
-use fixtures::mirror_server::Server;
 use super::{
     BASE_URL, K8S, fetch, kubeadm_double, put, sha256, static_images, upstream, write_spec,
 };
+use fixtures::mirror_server::Server;
 
 #[test]
 fn a_kubeadm_that_fails_on_this_host_is_named_with_its_stderr_and_a_bad_mirror_too() {
