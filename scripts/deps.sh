@@ -27,6 +27,14 @@ install_deps() {
   install_missing shellcheck containernetworking-plugins
   # Kubernetes v1.20.2 from Debian's source package (fixtures/src/kubernetes.rs).
   install_missing golang-go make gcc libc6-dev patch rsync dpkg-dev golang-github-modern-go-reflect2-dev
+  # The CNI plugins v1.1.1 from Debian's source package (fixtures/src/cni_plugins.rs): the Go
+  # dependencies they compile against (Build-Depends without the test-only ones).
+  install_missing binutils golang-dbus-dev golang-github-alexflint-go-filemutex-dev \
+    golang-github-appc-cni-dev golang-github-coreos-go-iptables-dev \
+    golang-github-coreos-go-systemd-dev golang-github-d2g-dhcp4-dev \
+    golang-github-d2g-dhcp4client-dev golang-github-mattn-go-shellwords-dev \
+    golang-github-networkplumbing-go-nft-dev golang-github-safchain-ethtool-dev \
+    golang-github-vishvananda-netlink-dev golang-golang-x-sys-dev
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
