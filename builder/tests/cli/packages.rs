@@ -173,7 +173,7 @@ pub(super) fn read_distro_archive(distro: &distros::Distro) -> (Vec<Suite>, Vec<
 
 /// The names fetch wants for a Debian 12 spec whose `[packages] extra` is `extra`, as
 /// `packages::wanted` computes them from the parsed spec.
-pub(super) fn wanted_for(extra: &[&str]) -> Vec<String> {
+fn wanted_for(extra: &[&str]) -> Vec<String> {
     let section = if extra.is_empty() {
         String::new()
     } else {
@@ -221,7 +221,7 @@ pub(super) fn side_by_side(
         "nodeimg version",
         "nodeimg suite",
         "apt version",
-        "",
+        "diff",
     ]
     .map(str::to_owned);
     let widths: Vec<usize> = (0..5)
@@ -265,36 +265,40 @@ pub(super) fn side_by_side(
     table
 }
 
-/// Resolves `wanted` with nodeimg's resolver against `installed` (the dpkg status `status`)
-/// and the archive's indexes, has apt simulate the same install against the same status and
-/// the very same InRelease and Packages files, prints both side by side and asserts that they
-/// chose the same packages at the same versions.
-pub(super) fn compare_with_apt(
+/// For the node role's packages, then those and `nfs-common`: resolves them with nodeimg's
+/// resolver against `installed` (the dpkg status `status`) and the archive's indexes, has apt
+/// simulate the same install against the same status and the very same InRelease and Packages
+/// files, prints both side by side and asserts that they chose the same packages at the same
+/// versions.
+pub(super) fn compare_node_sets_with_apt(
     base: &str,
-    dir: &Path,
     status: &str,
     installed: &[Package],
     archive: &(Vec<Suite>, Vec<Index>),
-    wanted: &[String],
 ) {
     let (suites, indexes) = archive;
-    let choices = debarchive::resolve::resolve("amd64", installed, indexes, wanted).unwrap();
-    let ours: BTreeSet<(String, String)> = choices
-        .iter()
-        .map(|choice| (choice.name.clone(), choice.version.clone()))
-        .collect();
-    assert_eq!(
-        ours.len(),
-        choices.len(),
-        "a package chosen twice: {choices:?}"
-    );
-    let apt = apt_simulate(dir, status, suites, wanted);
-    eprintln!("{}", side_by_side(base, wanted, &choices, &apt));
-    assert!(!apt.is_empty(), "{base} lacks none of {wanted:?}");
-    assert_eq!(
-        ours, apt,
-        "nodeimg and apt chose differently for {wanted:?} on {base}"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["nfs-common"][..]] {
+        let wanted = wanted_for(extra);
+        let choices = debarchive::resolve::resolve("amd64", installed, indexes, &wanted).unwrap();
+        let ours: BTreeSet<(String, String)> = choices
+            .iter()
+            .map(|choice| (choice.name.clone(), choice.version.clone()))
+            .collect();
+        assert_eq!(
+            ours.len(),
+            choices.len(),
+            "a package chosen twice: {choices:?}"
+        );
+        let apt_dir = dir.path().join(format!("apt{}", extra.len()));
+        let apt = apt_simulate(&apt_dir, status, suites, &wanted);
+        eprintln!("{}", side_by_side(base, &wanted, &choices, &apt));
+        assert!(!apt.is_empty(), "{base} lacks none of {wanted:?}");
+        assert_eq!(
+            ours, apt,
+            "nodeimg and apt chose differently for {wanted:?} on {base}"
+        );
+    }
 }
 
 #[test]
@@ -313,20 +317,16 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     assert!(installed.iter().any(|p| p.name == "libc6"));
 
     let archive = read_distro_archive(distro);
+    compare_node_sets_with_apt(
+        &format!(
+            "the Debian 12 cloud fixture ({} installed)",
+            installed.len()
+        ),
+        &status,
+        &installed,
+        &archive,
+    );
     let dir = tempfile::tempdir().unwrap();
-    for extra in [&[][..], &["nfs-common"][..]] {
-        compare_with_apt(
-            &format!(
-                "the Debian 12 cloud fixture ({} installed)",
-                installed.len()
-            ),
-            &dir.path().join(format!("apt{}", extra.len())),
-            &status,
-            &installed,
-            &archive,
-            &wanted_for(extra),
-        );
-    }
     let http = Http::new(Limits::default(), Arc::new(Unwatched));
 
     // The whole step twice: cold (indexes and .debs downloaded), then warm from the lock.
