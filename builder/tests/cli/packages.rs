@@ -5,6 +5,7 @@
 //! packages at the same versions.
 
 pub(super) mod local_archive;
+mod minbase;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,6 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use child_process::Command;
+use debarchive::packages::Package;
+use debarchive::resolve::{Choice, Index};
 use inputs::cache::Cache;
 use inputs::fetch::archive::{self, Suite};
 use inputs::fetch::base_status;
@@ -139,6 +142,165 @@ fn apt_simulate(
         .collect()
 }
 
+/// Every suite of `distro`'s archive, read and verified as fetch reads it, and their indexes.
+pub(super) fn read_distro_archive(distro: &distros::Distro) -> (Vec<Suite>, Vec<Index>) {
+    let http = Http::new(Limits::default(), Arc::new(Unwatched));
+    let started = Instant::now();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut suites = Vec::new();
+    for source in archive::distro_sources(distro) {
+        let keyring = archive::load_keyring(&source.keyring).unwrap();
+        for suite in &source.suites {
+            suites.push(
+                archive::read_suite(&http, None, &source, &keyring, suite, "amd64", now).unwrap(),
+            );
+        }
+    }
+    let indexes = suites
+        .iter()
+        .flat_map(|suite| suite.indexes("amd64").unwrap())
+        .collect();
+    eprintln!(
+        "read and verified {} suites in {:.1?}",
+        suites.len(),
+        started.elapsed()
+    );
+    (suites, indexes)
+}
+
+/// The names fetch wants for a Debian 12 spec whose `[packages] extra` is `extra`, as
+/// `packages::wanted` computes them from the parsed spec.
+fn wanted_for(extra: &[&str]) -> Vec<String> {
+    let section = if extra.is_empty() {
+        String::new()
+    } else {
+        let quoted: Vec<String> = extra.iter().map(|name| format!("{name:?}")).collect();
+        format!("[packages]\nextra = [{}]\n", quoted.join(", "))
+    };
+    let path = Path::new("/nonexistent/node.toml");
+    let text = local_archive::spec_text(
+        Path::new("/nonexistent/base.qcow2"),
+        &"0".repeat(64),
+        &section,
+    );
+    let spec = inputs::spec::parse(path, &text).unwrap();
+    packages::wanted(&spec, &distros::debian12::DEBIAN_12)
+}
+
+/// nodeimg's choices and apt's `(name, version)` set, side by side: one row per package either
+/// chose, `!=` marking a row where they differ.
+pub(super) fn side_by_side(
+    base: &str,
+    wanted: &[String],
+    ours: &[Choice],
+    apt: &BTreeSet<(String, String)>,
+) -> String {
+    let mut names: BTreeSet<&str> = ours.iter().map(|c| c.name.as_str()).collect();
+    names.extend(apt.iter().map(|(name, _)| name.as_str()));
+    let rows: Vec<[String; 5]> = names
+        .into_iter()
+        .map(|name| {
+            let choice = ours.iter().find(|c| c.name == name);
+            let theirs = apt.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+            let version = choice.map(|c| c.version.clone());
+            let mark = if version == theirs { "" } else { "!=" };
+            [
+                name.to_owned(),
+                version.unwrap_or_else(|| "-".to_owned()),
+                choice.map_or_else(|| "-".to_owned(), |c| c.suite.clone()),
+                theirs.unwrap_or_else(|| "-".to_owned()),
+                mark.to_owned(),
+            ]
+        })
+        .collect();
+    let header = [
+        "package",
+        "nodeimg version",
+        "nodeimg suite",
+        "apt version",
+        "diff",
+    ]
+    .map(str::to_owned);
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|row| row[i].len())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |row: &[String; 5]| {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("| {} |\n", cells.join(" | "))
+    };
+    let mut table = format!(
+        "base: {base}\nwanted: {}\n{}{}",
+        wanted.join(" "),
+        line(&header),
+        line(
+            &widths
+                .iter()
+                .map(|w| "-".repeat(*w))
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap()
+        )
+    );
+    for row in &rows {
+        table.push_str(&line(row));
+    }
+    table.push_str(&format!(
+        "{} packages by nodeimg, {} by apt\n",
+        ours.len(),
+        apt.len()
+    ));
+    table
+}
+
+/// For the node role's packages, then those and `nfs-common`: resolves them with nodeimg's
+/// resolver against `installed` (the dpkg status `status`) and the archive's indexes, has apt
+/// simulate the same install against the same status and the very same InRelease and Packages
+/// files, prints both side by side and asserts that they chose the same packages at the same
+/// versions.
+pub(super) fn compare_node_sets_with_apt(
+    base: &str,
+    status: &str,
+    installed: &[Package],
+    archive: &(Vec<Suite>, Vec<Index>),
+) {
+    let (suites, indexes) = archive;
+    let dir = tempfile::tempdir().unwrap();
+    for extra in [&[][..], &["nfs-common"][..]] {
+        let wanted = wanted_for(extra);
+        let choices = debarchive::resolve::resolve("amd64", installed, indexes, &wanted).unwrap();
+        let ours: BTreeSet<(String, String)> = choices
+            .iter()
+            .map(|choice| (choice.name.clone(), choice.version.clone()))
+            .collect();
+        assert_eq!(
+            ours.len(),
+            choices.len(),
+            "a package chosen twice: {choices:?}"
+        );
+        let apt_dir = dir.path().join(format!("apt{}", extra.len()));
+        let apt = apt_simulate(&apt_dir, status, suites, &wanted);
+        eprintln!("{}", side_by_side(base, &wanted, &choices, &apt));
+        assert!(!apt.is_empty(), "{base} lacks none of {wanted:?}");
+        assert_eq!(
+            ours, apt,
+            "nodeimg and apt chose differently for {wanted:?} on {base}"
+        );
+    }
+}
+
 #[test]
 fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_nothing() {
     let Some(base_image) = fixture_base() else {
@@ -154,62 +316,18 @@ fn the_real_debian_archive_resolves_as_apt_does_and_a_second_fetch_downloads_not
     );
     assert!(installed.iter().any(|p| p.name == "libc6"));
 
-    // The archive, read and verified as fetch reads it.
-    let http = Http::new(Limits::default(), Arc::new(Unwatched));
-    let started = Instant::now();
-    let mut suites = Vec::new();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    for source in archive::distro_sources(distro) {
-        let keyring = archive::load_keyring(&source.keyring).unwrap();
-        for suite in &source.suites {
-            suites.push(
-                archive::read_suite(&http, None, &source, &keyring, suite, "amd64", now).unwrap(),
-            );
-        }
-    }
-    let indexes: Vec<_> = suites
-        .iter()
-        .flat_map(|suite| suite.indexes("amd64").unwrap())
-        .collect();
-    eprintln!(
-        "read and verified {} suites in {:.1?}",
-        suites.len(),
-        started.elapsed()
+    let archive = read_distro_archive(distro);
+    compare_node_sets_with_apt(
+        &format!(
+            "the Debian 12 cloud fixture ({} installed)",
+            installed.len()
+        ),
+        &status,
+        &installed,
+        &archive,
     );
-
     let dir = tempfile::tempdir().unwrap();
-    for extra in [&[][..], &["nfs-common".to_owned()][..]] {
-        let mut wanted: Vec<String> = distro
-            .node_packages
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-        wanted.extend(extra.iter().cloned());
-        let ours: BTreeSet<(String, String)> =
-            debarchive::resolve::resolve("amd64", &installed, &indexes, &wanted)
-                .unwrap()
-                .into_iter()
-                .map(|choice| (choice.name, choice.version))
-                .collect();
-        let apt = apt_simulate(
-            &dir.path().join(format!("apt{}", extra.len())),
-            &status,
-            &suites,
-            &wanted,
-        );
-        eprintln!(
-            "wanted {}:\n  nodeimg: {ours:?}\n  apt:     {apt:?}",
-            wanted.join(" ")
-        );
-        assert!(!apt.is_empty(), "the fixture base lacks some of {wanted:?}");
-        assert_eq!(
-            ours, apt,
-            "nodeimg and apt chose differently for {wanted:?}"
-        );
-    }
+    let http = Http::new(Limits::default(), Arc::new(Unwatched));
 
     // The whole step twice: cold (indexes and .debs downloaded), then warm from the lock.
     let cache = Cache::new(dir.path().join("cache"));
