@@ -325,6 +325,44 @@ fn base_sha256_is_optional_where_something_else_pins_the_image() {
     );
 }
 
+/// `[base] keyring`: the key that signs the checksum file next to a url base, for a distro
+/// that signs it; resolved against the spec's directory; refused at the key elsewhere.
+#[test]
+fn base_keyring_names_the_checksum_files_key_and_is_checked_at_the_key() {
+    let no_sum = GOOD.replace(
+        "sha256 = \"0000000000000000000000000000000000000000000000000000000000000abc\"\n",
+        "",
+    );
+    let ubuntu = no_sum.replace("distro = \"debian-12\"", "distro = \"ubuntu-22.04\"");
+    // Any host: the keyring verifies the SHA256SUMS next to the image, which then pins it.
+    let keyed = ubuntu.replace(
+        "path = \"base.qcow2\"",
+        "url = \"https://images.example/jammy/jammy.img\"\nkeyring = \"keys/images.gpg\"",
+    );
+    let s = parse_at(&keyed).unwrap();
+    assert_eq!(s.base.keyring, Some(PathBuf::from("/specs/keys/images.gpg")));
+    assert_eq!(s.base.sha256, None);
+    assert_eq!(parse_at(GOOD).unwrap().base.keyring, None);
+    // Debian's SHA512SUMS is not signed: nothing for a keyring to verify.
+    let debian = keyed.replace("distro = \"ubuntu-22.04\"", "distro = \"debian-12\"");
+    let (line, col, msg) = err(&debian);
+    assert_eq!((line, col), (10, 11), "{msg}");
+    assert!(
+        msg.starts_with("base.keyring: debian-12 does not sign its checksum file (SHA512SUMS)"),
+        "{msg}"
+    );
+    // A path has no published checksum file.
+    let path = ubuntu.replace(
+        "path = \"base.qcow2\"",
+        "path = \"base.qcow2\"\nkeyring = \"k.gpg\"",
+    );
+    let (line, col, msg) = err(&path);
+    assert_eq!((line, col), (10, 11), "{msg}");
+    assert!(msg.starts_with("base.keyring: applies to a url only"), "{msg}");
+    let empty = keyed.replace("\"keys/images.gpg\"", "\"\"");
+    assert_eq!(err(&empty).2, "base.keyring: is empty");
+}
+
 #[test]
 fn skip_addons_and_pause_are_optional_and_checked() {
     let s = parse_at(GOOD).unwrap();
