@@ -10,7 +10,9 @@
 
 use diskimg::ImageFormat;
 
-use crate::archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_CLOUDIMAGE_KEYRING, UBUNTU_KEYRING};
+use crate::archive::{
+    Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_CLOUDIMAGE_KEYRING, UBUNTU_KEYRING,
+};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,

@@ -31,6 +31,7 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use debarchive::signature::SignatureError;
 use distros::ChecksumAlgorithm;
 
 use crate::cache::Cache;
@@ -218,17 +219,19 @@ impl Fetcher<'_> {
                 why,
             };
             let keyring = archive::read_keyring(&signature.keyring, CLOUD_IMAGE_KEYRING_HINT)
-                .map_err(|e| refused(e.to_string()))?;
+                .map_err(|e| match e {
+                    FetchError::Keyring { why, .. } => refused(why),
+                    other => refused(other.to_string()),
+                })?;
             let detached = http
                 .get_ok(&signature_from, SIGNATURE_LIMIT)
                 .map_err(|e| refused(format!("the signature cannot be downloaded: {e}")))?;
-            let signer = debarchive::signature::verify_detached(
-                &text,
-                &detached,
-                &keyring,
-                &signature_from,
-            )
-            .map_err(|e| refused(e.to_string()))?;
+            let signer =
+                debarchive::signature::verify_detached(&text, &detached, &keyring, &signature_from)
+                    .map_err(|e| match e {
+                        SignatureError::NoGoodSignature { details, .. } => refused(details),
+                        other => refused(other.to_string()),
+                    })?;
             tracing::info!(
                 "{from}: signed by {} ({})",
                 signer.fingerprint,

@@ -340,7 +340,10 @@ fn base_keyring_names_the_checksum_files_key_and_is_checked_at_the_key() {
         "url = \"https://images.example/jammy/jammy.img\"\nkeyring = \"keys/images.gpg\"",
     );
     let s = parse_at(&keyed).unwrap();
-    assert_eq!(s.base.keyring, Some(PathBuf::from("/specs/keys/images.gpg")));
+    assert_eq!(
+        s.base.keyring,
+        Some(PathBuf::from("/specs/keys/images.gpg"))
+    );
     assert_eq!(s.base.sha256, None);
     assert_eq!(parse_at(GOOD).unwrap().base.keyring, None);
     // Debian's SHA512SUMS is not signed: nothing for a keyring to verify.
@@ -358,7 +361,10 @@ fn base_keyring_names_the_checksum_files_key_and_is_checked_at_the_key() {
     );
     let (line, col, msg) = err(&path);
     assert_eq!((line, col), (10, 11), "{msg}");
-    assert!(msg.starts_with("base.keyring: applies to a url only"), "{msg}");
+    assert!(
+        msg.starts_with("base.keyring: applies to a url only"),
+        "{msg}"
+    );
     let empty = keyed.replace("\"keys/images.gpg\"", "\"\"");
     assert_eq!(err(&empty).2, "base.keyring: is empty");
 }
