@@ -1,7 +1,9 @@
 //! [`fetch`] (what `nodeimg fetch` runs): the only step that uses the network.
 //! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
 //! its published checksum (and the base image against the spec's `base.sha256` when it gives
-//! one; without it, the distro's checksum file next to the image pins it), then runs the locked
+//! one; without it, the distro's checksum file next to the image pins it; a signed checksum
+//! file, like Ubuntu's `SHA256SUMS`, is trusted only once its detached signature verifies
+//! against the keyring (the distro's, or the spec's `base.keyring`)), then runs the locked
 //! kubeadm on the host to list the images it needs ([`kubeadm`]) and pulls exactly those. Each
 //! goes into the content-addressed [`cache`](crate::cache); the lock is written next to the
 //! spec, last and atomically. Downloads go through `CACHE/partial/*.part` and resume with `Range`; nothing

@@ -1,4 +1,5 @@
-//! A private archive laid out as Debian's under a local mirror (`{mirror}/deb.debian.org/debian`),
+//! A private archive laid out as Debian's under a local mirror (`{mirror}/archive.example.test/debian`;
+//! not under `deb.debian.org`, which the mirror server redirects to the real archive),
 //! signed in the test with real `gpg`, and served by the fetch tests' server: a corrupt
 //! `.deb`, a corrupt index and a tampered `InRelease` are each refused with both digests (or
 //! the keyring) and nothing enters the cache.
@@ -18,7 +19,7 @@ use super::{base_artifact, fixture_base};
 use fixtures::mirror_server::Server;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-const ARCHIVE: &str = "deb.debian.org/debian";
+const ARCHIVE: &str = "archive.example.test/debian";
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -222,7 +223,7 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
         assert_eq!(deb.suite.as_deref(), Some("bookworm"));
         assert!(
             deb.source
-                .starts_with("http://deb.debian.org/debian/pool/main/"),
+                .starts_with(&format!("http://{ARCHIVE}/pool/main/")),
             "{}",
             deb.source
         );
@@ -296,7 +297,7 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     assert!(
         text.contains("no good signature")
             && text.contains(&archive.keyring.display().to_string())
-            && text.contains("/deb.debian.org/debian/dists/bookworm/InRelease"),
+            && text.contains(&format!("/{ARCHIVE}/dists/bookworm/InRelease")),
         "{text}"
     );
     assert_eq!(cached(&cache).0, vec![base_sha256]);
