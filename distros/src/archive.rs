@@ -44,3 +44,6 @@ pub const NODE_ROLE_PACKAGES: &[&str] = &[
 pub const DEBIAN_KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
 /// Ubuntu's keyring, from the `ubuntu-keyring` package (Debian packages it as well).
 pub const UBUNTU_KEYRING: &str = "/usr/share/keyrings/ubuntu-archive-keyring.gpg";
+/// The key that signs Ubuntu's cloud images' `SHA256SUMS` (`SHA256SUMS.gpg`), from the same
+/// `ubuntu-keyring` package.
+pub const UBUNTU_CLOUDIMAGE_KEYRING: &str = "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg";

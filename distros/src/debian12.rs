@@ -29,6 +29,7 @@ pub static DEBIAN_12: Distro = Distro {
         checksums_url: "https://cloud.debian.org/images/cloud/bookworm/latest/SHA512SUMS",
         checksum: ChecksumAlgorithm::Sha512,
         checksums_signature: None,
+        checksums_keyring: None,
         format: ImageFormat::Qcow2,
     },
     default_user: "debian",

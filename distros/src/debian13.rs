@@ -31,6 +31,7 @@ pub static DEBIAN_13: Distro = Distro {
         checksums_url: "https://cloud.debian.org/images/cloud/trixie/latest/SHA512SUMS",
         checksum: ChecksumAlgorithm::Sha512,
         checksums_signature: None,
+        checksums_keyring: None,
         format: ImageFormat::Qcow2,
     },
     default_user: "debian",

@@ -95,6 +95,9 @@ pub struct CloudImage {
     /// The file name of the checksum file's detached signature in the same directory
     /// (`SHA256SUMS.gpg`), where the distro signs it.
     pub checksums_signature: Option<&'static str>,
+    /// The keyring on the build host holding the key that makes that signature (set exactly
+    /// when `checksums_signature` is).
+    pub checksums_keyring: Option<&'static str>,
     /// Format of the image file (whatever its extension says).
     pub format: ImageFormat,
 }
@@ -110,6 +113,8 @@ pub struct PublishedChecksums {
     pub file_name: String,
     /// The URL of the checksum file's detached signature, where the distro signs it.
     pub signature: Option<String>,
+    /// The host keyring that verifies that signature ([`CloudImage::checksums_keyring`]).
+    pub keyring: Option<&'static str>,
 }
 
 impl CloudImage {
@@ -123,8 +128,20 @@ impl CloudImage {
     /// host (same scheme and host as [`CloudImage::url`]); `None` elsewhere.
     pub fn checksums_for(&self, url: &str) -> Option<PublishedChecksums> {
         let host = |u: &str| u.split('/').take(3).collect::<Vec<_>>().join("/");
+        if host(url) != host(self.url) {
+            return None;
+        }
+        self.checksums_beside(url)
+    }
+
+    /// The checksum file (and its signature) named like the distro's, in the directory of
+    /// `url` on any host: where an image host laid out like the distro's (a mirror, a private
+    /// host signing with its own key) publishes them. `None` when `url` has no directory or
+    /// no file name.
+    pub fn checksums_beside(&self, url: &str) -> Option<PublishedChecksums> {
+        let host_len = url.split('/').take(3).collect::<Vec<_>>().join("/").len();
         let (dir, file) = url.rsplit_once('/')?;
-        if host(url) != host(self.url) || file.is_empty() || dir.len() <= host(url).len() {
+        if file.is_empty() || dir.len() <= host_len {
             return None;
         }
         let sums = self
@@ -137,6 +154,7 @@ impl CloudImage {
             algorithm: self.checksum,
             file_name: file.to_owned(),
             signature: self.checksums_signature.map(|s| format!("{dir}/{s}")),
+            keyring: self.checksums_keyring,
         })
     }
 }

@@ -117,6 +117,10 @@ mod tests {
                     );
                     assert_eq!(img.checksum, ChecksumAlgorithm::Sha512);
                     assert!(img.checksums_url.ends_with("/latest/SHA512SUMS"));
+                    assert_eq!(
+                        (img.checksums_signature, img.checksums_keyring),
+                        (None, None)
+                    );
                     assert_eq!(d.default_user, "debian");
                     assert_eq!(d.kernel_package, "linux-image-cloud-amd64");
                 }
@@ -130,6 +134,11 @@ mod tests {
                     );
                     assert_eq!(img.checksum, ChecksumAlgorithm::Sha256);
                     assert!(img.checksums_url.ends_with("/current/SHA256SUMS"));
+                    assert_eq!(img.checksums_signature, Some("SHA256SUMS.gpg"));
+                    assert_eq!(
+                        img.checksums_keyring,
+                        Some("/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg")
+                    );
                     assert_eq!(d.default_user, "ubuntu");
                 }
             }

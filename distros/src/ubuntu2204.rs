@@ -12,7 +12,9 @@
 
 use diskimg::ImageFormat;
 
-use crate::archive::{Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_KEYRING};
+use crate::archive::{
+    Archive, ArchiveSource, NODE_ROLE_PACKAGES, UBUNTU_CLOUDIMAGE_KEYRING, UBUNTU_KEYRING,
+};
 use crate::distro::{
     ChecksumAlgorithm, CloudImage, CloudInit, ContainerPackages, ContainerdConfigSchema, Distro,
     Family, Package, PackageManager, Partitions,
@@ -30,6 +32,7 @@ pub static UBUNTU_2204: Distro = Distro {
         checksums_url: "https://cloud-images.ubuntu.com/jammy/current/SHA256SUMS",
         checksum: ChecksumAlgorithm::Sha256,
         checksums_signature: Some("SHA256SUMS.gpg"),
+        checksums_keyring: Some(UBUNTU_CLOUDIMAGE_KEYRING),
         format: ImageFormat::Qcow2,
     },
     default_user: "ubuntu",

@@ -13,6 +13,9 @@
 //! path = "debian-12-genericcloud-amd64.qcow2"   # or url = "https://…"
 //! sha256 = "…64 hex digits…" # optional for a path (hashed and locked) and for a url on
 //!                            # the distro's image host (pinned from its checksum file)
+//! keyring = "keys/images.gpg" # optional, url only, for a distro that signs its checksum
+//!                            # file (Ubuntu): the key that signs it, instead of the distro's;
+//!                            # relative to the spec's directory; the url may then be on any host
 //! format = "qcow2"           # or "raw"
 //!
 //! [kubernetes]
@@ -138,6 +141,10 @@ pub struct BaseImage {
     /// Lower-case hex SHA-256 of the image file. Optional for a `path` (the file is hashed)
     /// and for a `url` on the distro's image host (pinned from its published checksum file).
     pub sha256: Option<String>,
+    /// The keyring that verifies the signature of the checksum file next to a `url`, instead
+    /// of the distro's (a private image host, a test key). Only for a distro that signs its
+    /// checksum files; with it, the url may be on any host.
+    pub keyring: Option<PathBuf>,
     /// `qcow2` or `raw` (a cloud image; nothing else boots as a base).
     pub format: ImageFormat,
 }
@@ -218,6 +225,7 @@ struct RawBase {
     path: Option<Spanned<String>>,
     url: Option<Spanned<String>>,
     sha256: Option<Spanned<String>>,
+    keyring: Option<Spanned<String>>,
     format: Spanned<String>,
 }
 
@@ -426,7 +434,8 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         (Some(_), Some(u)) => return Err(loc.bad(u, "base", "give either path or url, not both")),
         (None, None) => return Err(loc.bad(&raw.base.format, "base", "needs a path or a url")),
     };
-    let base_sha256 = base_sha256(loc, &raw.base, &source, &distro)?;
+    let base_keyring = base_keyring(loc, &raw.base, &source, &distro)?;
+    let base_sha256 = base_sha256(loc, &raw.base, &source, &distro, base_keyring.is_some())?;
 
     let kv = &raw.kubernetes.version;
     let k = kv.get_ref();
@@ -532,6 +541,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         base: BaseImage {
             source,
             sha256: base_sha256,
+            keyring: base_keyring,
             format: base_format(loc, &raw.base.format)?,
         },
         kubernetes_version: k.clone(),
@@ -546,16 +556,51 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
     })
 }
 
+/// `base.keyring`: a path (relative to the spec's directory), for a `url` base of a distro
+/// that signs its checksum files.
+fn base_keyring(
+    loc: &Locator<'_>,
+    raw: &RawBase,
+    source: &BaseSource,
+    distro: &str,
+) -> Result<Option<PathBuf>, SpecError> {
+    let Some(keyring) = &raw.keyring else {
+        return Ok(None);
+    };
+    if matches!(source, BaseSource::Path(_)) {
+        return Err(loc.bad(
+            keyring,
+            "base.keyring",
+            "applies to a url only (it verifies the checksum file published next to the image)",
+        ));
+    }
+    let image = distros::find(distro).map(|d| d.cloud_image).ok();
+    if let Some(image) = image.filter(|i| i.checksums_signature.is_none()) {
+        return Err(loc.bad(
+            keyring,
+            "base.keyring",
+            format!(
+                "{distro} does not sign its checksum file ({}), so there is no signature for a \
+                 keyring to verify",
+                image.checksums_url.rsplit('/').next().unwrap_or_default()
+            ),
+        ));
+    }
+    packages::spec_relative_path(loc, keyring, "base.keyring").map(Some)
+}
+
 /// `base.sha256`: 64 lower-case hex digits when given. Without it, a `url` must be on the
-/// distro's image host (where its published checksum file pins it); a `path` is hashed.
+/// distro's image host (where its published checksum file pins it), or the spec must give the
+/// keyring that signs the checksum file next to it (`keyed`); a `path` is hashed.
 fn base_sha256(
     loc: &Locator<'_>,
     raw: &RawBase,
     source: &BaseSource,
     distro: &str,
+    keyed: bool,
 ) -> Result<Option<String>, SpecError> {
     let Some(sum) = &raw.sha256 else {
-        if let (BaseSource::Url(url), Some(u)) = (source, &raw.url) {
+        if let (BaseSource::Url(url), Some(u), false) = (source, &raw.url, keyed) {
             let published = distros::find(distro)
                 .ok()
                 .and_then(|d| d.cloud_image.checksums_for(url));
@@ -565,7 +610,8 @@ fn base_sha256(
                     "base.sha256",
                     format!(
                         "is needed: {url:?} is not on {distro}'s image host, so no published \
-                         checksum file pins it"
+                         checksum file pins it (or give base.keyring, the key that signs the \
+                         checksum file next to it)"
                     ),
                 ));
             }

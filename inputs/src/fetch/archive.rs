@@ -70,15 +70,24 @@ pub fn distro_sources(distro: &distros::Distro) -> Vec<ArchiveSource> {
         .collect()
 }
 
-/// Reads a keyring file (binary or armored).
+/// Reads an archive's keyring file (binary or armored).
 pub fn load_keyring(path: &Path) -> Result<Keyring, FetchError> {
+    read_keyring(
+        path,
+        "Debian's keyring comes with the debian-archive-keyring package, Ubuntu's with \
+         ubuntu-keyring; a private archive's is `[packages] keyring` in the spec",
+    )
+}
+
+/// Reads a keyring file (binary or armored); `when_missing` says where the keyring comes from
+/// (its package, the spec's option) when the file does not exist.
+pub fn read_keyring(path: &Path, when_missing: &str) -> Result<Keyring, FetchError> {
     let bytes =
         diskimg::input_file::read_bounded(path, KEYRING_LIMIT, "a keyring").map_err(|e| {
             let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                " (Debian's keyring comes with the debian-archive-keyring package, Ubuntu's \
-                 with ubuntu-keyring; a private archive's is `[packages] keyring` in the spec)"
+                format!(" ({when_missing})")
             } else {
-                ""
+                String::new()
             };
             FetchError::Keyring {
                 path: path.display().to_string(),

@@ -16,16 +16,20 @@ pub enum FetchError {
     /// The locked kubeadm could not list the images.
     #[error(transparent)]
     Kubeadm(#[from] KubeadmError),
-    /// The base image's only pin would be a signed checksum file whose signature nodeimg
-    /// does not verify yet.
+    /// A signed checksum file whose signature could not be checked or is not good: no digest
+    /// is taken from it.
     #[error(
-        "{url}: this checksum file is signed ({signature}) and nodeimg does not verify that signature yet, so it cannot be the base image's only pin; give base.sha256 in the spec (the image's SHA-256, taken from a checksum file you verified)"
+        "{checksums}: not trusted: its signature {signature} was not verified with keyring {keyring}: {why}; nothing was cached"
     )]
-    UnverifiedChecksums {
-        /// The checksum file.
-        url: String,
-        /// Its detached signature.
+    ChecksumsSignature {
+        /// The checksum file (as fetched).
+        checksums: String,
+        /// Its detached signature (as fetched).
         signature: String,
+        /// The keyring it was checked against.
+        keyring: String,
+        /// Why it is refused.
+        why: String,
     },
     /// A download failed.
     #[error(transparent)]

@@ -1,7 +1,9 @@
 //! [`fetch`] (what `nodeimg fetch` runs): the only step that uses the network.
 //! Downloads the base image and every artifact the spec pins ([`plan`]), verifies each against
 //! its published checksum (and the base image against the spec's `base.sha256` when it gives
-//! one; without it, the distro's checksum file next to the image pins it), then runs the locked
+//! one; without it, the distro's checksum file next to the image pins it; a signed checksum
+//! file, like Ubuntu's `SHA256SUMS`, is trusted only once its detached signature verifies
+//! against the keyring (the distro's, or the spec's `base.keyring`)), then runs the locked
 //! kubeadm on the host to list the images it needs ([`kubeadm`]) and pulls exactly those. Each
 //! goes into the content-addressed [`cache`](crate::cache); the lock is written next to the
 //! spec, last and atomically. Downloads go through `CACHE/partial/*.part` and resume with `Range`; nothing
@@ -31,6 +33,7 @@ pub mod registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use debarchive::signature::SignatureError;
 use distros::ChecksumAlgorithm;
 
 use crate::cache::Cache;
@@ -130,6 +133,14 @@ pub fn download_verified(
     }
 }
 
+/// The largest checksum file read.
+const CHECKSUMS_LIMIT: u64 = 4 << 20;
+/// The largest detached signature read (Ubuntu's `SHA256SUMS.gpg` is under 1 KiB).
+const SIGNATURE_LIMIT: u64 = 64 << 10;
+/// Where a cloud image keyring comes from, when it is missing.
+const CLOUD_IMAGE_KEYRING_HINT: &str = "Ubuntu's cloud image keyring comes with the \
+     ubuntu-keyring package; another image host's key is `[base] keyring` in the spec";
+
 struct Fetcher<'a> {
     http: http::Http,
     cache: &'a Cache,
@@ -190,29 +201,45 @@ impl Fetcher<'_> {
         }
     }
 
-    /// The text of the checksum file at `from`. When it is the artifact's only pin
-    /// (`sole_pin`: the spec gives no sha256) and the distro signs it (`signature`, the
-    /// signature's upstream URL), the signature must be verified before the text is trusted.
-    ///
-    /// HOOK (issue 12, `debarchive::verify_detached(data, signature, keyring)`): fetch
-    /// `signature` from the mirror too, verify `text` with it against the distro's keyring and
-    /// return the text. Until that verifier lands, such a file is refused here rather than
-    /// trusted unverified. When the spec pins the sha256, the file is only a second check and
-    /// is read as it is.
+    /// The text of the checksum file at `from`. When the distro signs it (`signature`), the
+    /// detached signature is downloaded through the same mirror and must be good by a key of
+    /// its keyring before the text is returned: whether the file is the artifact's only pin or
+    /// a second check of the spec's sha256.
     fn published_checksums(
         &self,
         http: &http::Http,
         from: &str,
-        signature: Option<&str>,
-        sole_pin: bool,
+        signature: Option<&plan::DetachedSignature>,
     ) -> Result<String, FetchError> {
-        if let (Some(signature), true) = (signature, sole_pin) {
-            return Err(FetchError::UnverifiedChecksums {
-                url: from.to_owned(),
-                signature: signature.to_owned(),
-            });
+        let text = http.get_ok(from, CHECKSUMS_LIMIT)?;
+        if let Some(signature) = signature {
+            let signature_from = plan::fetch_url(self.mirror.as_ref(), &signature.url);
+            let refused = |why: String| FetchError::ChecksumsSignature {
+                checksums: from.to_owned(),
+                signature: signature_from.clone(),
+                keyring: signature.keyring.display().to_string(),
+                why,
+            };
+            let keyring = archive::read_keyring(&signature.keyring, CLOUD_IMAGE_KEYRING_HINT)
+                .map_err(|e| match e {
+                    FetchError::Keyring { why, .. } => refused(why),
+                    other => refused(other.to_string()),
+                })?;
+            let detached = http
+                .get_ok(&signature_from, SIGNATURE_LIMIT)
+                .map_err(|e| refused(format!("the signature cannot be downloaded: {e}")))?;
+            let signer =
+                debarchive::signature::verify_detached(&text, &detached, &keyring, &signature_from)
+                    .map_err(|e| match e {
+                        SignatureError::NoGoodSignature { details, .. } => refused(details),
+                        other => refused(other.to_string()),
+                    })?;
+            tracing::info!(
+                "{from}: signed by {} ({})",
+                signer.fingerprint,
+                keyring.name()
+            );
         }
-        let text = http.get_ok(from, 4 << 20)?;
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
@@ -249,9 +276,7 @@ impl Fetcher<'_> {
         } = checksum
         {
             let sums_from = plan::fetch_url(self.mirror.as_ref(), sums);
-            let sole_pin = p.pinned_sha256.is_none();
-            let text =
-                self.published_checksums(http, &sums_from, signature.as_deref(), sole_pin)?;
+            let text = self.published_checksums(http, &sums_from, signature.as_ref())?;
             let hex = checksum::find(&text, &sums_from, file_name, *algorithm)?;
             expect_owned.push((*algorithm, hex, format!("published in {sums_from}")));
         }
@@ -379,13 +404,24 @@ fn base_pinned_by(base: &Planned) -> String {
         (
             None,
             Source::Url {
-                checksum: Checksum::File { url, algorithm, .. },
+                checksum:
+                    Checksum::File {
+                        url,
+                        algorithm,
+                        signature,
+                        ..
+                    },
                 ..
             },
-        ) => format!(
-            "the {} published in {url}",
-            checksum::algorithm_name(*algorithm)
-        ),
+        ) => {
+            let verified = signature.as_ref().map_or_else(String::new, |s| {
+                format!(", its signature verified with {}", s.keyring.display())
+            });
+            format!(
+                "the {} published in {url}{verified}",
+                checksum::algorithm_name(*algorithm)
+            )
+        }
         (None, Source::Local(path)) => {
             format!("hashing {}: no base.sha256 in the spec", path.display())
         }

@@ -2,7 +2,7 @@
 //! URLs for every version can be tested. URLs here are the upstream ones; a [`Mirror`] only
 //! changes where they are fetched from, never what the lock records.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use distros::ChecksumAlgorithm;
 
@@ -57,9 +57,20 @@ pub enum Checksum {
         algorithm: ChecksumAlgorithm,
         /// The name the artifact is listed under.
         file_name: String,
-        /// The upstream URL of the checksum file's detached signature, where it is signed.
-        signature: Option<String>,
+        /// The checksum file's detached signature, where it is signed: verified before any
+        /// digest is taken from the file.
+        signature: Option<DetachedSignature>,
     },
+}
+
+/// A checksum file's detached signature and the keyring that must have made it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetachedSignature {
+    /// The signature's upstream URL (`…/SHA256SUMS.gpg`).
+    pub url: String,
+    /// The host keyring holding the signing key: the spec's `base.keyring`, or the distro's
+    /// ([`distros::CloudImage::checksums_keyring`]).
+    pub keyring: PathBuf,
 }
 
 /// An image in a registry.
@@ -192,15 +203,28 @@ const UNPUBLISHED_NOTE: &str =
 
 /// The distro's checksum file for a base image URL: the file named like the distro's
 /// (`SHA512SUMS`, `SHA256SUMS`) in the same directory as the image, when the image is on the
-/// distro's image host ([`distros::CloudImage::checksums_for`]). Any other URL is verified
-/// against the spec's sha256 only.
-pub fn base_checksum(distro: &distros::Distro, url: &str) -> Checksum {
-    match distro.cloud_image.checksums_for(url) {
+/// distro's image host ([`distros::CloudImage::checksums_for`]), or on any host when the spec
+/// names the `keyring` that signs it ([`distros::CloudImage::checksums_beside`]). A signed file
+/// is verified with `keyring`, else with the distro's. Any other URL is verified against the
+/// spec's sha256 only.
+pub fn base_checksum(distro: &distros::Distro, url: &str, keyring: Option<&Path>) -> Checksum {
+    let image = &distro.cloud_image;
+    let published = match keyring {
+        Some(_) => image.checksums_beside(url),
+        None => image.checksums_for(url),
+    };
+    match published {
         Some(p) => Checksum::File {
             url: p.url,
             algorithm: p.algorithm,
             file_name: p.file_name,
-            signature: p.signature,
+            signature: p.signature.map(|url| DetachedSignature {
+                url,
+                keyring: keyring.map_or_else(
+                    || PathBuf::from(p.keyring.unwrap_or_default()),
+                    Path::to_path_buf,
+                ),
+            }),
         },
         None => Checksum::Unpublished,
     }
@@ -219,7 +243,9 @@ pub fn plan(spec: &Spec) -> Vec<Planned> {
         BaseSource::Path(p) => Source::Local(p.clone()),
         BaseSource::Url(u) => Source::Url {
             url: u.clone(),
-            checksum: distro.map_or(Checksum::Unpublished, |d| base_checksum(d, u)),
+            checksum: distro.map_or(Checksum::Unpublished, |d| {
+                base_checksum(d, u, spec.base.keyring.as_deref())
+            }),
         },
     };
     let mut base = Planned::new("base-image", Kind::BaseImage, base_source);

@@ -321,14 +321,37 @@ fn the_base_image_is_checked_against_the_distros_checksum_file_on_its_host() {
     assert_eq!(
         base_checksum(
             ubuntu,
-            "https://cloud-images.ubuntu.com/noble/20240701/noble-server-cloudimg-amd64.img"
+            "https://cloud-images.ubuntu.com/noble/20240701/noble-server-cloudimg-amd64.img",
+            None
         ),
         Checksum::File {
             url: "https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS".into(),
             algorithm: ChecksumAlgorithm::Sha256,
             file_name: "noble-server-cloudimg-amd64.img".into(),
-            signature: Some("https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS.gpg".into()),
+            signature: Some(DetachedSignature {
+                url: "https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS.gpg".into(),
+                keyring: "/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg".into(),
+            }),
         }
+    );
+    // The spec's keyring replaces the distro's, and the checksum file is then looked for next
+    // to the image on any host.
+    let own = Path::new("/s/keys/images.gpg");
+    assert_eq!(
+        base_checksum(ubuntu, "https://images.example/u/noble.img", Some(own)),
+        Checksum::File {
+            url: "https://images.example/u/SHA256SUMS".into(),
+            algorithm: ChecksumAlgorithm::Sha256,
+            file_name: "noble.img".into(),
+            signature: Some(DetachedSignature {
+                url: "https://images.example/u/SHA256SUMS.gpg".into(),
+                keyring: own.into(),
+            }),
+        }
+    );
+    assert_eq!(
+        base_checksum(ubuntu, "https://images.example/u/noble.img", None),
+        Checksum::Unpublished
     );
     // Elsewhere only the spec's pin applies.
     let other = spec_text("v1.30.2", "url = \"https://example.org/img/base.qcow2\"");

@@ -129,7 +129,7 @@ pub(super) fn check(
             url: check_mirror(url.get_ref()).map_err(|e| loc.bad(url, "packages.archive", e))?,
             suites: words(loc, suites, "packages.suites")?,
             components: words(loc, components, "packages.components")?,
-            keyring: keyring_path(loc, keyring)?,
+            keyring: spec_relative_path(loc, keyring, "packages.keyring")?,
         }),
         _ => {
             let at = raw
@@ -181,9 +181,14 @@ fn words(
     Ok(out)
 }
 
-fn keyring_path(loc: &Locator<'_>, keyring: &Spanned<String>) -> Result<PathBuf, SpecError> {
+/// A path the spec gives at `key` (a keyring), resolved against the spec's directory.
+pub(super) fn spec_relative_path(
+    loc: &Locator<'_>,
+    keyring: &Spanned<String>,
+    key: &str,
+) -> Result<PathBuf, SpecError> {
     if keyring.get_ref().is_empty() {
-        return Err(loc.bad(keyring, "packages.keyring", "is empty"));
+        return Err(loc.bad(keyring, key, "is empty"));
     }
     let path = PathBuf::from(keyring.get_ref());
     Ok(if path.is_absolute() {

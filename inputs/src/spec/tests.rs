@@ -298,13 +298,25 @@ fn the_fetch_section_is_optional_and_strict() {
     assert!(err(&unknown).2.contains("unknown field `mirrors`"));
 }
 
+/// [`GOOD`] without its `base.sha256`.
+fn without_base_sha256() -> String {
+    GOOD.replace(
+        "sha256 = \"0000000000000000000000000000000000000000000000000000000000000abc\"\n",
+        "",
+    )
+}
+
+/// Asserts that `text` is refused at `line:column` with a message starting `start`.
+fn refused_at(text: &str, line: usize, column: usize, start: &str) {
+    let (l, c, msg) = err(text);
+    assert_eq!((l, c), (line, column), "{msg}");
+    assert!(msg.starts_with(start), "{msg}");
+}
+
 #[test]
 fn base_sha256_is_optional_where_something_else_pins_the_image() {
     // A path: the user's own file, hashed and locked.
-    let no_sum = GOOD.replace(
-        "sha256 = \"0000000000000000000000000000000000000000000000000000000000000abc\"\n",
-        "",
-    );
+    let no_sum = without_base_sha256();
     assert_eq!(parse_at(&no_sum).unwrap().base.sha256, None);
     // A URL on the distro's image host: its checksum file pins it.
     let debian = no_sum.replace(
@@ -317,12 +329,48 @@ fn base_sha256_is_optional_where_something_else_pins_the_image() {
         "path = \"base.qcow2\"",
         "url = \"https://example.org/debian.qcow2\"",
     );
-    let (line, col, msg) = err(&other);
-    assert_eq!((line, col), (9, 7), "{msg}");
-    assert!(
-        msg.starts_with("base.sha256: is needed: \"https://example.org/debian.qcow2\" is not on debian-12's image host"),
-        "{msg}"
+    refused_at(
+        &other,
+        9,
+        7,
+        "base.sha256: is needed: \"https://example.org/debian.qcow2\" is not on debian-12's image host",
     );
+}
+
+/// `[base] keyring`: the key that signs the checksum file next to a url base, for a distro
+/// that signs it; resolved against the spec's directory; refused at the key elsewhere.
+#[test]
+fn base_keyring_names_the_checksum_files_key_and_is_checked_at_the_key() {
+    let no_sum = without_base_sha256();
+    let ubuntu = no_sum.replace("distro = \"debian-12\"", "distro = \"ubuntu-22.04\"");
+    // Any host: the keyring verifies the SHA256SUMS next to the image, which then pins it.
+    let keyed = ubuntu.replace(
+        "path = \"base.qcow2\"",
+        "url = \"https://images.example/jammy/jammy.img\"\nkeyring = \"keys/images.gpg\"",
+    );
+    let s = parse_at(&keyed).unwrap();
+    assert_eq!(
+        s.base.keyring,
+        Some(PathBuf::from("/specs/keys/images.gpg"))
+    );
+    assert_eq!(s.base.sha256, None);
+    assert_eq!(parse_at(GOOD).unwrap().base.keyring, None);
+    // Debian's SHA512SUMS is not signed: nothing for a keyring to verify.
+    let debian = keyed.replace("distro = \"ubuntu-22.04\"", "distro = \"debian-12\"");
+    refused_at(
+        &debian,
+        10,
+        11,
+        "base.keyring: debian-12 does not sign its checksum file (SHA512SUMS)",
+    );
+    // A path has no published checksum file.
+    let path = ubuntu.replace(
+        "path = \"base.qcow2\"",
+        "path = \"base.qcow2\"\nkeyring = \"k.gpg\"",
+    );
+    refused_at(&path, 10, 11, "base.keyring: applies to a url only");
+    let empty = keyed.replace("\"keys/images.gpg\"", "\"\"");
+    assert_eq!(err(&empty).2, "base.keyring: is empty");
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! What pins the inputs `fetch` cannot take from a checksum file alone: the images kubeadm
 //! lists (a served test double of kubeadm that fails, and the real kubeadm v1.20.2 the fixtures
-//! build), and the base image without `base.sha256` (pinned from Debian's SHA512SUMS, refused
-//! for Ubuntu's signed SHA256SUMS until its signature is verified, hashed for a local file).
+//! build), and the base image without `base.sha256` (pinned from Debian's SHA512SUMS, from
+//! Ubuntu's SHA256SUMS once its detached signature verifies, hashed for a local file).
+
+use std::path::Path;
+use std::time::Duration;
 
 use super::super::out_str;
+use super::super::packages::local_archive::TestKey;
 use super::{
-    BASE_URL, K8S, fetch, kubeadm_double, put, sha256, static_images, upstream, write_spec,
+    BASE_URL, K8S, bytes, fetch, kubeadm_double, put, sha256, static_images, upstream, write_spec,
 };
 use fixtures::mirror_server::Server;
 
@@ -117,29 +121,173 @@ fn the_real_kubeadm_1_20_lists_the_fixture_images_and_its_coredns() {
     );
 }
 
-/// Ubuntu signs its SHA256SUMS; until that signature is verified, the file cannot be the base
-/// image's only pin: refused before anything is downloaded, saying why and what to do.
+/// An Ubuntu base image in cloud-images.ubuntu.com's release layout.
+const UBUNTU_DIR: &str = "https://cloud-images.ubuntu.com/releases/jammy/release-20240701";
+const UBUNTU_IMAGE: &str = "ubuntu-22.04-server-cloudimg-amd64.img";
 
+/// What `gpgv` (the verifier apt uses) says of `signature` over `data` with `keyring`: the
+/// independent judge of every case below.
+fn gpgv_accepts(keyring: &Path, signature: &Path, data: &Path) -> bool {
+    let home = tempfile::tempdir().unwrap();
+    child_process::Command::new("gpgv", Duration::from_secs(60))
+        .env("GNUPGHOME", home.path())
+        .arg("--keyring")
+        .arg(keyring)
+        .arg(signature)
+        .arg(data)
+        .run_status()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// Ubuntu signs its SHA256SUMS (`SHA256SUMS.gpg`, detached): without `base.sha256` the image
+/// is pinned from it only when that signature is good by a key of the keyring (here the
+/// spec's `[base] keyring`, a throwaway key made with real gpg). A tampered SHA256SUMS, one
+/// signed by another key and a missing signature are each refused naming the file, the
+/// keyring and why, with nothing cached and no lock, also when the spec pins the sha256.
 #[test]
-fn an_ubuntu_base_without_sha256_is_refused_until_its_signed_checksums_are_verified() {
+fn an_ubuntu_base_is_pinned_from_sha256sums_only_when_its_signature_verifies() {
     let dir = tempfile::tempdir().unwrap();
-    let url = "https://cloud-images.ubuntu.com/noble/20240701/noble-server-cloudimg-amd64.img";
-    let spec = write_spec(dir.path(), &format!("url = \"{url}\""), "");
+    let root = dir.path().join("mirror");
+    upstream(&root);
+    static_images(&root);
+    let image = bytes(7, 2 << 20);
+    let image_sha = sha256(&image);
+    let url = format!("{UBUNTU_DIR}/{UBUNTU_IMAGE}");
+    let on_disk =
+        |name: &str| root.join(format!("{UBUNTU_DIR}/{name}").split_once("://").unwrap().1);
+    put(&root, &url, &image);
+    let sums = format!(
+        "{}  *ubuntu-22.04-server-cloudimg-arm64.img\n{image_sha}  *{UBUNTU_IMAGE}\n",
+        "1".repeat(64)
+    );
+    put(&root, &format!("{UBUNTU_DIR}/SHA256SUMS"), sums.as_bytes());
+    let key = TestKey::new("Test Cloud Images <images@example.test>");
+    let sign = |key: &TestKey| {
+        let gpg_path = on_disk("SHA256SUMS.gpg");
+        let _ = std::fs::remove_file(&gpg_path);
+        key.gpg()
+            .args(["--detach-sign", "--output"])
+            .arg(&gpg_path)
+            .arg(on_disk("SHA256SUMS"))
+            .run()
+            .unwrap();
+    };
+    sign(&key);
+    let keyring = dir.path().join("cloud-images.gpg");
+    key.export(&keyring);
+    let server = Server::start(&root, None).unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!("url = \"{url}\"\nkeyring = \"cloud-images.gpg\""),
+        "",
+    );
     let text = std::fs::read_to_string(&spec)
         .unwrap()
-        .replace("debian-12", "ubuntu-24.04");
-    std::fs::write(&spec, text).unwrap();
-    // Nothing listens on the mirror: the refusal must come before any download.
-    let o = fetch(&spec, "http://127.0.0.1:9", &dir.path().join("c"));
-    let (_, stderr) = out_str(&o);
-    assert_eq!(o.status.code(), Some(1), "{stderr}");
+        .replace("debian-12", "ubuntu-22.04");
+    std::fs::write(&spec, &text).unwrap();
+    let lock_path = dir.path().join("node.lock");
+    let gpgv = || gpgv_accepts(&keyring, &on_disk("SHA256SUMS.gpg"), &on_disk("SHA256SUMS"));
+
+    // Good: pinned from the verified SHA256SUMS, locked and printed.
+    assert!(gpgv());
+    let o = fetch(&spec, &server.url, &dir.path().join("c"));
+    let (stdout, stderr) = out_str(&o);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("SHA256SUMS: this checksum file is signed (https://cloud-images.ubuntu.com/noble/20240701/SHA256SUMS.gpg)")
-            && stderr.contains("does not verify that signature yet")
-            && stderr.contains("give base.sha256"),
-        "{stderr}"
+        stdout.contains(&format!(
+            "base image sha256 {image_sha} (pinned by the sha256 published in {UBUNTU_DIR}/SHA256SUMS, \
+             its signature verified with {})",
+            keyring.display()
+        )),
+        "{stdout}"
     );
-    assert!(!dir.path().join("node.lock").exists());
+    let lock = inputs::lock::load(&lock_path).unwrap();
+    assert_eq!(lock.base().sha256, image_sha);
+    assert_eq!(lock.base().source, url);
+
+    // Each bad case: refused with `why`, naming the checksum file and the keyring; no lock,
+    // and the image is not in the (fresh) cache.
+    let refused = |case: &str, why: &str| {
+        let _ = std::fs::remove_file(&lock_path);
+        let cache = dir.path().join(format!("c-{case}"));
+        let o = fetch(&spec, &server.url, &cache);
+        let (_, stderr) = out_str(&o);
+        assert_eq!(o.status.code(), Some(1), "{case}: {stderr}");
+        assert!(
+            stderr.contains("/cloud-images.ubuntu.com/releases/jammy/release-20240701/SHA256SUMS: not trusted: its signature")
+                && stderr.contains(&format!("with keyring {}", keyring.display()))
+                && stderr.contains(why)
+                && stderr.contains("nothing was cached"),
+            "{case}: {stderr}"
+        );
+        assert!(!lock_path.exists(), "{case}");
+        assert!(
+            !inputs::cache::Cache::new(&cache)
+                .path_of(&image_sha)
+                .exists(),
+            "{case}: the image was cached"
+        );
+    };
+
+    // SHA256SUMS changed after it was signed (the image's line points at other bytes).
+    let tampered = sums.replace(&image_sha, &"2".repeat(64));
+    put(
+        &root,
+        &format!("{UBUNTU_DIR}/SHA256SUMS"),
+        tampered.as_bytes(),
+    );
+    assert!(!gpgv());
+    refused("tampered", "bad signature: the text does not match it");
+    // The spec's own pin does not make a bad signature acceptable.
+    std::fs::write(
+        &spec,
+        text.replace(
+            "format = \"qcow2\"",
+            &format!("sha256 = \"{image_sha}\"\nformat = \"qcow2\""),
+        ),
+    )
+    .unwrap();
+    refused(
+        "tampered-pinned",
+        "bad signature: the text does not match it",
+    );
+    std::fs::write(&spec, &text).unwrap();
+    put(&root, &format!("{UBUNTU_DIR}/SHA256SUMS"), sums.as_bytes());
+    assert!(gpgv());
+
+    // Signed by a key that is not in the keyring.
+    let other = TestKey::new("Someone Else <else@example.test>");
+    sign(&other);
+    assert!(!gpgv());
+    refused("other-key", "no such key in the keyring");
+    sign(&key);
+    assert!(gpgv());
+
+    // No signature published.
+    std::fs::remove_file(on_disk("SHA256SUMS.gpg")).unwrap();
+    refused("unsigned", "the signature cannot be downloaded");
+    sign(&key);
+
+    // Without `[base] keyring`, Ubuntu's own cloud image keyring: on a host without the
+    // ubuntu-keyring package, refused naming it and the package.
+    let ubuntu_keyring = Path::new("/usr/share/keyrings/ubuntu-cloudimage-keyring.gpg");
+    if !ubuntu_keyring.exists() {
+        std::fs::write(&spec, text.replace("keyring = \"cloud-images.gpg\"\n", "")).unwrap();
+        let o = fetch(&spec, &server.url, &dir.path().join("c-distro-keyring"));
+        let (_, stderr) = out_str(&o);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "SHA256SUMS: not trusted: its signature {}/cloud-images.ubuntu.com/releases/jammy/release-20240701/SHA256SUMS.gpg was not verified with keyring {}",
+                server.url,
+                ubuntu_keyring.display()
+            )) && stderr.contains("the ubuntu-keyring package"),
+            "{stderr}"
+        );
+        assert!(!lock_path.exists());
+    }
 }
 
 /// A local base image without `base.sha256` is the user's own file: hashed and locked as it

@@ -1,4 +1,5 @@
-//! A private archive laid out as Debian's under a local mirror (`{mirror}/deb.debian.org/debian`),
+//! A private archive laid out as Debian's under a local mirror (`{mirror}/archive.example.test/debian`;
+//! not under `deb.debian.org`, which the mirror server redirects to the real archive),
 //! signed in the test with real `gpg`, and served by the fetch tests' server: a corrupt
 //! `.deb`, a corrupt index and a tampered `InRelease` are each refused with both digests (or
 //! the keyring) and nothing enters the cache.
@@ -18,7 +19,7 @@ use super::{base_artifact, fixture_base};
 use fixtures::mirror_server::Server;
 
 const TIMEOUT: Duration = Duration::from_secs(120);
-const ARCHIVE: &str = "deb.debian.org/debian";
+const ARCHIVE: &str = "archive.example.test/debian";
 
 fn sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -36,17 +37,54 @@ pub(crate) fn spec_text(base: &Path, sha256: &str, packages: &str) -> String {
     )
 }
 
-fn gpg(home: &Path) -> Command {
-    let mut command = Command::new("gpg", TIMEOUT);
-    command.env("GNUPGHOME", home).args([
-        "--batch",
-        "--quiet",
-        "--pinentry-mode",
-        "loopback",
-        "--passphrase",
-        "",
-    ]);
-    command
+/// A throwaway OpenPGP signing key (ed25519) made with real `gpg` in its own `GNUPGHOME`
+/// under /tmp (gpg-agent's socket path must be short); the agent is stopped on drop.
+pub(crate) struct TestKey {
+    home: tempfile::TempDir,
+}
+
+impl TestKey {
+    pub(crate) fn new(user_id: &str) -> TestKey {
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let key = TestKey { home };
+        key.gpg()
+            .args(["--quick-gen-key", user_id, "ed25519", "sign", "never"])
+            .run()
+            .unwrap();
+        key
+    }
+
+    /// `gpg` in batch mode on this key's home.
+    pub(crate) fn gpg(&self) -> Command {
+        let mut command = Command::new("gpg", TIMEOUT);
+        command.env("GNUPGHOME", self.home.path()).args([
+            "--batch",
+            "--quiet",
+            "--pinentry-mode",
+            "loopback",
+            "--passphrase",
+            "",
+        ]);
+        command
+    }
+
+    /// Writes the public key to `path` as a binary keyring.
+    pub(crate) fn export(&self, path: &Path) {
+        let exported = self.gpg().arg("--export").run().unwrap().stdout;
+        std::fs::write(path, exported).unwrap();
+    }
+}
+
+impl Drop for TestKey {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf", TIMEOUT)
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .run_status();
+    }
 }
 
 /// The archive on disk: root (the mirror's root), the keyring, and the .deb paths by name.
@@ -54,16 +92,7 @@ struct Archive {
     root: PathBuf,
     keyring: PathBuf,
     debs: Vec<(String, PathBuf)>,
-    gnupg: tempfile::TempDir,
-}
-
-impl Drop for Archive {
-    fn drop(&mut self) {
-        let _ = Command::new("gpgconf", TIMEOUT)
-            .env("GNUPGHOME", self.gnupg.path())
-            .args(["--kill", "gpg-agent"])
-            .run_status();
-    }
+    _key: TestKey,
 }
 
 /// Lays out `dists/bookworm` (Packages.xz by hash, signed InRelease) and a pool holding a
@@ -109,21 +138,9 @@ fn make_archive(dir: &Path, installed: &[debarchive::packages::Package]) -> Arch
         sha256(&xz),
         xz.len()
     );
-    let gnupg = tempfile::Builder::new()
-        .prefix("gpg")
-        .tempdir_in("/tmp")
-        .unwrap();
-    gpg(gnupg.path())
-        .args([
-            "--quick-gen-key",
-            "Test Archive <t@example.test>",
-            "ed25519",
-            "sign",
-            "never",
-        ])
-        .run()
-        .unwrap();
-    let in_release = gpg(gnupg.path())
+    let key = TestKey::new("Test Archive <t@example.test>");
+    let in_release = key
+        .gpg()
         .args(["--clearsign", "--output", "-"])
         .stdin_bytes(release.into_bytes())
         .run()
@@ -131,13 +148,12 @@ fn make_archive(dir: &Path, installed: &[debarchive::packages::Package]) -> Arch
         .stdout;
     std::fs::write(top.join("dists/bookworm/InRelease"), in_release).unwrap();
     let keyring = dir.join("archive.gpg");
-    let exported = gpg(gnupg.path()).arg("--export").run().unwrap().stdout;
-    std::fs::write(&keyring, exported).unwrap();
+    key.export(&keyring);
     Archive {
         root,
         keyring,
         debs,
-        gnupg,
+        _key: key,
     }
 }
 
@@ -207,7 +223,7 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
         assert_eq!(deb.suite.as_deref(), Some("bookworm"));
         assert!(
             deb.source
-                .starts_with("http://deb.debian.org/debian/pool/main/"),
+                .starts_with(&format!("http://{ARCHIVE}/pool/main/")),
             "{}",
             deb.source
         );
@@ -281,7 +297,7 @@ fn a_corrupt_deb_index_or_signature_from_the_archive_is_refused_and_nothing_is_c
     assert!(
         text.contains("no good signature")
             && text.contains(&archive.keyring.display().to_string())
-            && text.contains("/deb.debian.org/debian/dists/bookworm/InRelease"),
+            && text.contains(&format!("/{ARCHIVE}/dists/bookworm/InRelease")),
         "{text}"
     );
     assert_eq!(cached(&cache).0, vec![base_sha256]);
