@@ -16,6 +16,7 @@
 //! No QEMU, no async, no I/O: the builder runs the steps.
 
 pub mod archive;
+pub mod batch;
 pub mod bom_collect;
 pub mod checks;
 pub mod console;

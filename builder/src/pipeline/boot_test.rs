@@ -62,22 +62,25 @@ pub fn run(
         took.as_secs_f64()
     ));
     let ssh = vm.ssh(SSH_TIMEOUT)?;
-    let mut results = validate::run_checks(&ssh, "boot test", first_boot, reporter)?;
+    let mut results = validate::run_checks(&ssh, "boot test", first_boot, false, reporter)?;
     let mut kubeadm_ran = false;
     if let Some(steps) = kubeadm {
         kubeadm_ran = true;
-        for command in steps {
-            let check = NamedCheck {
+        let checks: Vec<NamedCheck> = steps
+            .iter()
+            .map(|command| NamedCheck {
                 class: "kubeadm".into(),
                 command: command.clone(),
-            };
-            let r = validate::run_checks(&ssh, "kubeadm test", &[check], reporter)?;
-            let failed = r.iter().any(|r| !r.passed());
-            results.extend(r);
-            if failed {
-                break;
-            }
-        }
+            })
+            .collect();
+        // Each step needs the one before: the first failure ends the test.
+        results.extend(validate::run_checks(
+            &ssh,
+            "kubeadm test",
+            &checks,
+            true,
+            reporter,
+        )?);
     }
     ssh.close();
     let _ = vm.stop(POWERDOWN_TIMEOUT)?;

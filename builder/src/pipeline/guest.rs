@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use distros::batch::{self, BatchItem};
 use qemu::ssh::{Exit, Ssh};
 use qemu::vm::Vm;
 
@@ -117,8 +118,122 @@ pub fn run(ssh: &Ssh, cmd: &GuestCommand, reporter: &Reporter) -> Result<Ran> {
     }
 }
 
-/// Runs `commands` in order as steps of `phase`; the first that fails ends the phase with an
-/// error naming it, its outcome, its output and the serial console's end.
+/// Runs `commands` as one batch per [`distros::batch::MAX_COMMAND`] (one SSH command and one
+/// `sudo` each) and returns how each item that ran ended, in order; with `stop_at_failure` the
+/// first failure ends the run (the items after it do not run). Each item's start and end reach
+/// the reporter as they happen; its duration is the guest's. A batch cut off while an item runs
+/// (SSH lost, the guest's shell killed) is an error naming that item, with its output's end.
+pub fn run_batch(
+    ssh: &Ssh,
+    phase: &str,
+    commands: &[GuestCommand],
+    stop_at_failure: bool,
+    reporter: &Reporter,
+) -> Result<Vec<Ran>> {
+    let items: Vec<BatchItem<'_>> = commands
+        .iter()
+        .map(|c| BatchItem {
+            name: &c.name,
+            script: &c.script,
+            timeout: c.timeout,
+            stop_on_failure: stop_at_failure,
+        })
+        .collect();
+    let mut done: Vec<Ran> = Vec::new();
+    let mut offset = 0;
+    for part in batch::split(&items) {
+        let ran = run_one_batch(
+            ssh,
+            phase,
+            &commands[offset..offset + part.len()],
+            part,
+            reporter,
+        )?;
+        offset += part.len();
+        let failed = ran.iter().any(|r| !r.success());
+        done.extend(ran);
+        if failed && stop_at_failure {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+fn run_one_batch(
+    ssh: &Ssh,
+    phase: &str,
+    commands: &[GuestCommand],
+    items: &[BatchItem<'_>],
+    reporter: &Reporter,
+) -> Result<Vec<Ran>> {
+    let mut reader = batch::Reader::new();
+    let mut outputs: Vec<Vec<u8>> = vec![Vec::new(); commands.len()];
+    let mut outside = Vec::new();
+    let mut done: Vec<Ran> = Vec::new();
+    let mut handle = |events: Vec<batch::Event>| {
+        for event in events {
+            match event {
+                batch::Event::Started { index } if index < commands.len() => {
+                    reporter.step_started(phase, &commands[index].name);
+                }
+                batch::Event::Output { index, bytes } => {
+                    reporter.log_bytes(&bytes);
+                    match index.and_then(|i| outputs.get_mut(i)) {
+                        Some(out) => out.extend_from_slice(&bytes),
+                        None => outside.extend_from_slice(&bytes),
+                    }
+                }
+                batch::Event::Finished {
+                    index,
+                    exit,
+                    seconds,
+                } if index < commands.len() => {
+                    let cmd = &commands[index];
+                    let took = Duration::from_secs_f64(seconds);
+                    let timed_out = matches!(exit, batch::TIMED_OUT | 137)
+                        && took + Duration::from_millis(500) >= cmd.timeout;
+                    let ran = Ran {
+                        exit: Exit::Code(u32::try_from(exit).unwrap_or(u32::MAX)),
+                        timed_out,
+                        output: String::from_utf8_lossy(&std::mem::take(&mut outputs[index]))
+                            .into_owned(),
+                        took,
+                    };
+                    reporter.step_finished(phase, &cmd.name, took, ran.success());
+                    done.push(ran);
+                }
+                _ => {}
+            }
+        }
+    };
+    let script = batch::render(items);
+    let result = ssh.exec(
+        &batch::remote_command(&script),
+        Some(batch::total_timeout(items)),
+        &mut |_, data| handle(reader.feed(data)),
+    );
+    let running = reader.current();
+    handle(reader.finish());
+    let exit = result?;
+    let stopped_at_failure = items.first().is_some_and(|i| i.stop_on_failure)
+        && done.last().is_some_and(|r| !r.success());
+    if done.len() < commands.len() && !stopped_at_failure {
+        let index = running.unwrap_or(done.len());
+        let name = commands.get(index).map_or("?", |c| c.name.as_str());
+        let mut text = String::from_utf8_lossy(&outside).into_owned();
+        if let Some(out) = outputs.get(index) {
+            text.push_str(&String::from_utf8_lossy(out));
+        }
+        anyhow::bail!(
+            "the guest's batch of {phase} steps ended ({exit}) while or before `{name}` ran; its output ends:\n{}",
+            output_tail(&text)
+        );
+    }
+    Ok(done)
+}
+
+/// Runs `commands` in order as steps of `phase`, as one batch; the first that fails ends the
+/// phase with an error naming it, its outcome, its output and the serial console's end.
 pub fn run_steps(
     vm: &Vm,
     ssh: &Ssh,
@@ -126,11 +241,9 @@ pub fn run_steps(
     commands: &[GuestCommand],
     reporter: &Reporter,
 ) -> Result<Vec<(String, Duration)>> {
+    let ran = run_batch(ssh, phase, commands, true, reporter)?;
     let mut done = Vec::new();
-    for cmd in commands {
-        reporter.step_started(phase, &cmd.name);
-        let ran = run(ssh, cmd, reporter)?;
-        reporter.step_finished(phase, &cmd.name, ran.took, ran.success());
+    for (cmd, ran) in commands.iter().zip(&ran) {
         if !ran.success() {
             let what = format!(
                 "{phase} step `{}` failed ({}); its output ends:\n{}",

@@ -319,7 +319,7 @@ fn build_in(
         provision::unmount_payload(&vm, &ssh, &plan.payload_unmount, reporter)
     })?;
     let mut results = reporter.phase("validate", || -> Result<Vec<CaseResult>> {
-        let results = validate::run_checks(&ssh, "validate", &plan.validation, reporter)?;
+        let results = validate::run_checks(&ssh, "validate", &plan.validation, false, reporter)?;
         reporter.info(&format!("validation: {}", validate::summary(&results)));
         Ok(results)
     })?;

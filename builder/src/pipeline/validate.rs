@@ -23,20 +23,21 @@ pub struct NamedCheck {
     pub command: GuestCommand,
 }
 
-/// Runs every check (all of them, even after a failure) and returns the results in order.
-/// Only an SSH failure is an error.
+/// Runs `checks` as one batch (all of them, even after a failure, unless `stop_at_failure`:
+/// then the first failure ends the run, as when each check needs the one before) and returns
+/// the results in order. Only a lost SSH session or a cut batch is an error.
 pub fn run_checks(
     ssh: &Ssh,
     phase: &str,
     checks: &[NamedCheck],
+    stop_at_failure: bool,
     reporter: &Reporter,
 ) -> Result<Vec<CaseResult>> {
+    let commands: Vec<GuestCommand> = checks.iter().map(|c| c.command.clone()).collect();
+    let ran = guest::run_batch(ssh, phase, &commands, stop_at_failure, reporter)?;
     let mut results = Vec::new();
-    for check in checks {
+    for (check, ran) in checks.iter().zip(ran) {
         let name = &check.command.name;
-        reporter.step_started(phase, name);
-        let ran = guest::run(ssh, &check.command, reporter)?;
-        reporter.step_finished(phase, name, ran.took, ran.success());
         let outcome = if ran.success() {
             Outcome::Passed
         } else {

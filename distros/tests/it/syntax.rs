@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use child_process::Command;
+use distros::batch;
 use distros::bom_collect::{self, ComponentQuery, ComponentSource};
 use distros::kubeadm_test::{self, KubeadmTest};
 use distros::payload::{self, Install, PayloadItem};
@@ -173,6 +174,33 @@ fn every_script() -> Vec<Script> {
             out.push(Script::step(version, &s));
         }
     }
+    // The scripts as the builder runs them: every step and check of a release as one batch.
+    let steps: Vec<Script> = out
+        .iter()
+        .filter(|s| s.remote_command.is_some())
+        .map(|s| Script {
+            what: s.what.clone(),
+            script: s.script.clone(),
+            remote_command: None,
+        })
+        .collect();
+    let items: Vec<batch::BatchItem<'_>> = steps
+        .iter()
+        .filter(|s| s.what.starts_with("debian-12 ") || s.what.starts_with("any "))
+        .map(|s| batch::BatchItem {
+            name: &s.what,
+            script: &s.script,
+            timeout: Duration::from_secs(60),
+            stop_on_failure: false,
+        })
+        .collect();
+    assert!(items.len() > 20, "{} items", items.len());
+    let script = batch::render(&items);
+    out.push(Script {
+        what: "debian-12 batch of every step and check".into(),
+        remote_command: Some(batch::remote_command(&script)),
+        script,
+    });
     out
 }
 
@@ -238,6 +266,7 @@ fn every_script_parses() {
         "step build-identity",
         "check user-etc-hosts",
         "seal part B",
+        "batch of every step and check",
     ] {
         assert!(
             scripts.iter().any(|s| s.what.ends_with(kind)),
