@@ -93,10 +93,14 @@ fn host_configuration_steps() {
     assert!(!k.contains("systemctl start"));
 
     let a = &step(&steps, "auto-upgrades-off").script;
-    assert!(a.contains(
-        "for u in 'apt-daily.timer' 'apt-daily-upgrade.timer' 'unattended-upgrades.service'; do"
-    ));
-    assert!(a.contains("systemctl mask -- \"$u\""));
+    let units = "'apt-daily.timer' 'apt-daily-upgrade.timer' 'unattended-upgrades.service'";
+    assert!(a.contains(&format!(
+        "systemctl list-unit-files --no-legend --no-pager -- {units} 2>/dev/null"
+    )));
+    assert!(a.contains("| xargs -r systemctl disable --no-reload --now --\n"));
+    assert!(a.contains(&format!(
+        "systemctl mask --no-reload -- {units}\nsystemctl daemon-reload\n"
+    )));
     assert!(a.contains("systemctl stop -- 'apt-daily.service' 'apt-daily-upgrade.service'"));
 
     let h = &step(&steps, "hold-packages").script;
