@@ -29,6 +29,8 @@ const KILL_AFTER: u64 = 10;
 /// The longest remote command line a batch may have: Linux allows one argument 128 KiB
 /// (`MAX_ARG_STRLEN`), and `sshd` hands the command to the login shell as one.
 pub const MAX_COMMAND: usize = 100 * 1024;
+/// The lanes [`split`] sizes batches for (a batch in more lanes is a few bytes longer).
+const SPLIT_LANES: usize = 4;
 
 /// One script of a batch.
 #[derive(Debug, Clone, Copy)]
@@ -52,33 +54,64 @@ fn delimiter(index: usize, script: &str) -> String {
     d
 }
 
-/// The batch script for `items` (run as root; see [`remote_command`]).
-pub fn render(items: &[BatchItem<'_>]) -> String {
+/// The batch script for `items` (run as root; see [`remote_command`]), one item after the
+/// other with each item's output streamed as it comes — or, when `lanes` > 1 and no item stops
+/// the batch, in that many lanes side by side (items dealt round-robin), each item's output
+/// kept in a file and printed in one piece, under a lock, between an `out` and its `end`
+/// marker.
+pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
     let mut s = String::from(
         "#!/bin/sh\n# nodeimg batch\nexec </dev/null 2>&1\n\
          mark() { read -r up _ </proc/uptime; printf '\\n\\036nodeimg-batch %s %s\\n' \"$*\" \"$up\"; }\n",
     );
-    for (i, item) in items.iter().enumerate() {
-        let end = delimiter(i, item.script);
-        let mut script = item.script.to_owned();
-        if !script.ends_with('\n') {
-            script.push('\n');
+    let lanes = lanes.clamp(1, items.len().max(1));
+    if lanes == 1 || items.iter().any(|i| i.stop_on_failure) {
+        for (i, item) in items.iter().enumerate() {
+            let _ = write!(
+                s,
+                "mark begin {i}\n{run}\nrc=$?\nmark end {i} \"$rc\"\n",
+                run = run_line(i, item)
+            );
+            if item.stop_on_failure {
+                s.push_str("[ \"$rc\" -eq 0 ] || exit \"$rc\"\n");
+            }
         }
-        let _ = write!(
-            s,
-            "mark begin {i}\n\
-             timeout -k {KILL_AFTER} {secs} /bin/sh -c \"$(cat <<'{end}'\n{script}{end}\n)\" {zeroth}\n\
-             rc=$?\n\
-             mark end {i} \"$rc\"\n",
-            secs = item.timeout.as_secs().max(1),
-            zeroth = quote(&format!("nodeimg-{}", item.name)),
-        );
-        if item.stop_on_failure {
-            s.push_str("[ \"$rc\" -eq 0 ] || exit \"$rc\"\n");
-        }
+        s.push_str("exit 0\n");
+        return s;
     }
-    s.push_str("exit 0\n");
+    s.push_str(
+        "dir=$(mktemp -d)\n\
+         trap 'rm -rf \"$dir\"' EXIT\n\
+         say() { { flock 9; mark \"$@\"; } 9>\"$dir/lock\"; }\n\
+         report() { { flock 9; mark out \"$1\"; cat \"$dir/$1\"; mark end \"$1\" \"$2\"; } 9>\"$dir/lock\"; }\n",
+    );
+    for lane in 0..lanes {
+        s.push_str("(\n");
+        for (i, item) in items.iter().enumerate().skip(lane).step_by(lanes) {
+            let _ = write!(
+                s,
+                "say begin {i}\n{run} >\"$dir/{i}\" 2>&1\nreport {i} \"$?\"\n",
+                run = run_line(i, item)
+            );
+        }
+        s.push_str(") &\n");
+    }
+    s.push_str("wait\nexit 0\n");
     s
+}
+
+/// The line that runs item `i`: its script as a quoted here-document under `timeout`.
+fn run_line(i: usize, item: &BatchItem<'_>) -> String {
+    let end = delimiter(i, item.script);
+    let mut script = item.script.to_owned();
+    if !script.ends_with('\n') {
+        script.push('\n');
+    }
+    format!(
+        "timeout -k {KILL_AFTER} {secs} /bin/sh -c \"$(cat <<'{end}'\n{script}{end}\n)\" {zeroth}",
+        secs = item.timeout.as_secs().max(1),
+        zeroth = quote(&format!("nodeimg-{}", item.name)),
+    )
 }
 
 /// The command line that runs `script` (from [`render`]) as root from the build user's session.
@@ -103,7 +136,8 @@ pub fn split<'a, 'b>(items: &'b [BatchItem<'a>]) -> Vec<&'b [BatchItem<'a>]> {
     let mut start = 0;
     while start < items.len() {
         let mut end = start + 1;
-        while end < items.len() && remote_command(&render(&items[start..=end])).len() <= MAX_COMMAND
+        while end < items.len()
+            && remote_command(&render(&items[start..=end], SPLIT_LANES)).len() <= MAX_COMMAND
         {
             end += 1;
         }
@@ -145,8 +179,8 @@ pub enum Event {
 pub struct Reader {
     /// The item running.
     current: Option<usize>,
-    /// When it started (guest uptime).
-    started_at: f64,
+    /// When each item that has not ended started (guest uptime).
+    started_at: Vec<(usize, f64)>,
     /// Bytes of the line not yet complete.
     line: Vec<u8>,
     /// A newline held back: it is output unless a marker line follows.
@@ -241,13 +275,24 @@ impl Reader {
             ["begin", i, ..] => {
                 if let Ok(index) = i.parse() {
                     self.current = Some(index);
-                    self.started_at = uptime(words.get(2));
+                    self.started_at.push((index, uptime(words.get(2))));
                     events.push(Event::Started { index });
                 }
             }
+            // The output of item `i`, run in a lane, follows in one piece.
+            ["out", i, ..] => {
+                if let Ok(index) = i.parse() {
+                    self.current = Some(index);
+                }
+            }
             ["end", i, exit, ..] => {
-                if let (Ok(index), Ok(exit)) = (i.parse(), exit.parse()) {
-                    let seconds = (uptime(words.get(3)) - self.started_at).max(0.0);
+                if let (Ok(index), Ok(exit)) = (i.parse::<usize>(), exit.parse()) {
+                    let start = self
+                        .started_at
+                        .iter()
+                        .position(|(j, _)| *j == index)
+                        .map_or(0.0, |p| self.started_at.swap_remove(p).1);
+                    let seconds = (uptime(words.get(3)) - start).max(0.0);
                     self.current = None;
                     events.push(Event::Finished {
                         index,

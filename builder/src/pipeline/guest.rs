@@ -128,6 +128,7 @@ pub fn run_batch(
     phase: &str,
     commands: &[GuestCommand],
     stop_at_failure: bool,
+    lanes: usize,
     reporter: &Reporter,
 ) -> Result<Vec<Ran>> {
     let items: Vec<BatchItem<'_>> = commands
@@ -146,7 +147,7 @@ pub fn run_batch(
             ssh,
             phase,
             &commands[offset..offset + part.len()],
-            part,
+            (part, lanes),
             reporter,
         )?;
         offset += part.len();
@@ -163,13 +164,13 @@ fn run_one_batch(
     ssh: &Ssh,
     phase: &str,
     commands: &[GuestCommand],
-    items: &[BatchItem<'_>],
+    (items, lanes): (&[BatchItem<'_>], usize),
     reporter: &Reporter,
 ) -> Result<Vec<Ran>> {
     let mut reader = batch::Reader::new();
     let mut outputs: Vec<Vec<u8>> = vec![Vec::new(); commands.len()];
     let mut outside = Vec::new();
-    let mut done: Vec<Ran> = Vec::new();
+    let mut done: Vec<Option<Ran>> = vec![None; commands.len()];
     let mut handle = |events: Vec<batch::Event>| {
         for event in events {
             match event {
@@ -200,13 +201,13 @@ fn run_one_batch(
                         took,
                     };
                     reporter.step_finished(phase, &cmd.name, took, ran.success());
-                    done.push(ran);
+                    done[index] = Some(ran);
                 }
                 _ => {}
             }
         }
     };
-    let script = batch::render(items);
+    let script = batch::render(items, lanes);
     let result = ssh.exec(
         &batch::remote_command(&script),
         Some(batch::total_timeout(items)),
@@ -215,10 +216,12 @@ fn run_one_batch(
     let running = reader.current();
     handle(reader.finish());
     let exit = result?;
+    // In order: those that ended, up to the first that did not.
+    let ended: Vec<Ran> = done.iter().map_while(Clone::clone).collect();
     let stopped_at_failure = items.first().is_some_and(|i| i.stop_on_failure)
-        && done.last().is_some_and(|r| !r.success());
-    if done.len() < commands.len() && !stopped_at_failure {
-        let index = running.unwrap_or(done.len());
+        && ended.last().is_some_and(|r| !r.success());
+    if ended.len() < commands.len() && !stopped_at_failure {
+        let index = running.filter(|_| lanes == 1).unwrap_or(ended.len());
         let name = commands.get(index).map_or("?", |c| c.name.as_str());
         let mut text = String::from_utf8_lossy(&outside).into_owned();
         if let Some(out) = outputs.get(index) {
@@ -229,7 +232,7 @@ fn run_one_batch(
             output_tail(&text)
         );
     }
-    Ok(done)
+    Ok(ended)
 }
 
 /// Runs `commands` in order as steps of `phase`, as one batch; the first that fails ends the
@@ -241,7 +244,7 @@ pub fn run_steps(
     commands: &[GuestCommand],
     reporter: &Reporter,
 ) -> Result<Vec<(String, Duration)>> {
-    let ran = run_batch(ssh, phase, commands, true, reporter)?;
+    let ran = run_batch(ssh, phase, commands, true, 1, reporter)?;
     let mut done = Vec::new();
     for (cmd, ran) in commands.iter().zip(&ran) {
         if !ran.success() {

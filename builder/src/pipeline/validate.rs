@@ -23,6 +23,10 @@ pub struct NamedCheck {
     pub command: GuestCommand,
 }
 
+/// Checks that do not depend on each other run in this many lanes side by side (the guests
+/// have two vCPUs; most checks wait on a process start).
+const CHECK_LANES: usize = 2;
+
 /// Runs `checks` as one batch (all of them, even after a failure, unless `stop_at_failure`:
 /// then the first failure ends the run, as when each check needs the one before) and returns
 /// the results in order. Only a lost SSH session or a cut batch is an error.
@@ -34,7 +38,8 @@ pub fn run_checks(
     reporter: &Reporter,
 ) -> Result<Vec<CaseResult>> {
     let commands: Vec<GuestCommand> = checks.iter().map(|c| c.command.clone()).collect();
-    let ran = guest::run_batch(ssh, phase, &commands, stop_at_failure, reporter)?;
+    let lanes = if stop_at_failure { 1 } else { CHECK_LANES };
+    let ran = guest::run_batch(ssh, phase, &commands, stop_at_failure, lanes, reporter)?;
     let mut results = Vec::new();
     for (check, ran) in checks.iter().zip(ran) {
         let name = &check.command.name;

@@ -144,7 +144,7 @@ fn a_real_batch_runs_items_in_order_and_stops_where_told() {
         item("fails", "echo failing; false", 30, true),
         item("never", "echo never", 30, true),
     ];
-    let events = run_sh(&render(&items));
+    let events = run_sh(&render(&items, 1));
     assert_eq!(
         finished(&events),
         [(0, 0), (1, 3), (2, TIMED_OUT), (3, 0), (4, 1)]
@@ -170,7 +170,7 @@ fn a_real_batch_runs_items_in_order_and_stops_where_told() {
 #[test]
 fn scripts_go_in_unchanged() {
     let script = "x='it'\\''s'\necho \"$x $(echo sub)\" '$HOME'\ncat <<'NODEIMG_SCRIPT_0_END'\ninner\nNODEIMG_SCRIPT_0_END\n";
-    let events = run_sh(&render(&[item("q", script, 30, true)]));
+    let events = run_sh(&render(&[item("q", script, 30, true)], 1));
     assert_eq!(finished(&events), [(0, 0)]);
     assert_eq!(output(&events, 0), "it's sub $HOME\ninner\n");
 }
@@ -183,9 +183,51 @@ fn batches_are_split_below_the_command_line_limit() {
     assert!(parts.len() > 1, "{}", parts.len());
     assert_eq!(parts.iter().map(|p| p.len()).sum::<usize>(), 10);
     for p in &parts {
-        assert!(remote_command(&render(p)).len() <= MAX_COMMAND);
+        assert!(remote_command(&render(p, 2)).len() <= MAX_COMMAND);
     }
     let small = [item("a", "true", 30, true), item("b", "true", 30, true)];
     assert_eq!(split(&small).len(), 1);
     assert!(total_timeout(&small) > Duration::from_secs(60));
+}
+
+/// In lanes: every item runs (side by side), each item's output arrives whole and attributed
+/// to it, exits and timeouts as in one lane; a stop-on-failure item forces one lane.
+#[test]
+fn a_batch_in_lanes_runs_every_item_and_keeps_outputs_apart() {
+    let items = [
+        item(
+            "a",
+            "for i in 1 2 3; do echo a$i; sleep 0.1; done",
+            30,
+            false,
+        ),
+        item(
+            "b",
+            "for i in 1 2 3; do echo b$i >&2; sleep 0.1; done; exit 5",
+            30,
+            false,
+        ),
+        item("slow", "sleep 20", 1, false),
+        item("c", "printf 'no newline'", 30, false),
+        item("d", "echo d", 30, false),
+    ];
+    let script = render(&items, 2);
+    assert!(script.contains(") &\n"), "{script}");
+    let events = run_sh(&script);
+    let mut ends = finished(&events);
+    ends.sort_unstable();
+    assert_eq!(ends, [(0, 0), (1, 5), (2, TIMED_OUT), (3, 0), (4, 0)]);
+    assert_eq!(output(&events, 0), "a1\na2\na3\n");
+    assert_eq!(output(&events, 1), "b1\nb2\nb3\n");
+    assert_eq!(output(&events, 3), "no newline");
+    assert_eq!(output(&events, 4), "d\n");
+    let slow = events.iter().find_map(|e| match e {
+        Event::Finished {
+            index: 2, seconds, ..
+        } => Some(*seconds),
+        _ => None,
+    });
+    assert!(slow.is_some_and(|s| (0.9..5.0).contains(&s)), "{slow:?}");
+    let stop = [item("a", "true", 30, true), item("b", "true", 30, false)];
+    assert!(!render(&stop, 2).contains(") &"));
 }

@@ -195,12 +195,14 @@ fn every_script() -> Vec<Script> {
         })
         .collect();
     assert!(items.len() > 20, "{} items", items.len());
-    let script = batch::render(&items);
-    out.push(Script {
-        what: "debian-12 batch of every step and check".into(),
-        remote_command: Some(batch::remote_command(&script)),
-        script,
-    });
+    for lanes in [1, 2] {
+        let script = batch::render(&items, lanes);
+        out.push(Script {
+            what: format!("debian-12 batch of every step and check in {lanes} lane(s)"),
+            remote_command: Some(batch::remote_command(&script)),
+            script,
+        });
+    }
     out
 }
 
@@ -266,7 +268,7 @@ fn every_script_parses() {
         "step build-identity",
         "check user-etc-hosts",
         "seal part B",
-        "batch of every step and check",
+        "batch of every step and check in 2 lane(s)",
     ] {
         assert!(
             scripts.iter().any(|s| s.what.ends_with(kind)),
