@@ -111,8 +111,12 @@ impl Query {
         let _ = writeln!(s, "P={}", quote(&self.payload_mount));
         s.push_str(
             "sect() { printf '@@nodeimg-bom %s\\n' \"$1\"; }\n\
+             tmp=$(mktemp -d)\n\
+             trap 'rm -rf \"$tmp\"' EXIT\n\
+             : > \"$tmp/list\"\n\
+             # Files are listed first and hashed together at the end, in two lanes.\n\
              file_row() { [ -f \"$2\" ] && [ ! -L \"$2\" ] || return 0; \
-             printf 'F\\t%s\\t%s\\t%s\\n' \"$1\" \"$2\" \"$(sha256sum < \"$2\" | cut -d' ' -f1)\"; }\n\
+             printf '%s\\t%s\\n' \"$1\" \"$2\" >> \"$tmp/list\"; }\n\
              sect os-release\ncat /etc/os-release\n\
              sect kernel\n\
              if [ -f /boot/grub/grub.cfg ] && line=$(grep -m1 -E '^[[:space:]]*linux[[:space:]]' /boot/grub/grub.cfg); then\n\
@@ -125,8 +129,7 @@ impl Query {
              \tprintf 'cmdline\\t%s\\n' \"$(sed 's/^BOOT_IMAGE=[^ ]* //' /proc/cmdline)\"\n\
              fi\n\
              sect packages\n\
-             dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}\\n'\n\
-             sect files\n",
+             dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\t${source:Package}\\t${source:Version}\\n'\n",
         );
         for c in &self.components {
             let art = quote(&c.artifact);
@@ -156,7 +159,13 @@ impl Query {
                 }
             }
         }
-        s.push_str("sect images\nctr -n k8s.io images ls\nsect sysctls\n");
+        s.push_str(
+            "sect files\n\
+             cut -f 2 \"$tmp/list\" | tr '\\n' '\\0' | xargs -0 -r -P 2 -n 16 sha256sum -- > \"$tmp/sums\"\n\
+             awk -F '\\t' 'NR == FNR { h[substr($0, 67)] = substr($0, 1, 64); next } \
+             { printf \"F\\t%s\\t%s\\t%s\\n\", $1, $2, h[$2] }' \"$tmp/sums\" \"$tmp/list\"\n\
+             sect images\nctr -n k8s.io images ls\nsect sysctls\n",
+        );
         for k in &self.sysctls {
             let _ = writeln!(
                 s,
@@ -219,5 +228,94 @@ mod tests {
             ..q
         };
         assert!(step(&bad).is_err());
+    }
+
+    /// The script's file rows under a real sh (fake `ctr` and `containerd`): every installed
+    /// file and every archive member once, with its SHA-256, from the one hashing pass.
+    #[test]
+    fn file_rows_carry_each_files_sha256() {
+        use std::os::unix::fs::PermissionsExt;
+        const HELLO: &str = "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03";
+        const EMPTY: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        let bin = root.join("fakebin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for tool in ["ctr", "containerd"] {
+            let p = bin.join(tool);
+            std::fs::write(&p, "#!/bin/sh\necho fake\n").unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let payload = root.join("payload");
+        let member = root.join("src/bin");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::create_dir_all(&payload).unwrap();
+        std::fs::write(member.join("a"), "hello\n").unwrap();
+        std::fs::write(member.join("b"), "").unwrap();
+        let tar = child_process::Command::new("tar", std::time::Duration::from_secs(60))
+            .arg("-czf")
+            .arg(payload.join("a.tgz"))
+            .arg("-C")
+            .arg(root.join("src"))
+            .arg(".")
+            .run_status()
+            .unwrap();
+        assert!(tar.status.success(), "{tar:?}");
+        let dest = root.join("dest");
+        std::fs::create_dir_all(dest.join("bin")).unwrap();
+        std::fs::write(dest.join("bin/a"), "hello\n").unwrap();
+        std::fs::write(dest.join("bin/b"), "").unwrap();
+        let installed = root.join("usr bin/tool");
+        std::fs::create_dir_all(installed.parent().unwrap()).unwrap();
+        std::fs::write(&installed, "").unwrap();
+        let q = Query {
+            payload_mount: payload.display().to_string(),
+            components: vec![
+                ComponentQuery {
+                    artifact: "tool".into(),
+                    component: "tool".into(),
+                    version: "1".into(),
+                    source: "s".into(),
+                    how: ComponentSource::Installed {
+                        dest: installed.display().to_string(),
+                    },
+                },
+                ComponentQuery {
+                    artifact: "arch".into(),
+                    component: "arch".into(),
+                    version: "1".into(),
+                    source: "s".into(),
+                    how: ComponentSource::Archive {
+                        file: "a.tgz".into(),
+                        dest: dest.display().to_string(),
+                    },
+                },
+            ],
+            sysctls: Vec::new(),
+            modules: Vec::new(),
+        };
+        let out = child_process::Command::new("/bin/sh", std::time::Duration::from_secs(60))
+            .arg("-c")
+            .arg(step(&q).unwrap().script)
+            .env(
+                "PATH",
+                format!("{}:/usr/sbin:/usr/bin:/sbin:/bin", bin.display()),
+            )
+            .run_status()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let text = out.stdout_lossy();
+        let mut rows: Vec<&str> = text.lines().filter(|l| l.starts_with("F\t")).collect();
+        rows.sort_unstable();
+        let want = [
+            format!("F\tarch\t{}/bin/a\t{HELLO}", dest.display()),
+            format!("F\tarch\t{}/bin/b\t{EMPTY}", dest.display()),
+            format!("F\ttool\t{}\t{EMPTY}", installed.display()),
+        ];
+        assert_eq!(
+            rows,
+            want.iter().map(String::as_str).collect::<Vec<_>>(),
+            "{text}"
+        );
     }
 }
