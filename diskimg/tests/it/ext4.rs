@@ -266,7 +266,10 @@ fn sparse_file_with_an_extent_tree_matches_debugfs() {
     let theirs = debugfs(&img, "cat /var/sparse.img");
     assert_eq!(ours.len(), theirs.len());
     assert!(ours == theirs, "sparse file content differs from debugfs");
-    assert!(streamed(&mut fs, &f) == theirs, "streamed sparse file differs");
+    assert!(
+        streamed(&mut fs, &f) == theirs,
+        "streamed sparse file differs"
+    );
     assert_eq!(
         ours,
         std::fs::read(work.path().join("src/var/sparse.img")).unwrap()
@@ -373,7 +376,10 @@ fn block_mapped_filesystem_without_extents_matches_debugfs() {
     let f = fs.lookup("/var/sparse.img").unwrap().unwrap();
     let theirs = debugfs(&img, "cat /var/sparse.img");
     assert_eq!(fs.read_file(&f, u64::MAX).unwrap(), theirs);
-    assert!(streamed(&mut fs, &f) == theirs, "streamed block-mapped file differs");
+    assert!(
+        streamed(&mut fs, &f) == theirs,
+        "streamed block-mapped file differs"
+    );
     let dir = fs.lookup("/etc").unwrap().unwrap();
     assert!(fs.file_reader(&dir).is_err(), "a directory is not streamed");
 }
