@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, Payload, PayloadItem};
-use sha2::{Digest, Sha256};
 
 use super::inputs::{Input, Inputs};
+use super::payload_check::{check_payload_disk, fs_uuid};
 use ::inputs::lock::Kind;
 
 /// The file name of `input` on the payload disk.
@@ -46,22 +46,6 @@ pub fn payload_sums(inputs: &Inputs) -> String {
         let _ = writeln!(sums, "{}  {}", input.artifact.sha256, payload_file(input));
     }
     sums
-}
-
-/// The payload filesystem's UUID, derived from its `SHA256SUMS`: the same content gives the
-/// same UUID, other content another one (a version-8 UUID of the digest, as the exporters
-/// derive theirs).
-pub fn fs_uuid(sums: &str) -> String {
-    let digest: [u8; 32] = Sha256::digest(sums.as_bytes()).into();
-    let b = exporters::ids::content_uuid(&digest, "payload-filesystem");
-    format!(
-        "{}-{}-{}-{}-{}",
-        hex::encode(&b[..4]),
-        hex::encode(&b[4..6]),
-        hex::encode(&b[6..8]),
-        hex::encode(&b[8..10]),
-        hex::encode(&b[10..])
-    )
 }
 
 /// What the guest does with each payload file.
@@ -133,7 +117,7 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
         };
         return Err(e).with_context(|| format!("mkfs.ext4 -d {}{hint}", root.display()));
     }
-    if let Err(e) = super::payload_check::check_payload_disk(&tmp, &sums) {
+    if let Err(e) = check_payload_disk(&tmp, &sums) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }

@@ -1,7 +1,8 @@
-//! The host's check of the payload disk it made: the image read back with the project's own
-//! ext4 reader (no mount), its `SHA256SUMS` the one the build wrote, its UUID the one derived
-//! from it, and every file listed there hashed as a stream and compared. The guest then only
-//! checks the UUID of what it mounts.
+//! The payload disk's identity and the host's check of it: its filesystem UUID derived from
+//! its `SHA256SUMS`; the image read back with the project's own ext4 reader (no mount), its
+//! `SHA256SUMS` the one the build wrote, its UUID the one derived from it, and every file
+//! listed there hashed as a stream and compared. The guest then only checks the UUID of what
+//! it mounts.
 
 use std::os::unix::fs::FileExt as _;
 use std::path::Path;
@@ -10,11 +11,26 @@ use anyhow::{Context, Result, bail};
 use diskimg::ext4::Ext4;
 use diskimg::image::RawImage;
 use distros::payload::PAYLOAD_SUMS;
-
-use super::payload::fs_uuid;
+use sha2::{Digest, Sha256};
 
 /// Where ext4 keeps the filesystem UUID: `s_uuid`, 0x68 bytes into the superblock at 1024.
 const UUID_OFFSET: u64 = 1024 + 0x68;
+
+/// The payload filesystem's UUID, derived from its `SHA256SUMS`: the same content gives the
+/// same UUID, other content another one (a version-8 UUID of the digest, as the exporters
+/// derive theirs).
+pub fn fs_uuid(sums: &str) -> String {
+    let digest: [u8; 32] = Sha256::digest(sums.as_bytes()).into();
+    let b = exporters::ids::content_uuid(&digest, "payload-filesystem");
+    format!(
+        "{}-{}-{}-{}-{}",
+        hex::encode(&b[..4]),
+        hex::encode(&b[4..6]),
+        hex::encode(&b[6..8]),
+        hex::encode(&b[8..10]),
+        hex::encode(&b[10..])
+    )
+}
 
 /// Checks the payload filesystem image `image` against `sums` (the `SHA256SUMS` the build
 /// wrote into it); returns how many files were checked. Errors name the image and the file.
@@ -77,8 +93,6 @@ fn check_uuid(image: &Path, want: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
-
-    use sha2::Digest as _;
 
     use super::*;
 
