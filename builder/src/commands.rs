@@ -38,6 +38,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         pad: args.pad,
         source_date_epoch: crate::args::source_date_epoch()?,
         properties,
+        background: false,
     };
     let progress = TaskProgress::new(Mode::detect(args.json), "export");
     // Removes only what this export wrote, and only once it holds the --out lock: never

@@ -1,6 +1,8 @@
 //! Installing the offline payload: the build's locked artifacts on a read-only ext4 disk
-//! (label [`PAYLOAD_LABEL`]), mounted in the guest, verified there against its `SHA256SUMS`,
-//! and installed by kind. These steps run before [`crate::node_role_steps`].
+//! (label [`PAYLOAD_LABEL`]), mounted in the guest and installed by kind. The host checked
+//! every file against the disk's `SHA256SUMS` when it made the disk; the guest only checks
+//! that the filesystem it mounts carries the UUID the host derived from that content, so it is
+//! that disk. These steps run before [`crate::node_role_steps`].
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -57,6 +59,34 @@ pub struct PayloadItem {
     pub install: Install,
 }
 
+/// The payload disk as the guest is to use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// Every file and what to do with it.
+    pub items: Vec<PayloadItem>,
+    /// The UUID of the payload filesystem (lower-case `8-4-4-4-12` hex), derived by the host
+    /// from the payload's content: the mount step refuses a filesystem without it.
+    pub fs_uuid: String,
+}
+
+/// Refuses anything but a lower-case `8-4-4-4-12` hex UUID (what `blkid` prints).
+fn check_uuid(uuid: &str) -> Result<()> {
+    let groups: Vec<&str> = uuid.split('-').collect();
+    let ok = groups.iter().map(|g| g.len()).eq([8, 4, 4, 4, 12])
+        && groups
+            .iter()
+            .all(|g| g.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "payload filesystem UUID",
+            uuid,
+            "must be lower-case hex in the form 8-4-4-4-12",
+        ))
+    }
+}
+
 fn check_relative(file: &str) -> Result<()> {
     let ok = !file.is_empty()
         && !file.starts_with('/')
@@ -101,11 +131,14 @@ fn at(file: &str) -> String {
     quote(&format!("{PAYLOAD_MOUNT}/{file}"))
 }
 
-/// The steps that mount, verify and install `items`, in order: mount, verify, packages,
-/// copies and extractions, containerd running, images. Fails with [`Error::InvalidInput`]
-/// naming the value when a path or reference is not acceptable, or when packages are given
-/// for a distro whose package manager cannot install them.
-pub fn payload_install_steps(distro: &Distro, items: &[PayloadItem]) -> Result<Vec<Step>> {
+/// The steps that mount `payload` and install its items, in order: mount (checking the
+/// filesystem's UUID), packages, copies and extractions, containerd running, images. Fails
+/// with [`Error::InvalidInput`] naming the value when a path, reference or the UUID is not
+/// acceptable, or when packages are given for a distro whose package manager cannot install
+/// them.
+pub fn payload_install_steps(distro: &Distro, payload: &Payload) -> Result<Vec<Step>> {
+    let items = &payload.items;
+    check_uuid(&payload.fs_uuid)?;
     for item in items {
         check_relative(&item.file)?;
         match &item.install {
@@ -120,7 +153,7 @@ pub fn payload_install_steps(distro: &Distro, items: &[PayloadItem]) -> Result<V
             Install::Image { reference } => shell::check_image_ref("image", reference)?,
         }
     }
-    let mut steps = vec![mount(), verify()];
+    let mut steps = vec![mount(&payload.fs_uuid)];
     let packages: Vec<(&str, bool)> = items
         .iter()
         .filter_map(|i| match i.install {
@@ -175,28 +208,20 @@ pub fn payload_install_steps(distro: &Distro, items: &[PayloadItem]) -> Result<V
     Ok(steps)
 }
 
-fn mount() -> Step {
+fn mount(fs_uuid: &str) -> Step {
     let body = format!(
         "udevadm settle --timeout=30 || true\n\
          dev=$(blkid -L {label} || true)\n\
          if [ -z \"$dev\" ]; then echo 'no filesystem labelled {label}: the payload disk is not attached' >&2; exit 1; fi\n\
+         uuid=$(blkid -s UUID -o value \"$dev\" || true)\n\
+         if [ \"$uuid\" != {fs_uuid} ]; then echo \"$dev has UUID '$uuid', not {fs_uuid}: not the payload disk this build made\" >&2; exit 1; fi\n\
          mkdir -p {mnt}\n\
          mountpoint -q {mnt} || mount -o ro,noload \"$dev\" {mnt}\n\
-         echo \"payload $dev mounted on {mnt}\"\n",
+         echo \"payload $dev (UUID {fs_uuid}) mounted on {mnt}\"\n",
         label = PAYLOAD_LABEL,
         mnt = PAYLOAD_MOUNT,
     );
     Step::new("payload-mount", secs(60), &body)
-}
-
-fn verify() -> Step {
-    let body = format!(
-        "cd {mnt}\n\
-         sha256sum --quiet --strict -c {PAYLOAD_SUMS}\n\
-         echo \"$(wc -l < {PAYLOAD_SUMS}) payload files match {PAYLOAD_SUMS}\"\n",
-        mnt = PAYLOAD_MOUNT,
-    );
-    Step::new("payload-verify", secs(300), &body)
 }
 
 fn install_debs(debs: &[(&str, bool)]) -> Step {
@@ -280,6 +305,15 @@ pub fn cni_plugins_link_step(distro: &Distro) -> Step {
 mod tests {
     use super::*;
 
+    const UUID: &str = "0f1e2d3c-4b5a-8978-a695-b4c3d2e1f0ab";
+
+    fn payload(items: Vec<PayloadItem>) -> Payload {
+        Payload {
+            items,
+            fs_uuid: UUID.into(),
+        }
+    }
+
     fn items() -> Vec<PayloadItem> {
         vec![
             PayloadItem {
@@ -311,13 +345,13 @@ mod tests {
     #[test]
     fn steps_in_order_with_every_item() {
         let d = crate::find("debian-12").unwrap();
-        let steps = payload_install_steps(d, &items()).unwrap();
+        let steps = payload_install_steps(d, &payload(items())).unwrap();
         let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+        // No hashing in the guest: the host checked the payload disk it made.
         assert_eq!(
             names,
             [
                 "payload-mount",
-                "payload-verify",
                 "install-packages",
                 "install-files",
                 "containerd-running",
@@ -325,21 +359,27 @@ mod tests {
             ]
         );
         assert!(
-            steps[2]
+            steps[0]
+                .script
+                .contains(&format!("if [ \"$uuid\" != {UUID} ]"))
+        );
+        assert!(!steps.iter().any(|s| s.script.contains("sha256sum")));
+        assert!(
+            steps[1]
                 .script
                 .contains("'/run/nodeimg-payload/deb/containerd_1.6.20~ds1-1+b1_amd64.deb'")
         );
         assert!(
-            steps[3].script.contains(
+            steps[2].script.contains(
                 "install -D -m 0755 '/run/nodeimg-payload/bin/kubeadm' '/usr/bin/kubeadm'"
             )
         );
-        assert!(steps[2].script.contains(
+        assert!(steps[1].script.contains(
             "apt-mark hold \"$(dpkg-deb -f '/run/nodeimg-payload/deb/containerd_1.6.20~ds1-1+b1_amd64.deb' Package)\""
         ));
-        assert!(steps[3].script.contains("-C '/opt/cni/bin'"));
+        assert!(steps[2].script.contains("-C '/opt/cni/bin'"));
         assert!(
-            steps[5]
+            steps[4]
                 .script
                 .contains("grep -Fqx -- 'k8s.gcr.io/pause:3.2'")
         );
@@ -375,47 +415,95 @@ mod tests {
         ] {
             let e = payload_install_steps(
                 d,
-                &[PayloadItem {
+                &payload(vec![PayloadItem {
                     file: file.into(),
                     install,
-                }],
+                }]),
             );
             assert!(
                 matches!(e, Err(Error::InvalidInput { .. })),
                 "{file}: {e:?}"
             );
         }
+        for uuid in [
+            "",
+            "0F1E2D3C-4B5A-8978-A695-B4C3D2E1F0AB",
+            "0f1e2d3c4b5a8978a695b4c3d2e1f0ab",
+            "0f1e2d3c-4b5a-8978-a695-b4c3d2e1f0a;",
+            "$(reboot)",
+        ] {
+            let e = payload_install_steps(
+                d,
+                &Payload {
+                    items: items(),
+                    fs_uuid: uuid.into(),
+                },
+            );
+            assert!(
+                matches!(&e, Err(Error::InvalidInput { value, .. }) if value == uuid),
+                "{uuid}: {e:?}"
+            );
+        }
     }
 
-    /// The mount, verify and unmount scripts run for real under sh against a directory laid
-    /// out like the payload: a flipped byte makes verify fail.
+    /// The mount script under a real sh with fake `blkid`, `mountpoint`, `mount` and
+    /// `udevadm`: the filesystem labelled as the payload is mounted only when it carries the
+    /// UUID the host gave the payload it made; another UUID (or none) is refused, naming both.
     #[test]
-    fn verify_fails_on_a_changed_file() {
+    fn mount_refuses_a_filesystem_with_another_uuid() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
-        std::fs::write(d.path().join("a"), b"one").unwrap();
-        let sums = child_process::Command::new("sha256sum", secs(60))
-            .arg("a")
-            .current_dir(d.path())
-            .run()
-            .unwrap();
-        std::fs::write(d.path().join(PAYLOAD_SUMS), &sums.stdout).unwrap();
-        let script = verify()
-            .script
-            .replace(PAYLOAD_MOUNT, &d.path().display().to_string());
-        let run = || {
+        let bin = d.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let mounted = d.path().join("mounted");
+        let tool = |name: &str, body: &str| {
+            let path = bin.join(name);
+            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        tool(
+            "blkid",
+            "case \"$*\" in\n\
+             '-L nodeimg-payload') echo /dev/vdb ;;\n\
+             '-s UUID -o value /dev/vdb') cat \"$FAKE_UUID_FILE\" ;;\n\
+             *) exit 2 ;;\n\
+             esac",
+        );
+        tool("udevadm", "exit 0");
+        tool("mountpoint", "exit 1");
+        tool("mount", &format!("echo \"$*\" > {}", mounted.display()));
+        let uuid_file = d.path().join("uuid");
+        let mnt = d.path().join("mnt").display().to_string();
+        let script = mount(UUID).script.replace(PAYLOAD_MOUNT, &mnt);
+        let run = |uuid: &str| {
+            let _ = std::fs::remove_file(&mounted);
+            std::fs::write(&uuid_file, format!("{uuid}\n")).unwrap();
             child_process::Command::new("/bin/sh", secs(60))
                 .arg("-c")
                 .arg(&script)
+                .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+                .env("FAKE_UUID_FILE", &uuid_file)
                 .run_status()
                 .unwrap()
         };
-        let ok = run();
+        let ok = run(UUID);
         assert!(ok.status.success(), "{ok:?}");
-        assert!(ok.stdout_lossy().contains("1 payload files match"));
-        std::fs::write(d.path().join("a"), b"onE").unwrap();
-        let bad = run();
-        assert!(!bad.status.success());
-        assert!(bad.stdout_lossy().contains("a: FAILED"), "{bad:?}");
+        assert!(ok.stdout_lossy().contains("mounted on"), "{ok:?}");
+        assert_eq!(
+            std::fs::read_to_string(&mounted).unwrap().trim(),
+            format!("-o ro,noload /dev/vdb {mnt}")
+        );
+        for other in ["0f1e2d3c-4b5a-8978-a695-b4c3d2e1f0ac", ""] {
+            let bad = run(other);
+            assert!(!bad.status.success(), "{other:?}: {bad:?}");
+            assert!(
+                bad.stderr_tail.contains(&format!(
+                    "/dev/vdb has UUID '{other}', not {UUID}: not the payload disk this build made"
+                )),
+                "{bad:?}"
+            );
+            assert!(!mounted.exists(), "{other:?}: mounted anyway");
+        }
     }
 
     /// The import step under a real sh with a fake `ctr`: every archive imported, every

@@ -143,6 +143,11 @@ pub struct ExportOptions {
     pub source_date_epoch: u64,
     /// Version strings to record as OVF product properties (key, value), in order.
     pub properties: Vec<(String, String)>,
+    /// Run every thread the export starts at a lower CPU priority (nice 10, see
+    /// [`crate::priority`]), so that it takes only the CPU time more urgent work (a guest
+    /// booting alongside) leaves; the caller's own thread is the caller's to lower. Changes
+    /// no byte of the output.
+    pub background: bool,
 }
 
 impl ExportOptions {
@@ -156,6 +161,7 @@ impl ExportOptions {
             pad: false,
             source_date_epoch: DEFAULT_SOURCE_DATE_EPOCH,
             properties: Vec::new(),
+            background: false,
         }
     }
 

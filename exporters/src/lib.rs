@@ -20,6 +20,7 @@ pub mod instructions;
 pub mod manifest;
 pub mod pad;
 pub mod pipeline;
+pub mod priority;
 pub mod progress;
 pub mod source;
 pub mod verify;

@@ -17,6 +17,7 @@ use crate::batch::{Batch, BatchContent, DataBatch, GRAIN_BYTES, GRAIN_SIZE, Grai
 use crate::deflate::deflate_grain;
 use crate::error::{Error, IoContext, Result};
 use crate::format::{ExportOptions, Format};
+use crate::priority::lower_if;
 use crate::progress::Progress;
 use crate::source::DiskSource;
 
@@ -132,10 +133,15 @@ pub fn run(
     let total = source.virtual_size();
     let ranges = source.data_ranges()?;
 
+    let background = options.background;
+    let deflater = Deflater::new(deflate, background)?;
     let mut tasks: Vec<&'static str> = writers.iter().map(|w| w.task()).collect();
     let (writers, hasher) = thread::scope(|scope| -> Result<_> {
         let (raw_tx, raw_rx) = sync_channel::<Result<Batch>>(2);
-        let reader = scope.spawn(move || read_batches(source, &ranges, &raw_tx));
+        let reader = scope.spawn(move || {
+            lower_if(background);
+            read_batches(source, &ranges, &raw_tx);
+        });
 
         let mut senders: Vec<SyncSender<Arc<Batch>>> = Vec::new();
         let mut handles = Vec::new();
@@ -143,6 +149,7 @@ pub fn run(
             let (tx, rx) = sync_channel::<Arc<Batch>>(QUEUE_DEPTH);
             senders.push(tx);
             handles.push(scope.spawn(move || -> Result<Box<dyn DiskWriter>> {
+                lower_if(background);
                 let task = writer.task();
                 progress.started(task, total);
                 for batch in rx {
@@ -154,9 +161,12 @@ pub fn run(
         }
         let (hash_tx, hash_rx) = sync_channel::<Arc<Batch>>(QUEUE_DEPTH);
         senders.push(hash_tx);
-        let hasher = scope.spawn(move || hash_content(&hash_rx, progress, total));
+        let hasher = scope.spawn(move || {
+            lower_if(background);
+            hash_content(&hash_rx, progress, total)
+        });
 
-        let fed = feed(&raw_rx, &senders, deflate);
+        let fed = feed(&raw_rx, &senders, &deflater);
         drop(senders);
         drop(raw_rx);
         reader
@@ -189,6 +199,7 @@ pub fn run(
             .map(|w| {
                 let ctx = &ctx;
                 scope.spawn(move || {
+                    lower_if(background);
                     let task = w.task();
                     let finishing = std::time::Instant::now();
                     let result = w.finish(ctx);
@@ -211,17 +222,47 @@ pub fn run(
     Ok((ctx, produced))
 }
 
+/// Where the grains of a batch are deflated, if any writer needs them: rayon's global pool, or
+/// for a background export a pool of its own whose threads run at the lower priority.
+enum Deflater {
+    None,
+    Global,
+    Background(rayon::ThreadPool),
+}
+
+impl Deflater {
+    fn new(deflate: bool, background: bool) -> Result<Self> {
+        Ok(match (deflate, background) {
+            (false, _) => Deflater::None,
+            (true, false) => Deflater::Global,
+            (true, true) => Deflater::Background(
+                rayon::ThreadPoolBuilder::new()
+                    .thread_name(|i| format!("export-deflate-{i}"))
+                    .start_handler(|_| crate::priority::lower_this_thread())
+                    .build()
+                    .map_err(|e| Error::Pipeline(format!("starting the deflate threads: {e}")))?,
+            ),
+        })
+    }
+
+    fn deflate(&self, batch: &mut Batch) {
+        match self {
+            Deflater::None => {}
+            Deflater::Global => deflate_batch(batch),
+            Deflater::Background(pool) => pool.install(|| deflate_batch(batch)),
+        }
+    }
+}
+
 /// Deflates (when asked) and hands every batch to every consumer, in order.
 fn feed(
     raw_rx: &Receiver<Result<Batch>>,
     senders: &[SyncSender<Arc<Batch>>],
-    deflate: bool,
+    deflater: &Deflater,
 ) -> Result<()> {
     for batch in raw_rx {
         let mut batch = batch?;
-        if deflate {
-            deflate_batch(&mut batch);
-        }
+        deflater.deflate(&mut batch);
         let batch = Arc::new(batch);
         for tx in senders {
             if tx.send(Arc::clone(&batch)).is_err() {

@@ -4,12 +4,14 @@
 //! checked (`--dry-run` stops here) → working disk (`golden.raw`, grown) → payload disk → build VM
 //! (network cut off, payload read-only) → provision → bill of materials → validate → seal →
 //! QMP power-off → seal audit of the disk → boot test of the sealed disk (first boot, serial
-//! scan, offline `kubeadm init`) → export to every format → `manifest.json` last.
+//! scan, offline `kubeadm init`) with the export to every format running alongside it
+//! ([`alongside`]) → `manifest.json` last, when both succeeded.
 //!
 //! Everything is written into `OUT/.NAME.partial/` and renamed to `OUT/NAME/` only when the
 //! build succeeded. A failed build keeps the partial directory (no manifest in it) with its VM
 //! directories and serial logs for inspection; Ctrl-C kills QEMU and removes it.
 
+pub mod alongside;
 pub mod bom_answer;
 pub mod boot_test;
 pub mod check_list;
@@ -20,6 +22,8 @@ pub mod guest;
 pub mod inputs;
 pub mod output;
 pub mod payload;
+pub mod payload_check;
+pub mod peak_rss;
 pub mod plan;
 pub mod provision;
 pub mod publish;
@@ -211,6 +215,7 @@ pub fn build(opts: &BuildOptions, reporter: &Reporter) -> Result<Built> {
     let result = build_in(opts, &inputs, &plan, &staging, reporter);
     if result.is_err() {
         crate::interrupt::yield_to_handler();
+        peak_rss::report(reporter);
     }
     let _ = reporter.close_log();
     let results = match result {
@@ -349,16 +354,27 @@ fn build_in(
         }
     }
     let first_boot = plan.first_boot_checks(&identity)?;
-    let outcome = reporter.phase("boot test", || {
-        boot_test::run(
-            &machine,
-            &golden,
-            &work.join("boot-test-vm"),
-            &first_boot,
-            plan.kubeadm_steps(),
-            reporter,
-        )
-    })?;
+    let (outcome, exported) = alongside::boot_test_and_export(
+        reporter,
+        || {
+            reporter.phase("boot test", || {
+                boot_test::run(
+                    &machine,
+                    &golden,
+                    &work.join("boot-test-vm"),
+                    &first_boot,
+                    plan.kubeadm_steps(),
+                    reporter,
+                )
+            })
+        },
+        || {
+            reporter.side_phase(export::PHASE, || {
+                export::export(opts, inputs, staging, reporter)
+            })
+        },
+    );
+    let outcome = outcome?;
     std::fs::write(staging.join(output::BOOT_TEST_SERIAL_LOG), &outcome.serial)?;
     results.extend(audit);
     results.extend(outcome.results);
@@ -378,8 +394,9 @@ fn build_in(
             staging.join(output::JUNIT).display()
         );
     }
+    let manifest = exported?;
     std::fs::remove_dir_all(&work)?;
-    let manifest = reporter.phase("export", || export::export(opts, inputs, staging, reporter))?;
+    peak_rss::report(reporter);
     reporter.close_log()?;
     publish::write_manifest(manifest, inputs, staging, reporter, outcome.kubeadm_ran)?;
     Ok(results)

@@ -1,15 +1,19 @@
 //! The payload disk: every locked artifact (but the base image) on a small ext4 filesystem
-//! labelled `nodeimg-payload`, with a `SHA256SUMS` the guest checks, attached read-only.
-//! Built with `mkfs.ext4 -d` from a directory of hard links into the cache (copies when the
-//! cache is on another filesystem), so nothing is mounted on the host.
+//! labelled `nodeimg-payload`, with a `SHA256SUMS`, attached read-only. Built with
+//! `mkfs.ext4 -d` from a directory of hard links into the cache (copies when the cache is on
+//! another filesystem), so nothing is mounted on the host; then read back on the host with
+//! the project's ext4 reader and every file checked against `SHA256SUMS`
+//! ([`super::payload_check`]), so the guest does not hash it again. The filesystem's UUID is
+//! derived from `SHA256SUMS`: the guest's mount step checks it, so it mounts this disk.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, PayloadItem};
+use distros::payload::{Install, PAYLOAD_LABEL, PAYLOAD_SUMS, Payload, PayloadItem};
 
 use super::inputs::{Input, Inputs};
+use super::payload_check::{check_payload_disk, fs_uuid};
 use ::inputs::lock::Kind;
 
 /// The file name of `input` on the payload disk.
@@ -25,8 +29,27 @@ pub fn payload_file(input: &Input) -> String {
     }
 }
 
+/// The payload as the guest uses it: what it does with each file, and the UUID the mount
+/// step checks.
+pub fn payload_items(inputs: &Inputs) -> Payload {
+    Payload {
+        items: items(inputs),
+        fs_uuid: fs_uuid(&payload_sums(inputs)),
+    }
+}
+
+/// The payload's `SHA256SUMS` (`sha256sum -c` format): every payload file with its locked
+/// digest, in the lock's order.
+pub fn payload_sums(inputs: &Inputs) -> String {
+    let mut sums = String::new();
+    for input in &inputs.payload {
+        let _ = writeln!(sums, "{}  {}", input.artifact.sha256, payload_file(input));
+    }
+    sums
+}
+
 /// What the guest does with each payload file.
-pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
+fn items(inputs: &Inputs) -> Vec<PayloadItem> {
     let mut items = Vec::new();
     for input in &inputs.payload {
         let a = &input.artifact;
@@ -54,24 +77,22 @@ pub fn payload_items(inputs: &Inputs) -> Vec<PayloadItem> {
     items
 }
 
-/// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch.
-/// Returns its size in bytes.
+/// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch,
+/// and checks every file on it against its `SHA256SUMS`. Returns its size in bytes.
 pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
     let root = work.join("payload-root");
     if root.exists() {
         std::fs::remove_dir_all(&root)?;
     }
     std::fs::create_dir_all(&root)?;
-    let mut sums = String::new();
     let mut total = 0u64;
     for input in &inputs.payload {
-        let file = payload_file(input);
-        let to = root.join(&file);
+        let to = root.join(payload_file(input));
         ::inputs::cache::link_or_copy(&input.path, &to)
             .with_context(|| format!("copying {} to {}", input.path.display(), to.display()))?;
-        let _ = writeln!(sums, "{}  {file}", input.artifact.sha256);
         total += input.artifact.size;
     }
+    let sums = payload_sums(inputs);
     std::fs::write(root.join(PAYLOAD_SUMS), &sums)?;
     // Room for ext4's metadata: 10 % plus 32 MiB, in whole MiB.
     let size = ((total + total / 10 + (32 << 20)) >> 20) << 20;
@@ -82,6 +103,7 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     let made = child_process::Command::new("mkfs.ext4", super::timeouts::PAYLOAD_MKFS)
         .what("mkfs.ext4 of the payload disk")
         .args(["-q", "-F", "-L", PAYLOAD_LABEL, "-O", "^has_journal"])
+        .args(["-U", &fs_uuid(&sums)])
         .args(["-E", "root_owner=0:0", "-d"])
         .arg(&root)
         .arg(&tmp)
@@ -94,6 +116,10 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
             ""
         };
         return Err(e).with_context(|| format!("mkfs.ext4 -d {}{hint}", root.display()));
+    }
+    if let Err(e) = check_payload_disk(&tmp, &sums) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
     }
     std::fs::rename(&tmp, out)?;
     std::fs::remove_dir_all(&root)?;

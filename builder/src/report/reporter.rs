@@ -18,6 +18,8 @@ struct Bars {
     phase: ProgressBar,
     /// Drawn from the first step or byte count on (`boot` has none).
     step: OnceLock<ProgressBar>,
+    /// A line of its own for each phase running alongside the main one ([`Reporter::side_phase`]).
+    side: Mutex<Vec<(String, ProgressBar)>>,
 }
 
 impl Bars {
@@ -45,6 +47,11 @@ fn spinner(multi: &MultiProgress, template: &str) -> ProgressBar {
     bar
 }
 
+/// The data behind `mutex`, also when a thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// `phase 1.2s, phase 3.4s, ...`.
 fn summary_of(timings: &[(String, Duration)]) -> String {
     timings
@@ -64,6 +71,7 @@ impl Reporter {
                 multi,
                 phase,
                 step: OnceLock::new(),
+                side: Mutex::default(),
             }
         });
         let start = Instant::now();
@@ -122,13 +130,63 @@ impl Reporter {
         name: &str,
         f: impl FnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
-        let t = Instant::now();
-        match &self.bars {
-            Some(b) => {
-                b.phase.set_message(format!("phase: {name}"));
-                b.phase.reset_elapsed();
+        if let Some(b) = &self.bars {
+            b.phase.set_message(format!("phase: {name}"));
+            b.phase.reset_elapsed();
+        }
+        self.timed(name, f)
+    }
+
+    /// Runs `f` as the phase `name` alongside the phase running on another thread: timed,
+    /// logged and said like [`Reporter::phase`] (JSON events carry the phase name), but on a
+    /// terminal drawn on a line of its own, with its byte progress ([`Reporter::side_bytes`]),
+    /// so the main phase's lines stay as they are.
+    pub fn side_phase<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        if let Some(b) = &self.bars {
+            let bar = spinner(&b.multi, "{spinner} {msg} {elapsed}");
+            bar.set_message(format!("phase: {name} (alongside)"));
+            lock(&b.side).push((name.to_owned(), bar));
+        }
+        let result = self.timed(name, f);
+        if let Some(b) = &self.bars {
+            let mut side = lock(&b.side);
+            if let Some(i) = side.iter().position(|(n, _)| n == name) {
+                side.remove(i).1.finish_and_clear();
             }
-            None => self.say(&Event::PhaseStarted { phase: name }),
+        }
+        result
+    }
+
+    /// Byte progress of the side phase `phase` (drawn on its line on a terminal; in JSON mode
+    /// one event when it is complete, as [`Reporter::bytes`]).
+    pub fn side_bytes(&self, phase: &str, what: &str, done: u64, total: u64) {
+        if let Some(b) = &self.bars {
+            if let Some((_, bar)) = lock(&b.side).iter().find(|(n, _)| n == phase) {
+                bar.set_message(format!(
+                    "phase: {phase} (alongside): {what} {} / {} MiB",
+                    done >> 20,
+                    total >> 20
+                ));
+            }
+        } else if self.mode == Mode::Json && done == total {
+            println!("{}", Event::Bytes { what, done, total }.json());
+        }
+    }
+
+    /// Runs `f` as the phase `name`: its start and end said (the start only off a terminal,
+    /// where the caller draws it) and logged, its duration kept when it succeeded.
+    fn timed<T, E: std::fmt::Display>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        let t = Instant::now();
+        if self.bars.is_none() {
+            self.say(&Event::PhaseStarted { phase: name });
         }
         self.log(&format!("phase {name}: started"));
         let result = f();
@@ -136,10 +194,7 @@ impl Reporter {
         let seconds = took.as_secs_f64();
         match &result {
             Ok(_) => {
-                self.phases
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((name.to_owned(), took));
+                lock(&self.phases).push((name.to_owned(), took));
                 self.say(&Event::PhaseDone {
                     phase: name,
                     seconds,
@@ -195,12 +250,9 @@ impl Reporter {
         }
     }
 
-    /// The phases that finished, with their durations, in order.
+    /// The phases that finished, with their durations, in the order they finished.
     pub fn timings(&self) -> Vec<(String, Duration)> {
-        self.phases
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.phases).clone()
     }
 
     /// The phases that finished with their durations, in one line: `phase 1.2s, phase 3.4s`.
@@ -249,6 +301,40 @@ mod tests {
         assert!(log.contains("guest output"), "{log}");
         assert!(log.contains("one/s: started"), "{log}");
         assert!(log.contains("one/s: failed in 1.5s"), "{log}");
+    }
+
+    #[test]
+    fn a_side_phase_runs_alongside_another_and_both_are_timed_and_logged() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Reporter::new(Mode::Lines);
+        r.open_log(&dir.path().join("build.log")).unwrap();
+        let (main, side) = std::thread::scope(|scope| {
+            let side = scope.spawn(|| {
+                r.side_phase("export", || {
+                    r.side_bytes("export", "qcow2", 1 << 20, 2 << 20);
+                    Ok::<_, String>(2)
+                })
+            });
+            let main = r.phase("boot test", || {
+                r.step_started("boot test", "ready");
+                r.step_finished("boot test", "ready", Duration::from_millis(100), true);
+                Ok::<_, String>(1)
+            });
+            (main, side.join().unwrap())
+        });
+        assert_eq!((main, side), (Ok(1), Ok(2)));
+        r.close_log().unwrap();
+        let mut names: Vec<String> = r.timings().into_iter().map(|(n, _)| n).collect();
+        names.sort();
+        assert_eq!(names, ["boot test", "export"]);
+        let log = std::fs::read_to_string(dir.path().join("build.log")).unwrap();
+        for line in [
+            "phase export: started",
+            "phase boot test: started",
+            "boot test/ready: done",
+        ] {
+            assert!(log.contains(line), "{line}: {log}");
+        }
     }
 
     #[test]

@@ -253,7 +253,9 @@ fn build_output_is_exported_recorded_published_and_verified() {
         })
         .unwrap();
     reporter.close_log().unwrap();
-    assert!(!staging.join("manifest.json").exists() || manifest.build.is_none());
+    // The exporters' manifest and sums are gone: the build writes its own, last.
+    assert!(!staging.join("manifest.json").exists() && manifest.build.is_none());
+    assert!(!staging.join("SHA256SUMS").exists());
     publish::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
     let final_dir = f.out.join("node");
     publish::publish(&staging, &final_dir).unwrap();

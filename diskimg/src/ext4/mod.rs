@@ -19,12 +19,14 @@ mod extent;
 mod group;
 mod inode;
 mod path;
+mod reader;
 mod superblock;
 
 use std::path::{Path, PathBuf};
 
 pub use dir::DirEntry;
 pub use inode::{FileKind, Inode, Metadata, ROOT_INODE};
+pub use reader::FileReader;
 pub use superblock::{EXT4_MAGIC, Superblock};
 
 use crate::error::{Error, Result};

@@ -9,7 +9,7 @@ use child_process::Command;
 use distros::batch;
 use distros::bom_collect::{self, ComponentQuery, ComponentSource};
 use distros::kubeadm_test::{self, KubeadmTest};
-use distros::payload::{self, Install, PayloadItem};
+use distros::payload::{self, Install, Payload, PayloadItem};
 use distros::{Distro, Step};
 
 use crate::{every_check, every_step, releases, sample_role};
@@ -129,7 +129,11 @@ fn every_script() -> Vec<Script> {
             script: format!("#!/bin/sh\n{}", distros::seal_detached_script(d, "builder")),
             remote_command: None,
         });
-        for s in payload::payload_install_steps(d, &payload_items(d)).expect("payload renders") {
+        let payload = Payload {
+            items: payload_items(d),
+            fs_uuid: "0f1e2d3c-4b5a-8978-a695-b4c3d2e1f0ab".into(),
+        };
+        for s in payload::payload_install_steps(d, &payload).expect("payload renders") {
             out.push(Script::step(d.id, &s));
         }
         out.push(Script::step(d.id, &payload::cni_plugins_link_step(d)));

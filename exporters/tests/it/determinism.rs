@@ -1,4 +1,5 @@
-//! Two exports of the same disk are byte-identical; SOURCE_DATE_EPOCH changes timestamps only.
+//! Two exports of the same disk are byte-identical (one of them a background export, its
+//! threads at a lower priority); SOURCE_DATE_EPOCH changes timestamps only.
 
 use std::collections::BTreeMap;
 
@@ -10,11 +11,13 @@ fn export_all(
     disk: &std::path::Path,
     out: &std::path::Path,
     epoch: u64,
+    background: bool,
 ) -> BTreeMap<String, Vec<u8>> {
     let mut options = ExportOptions::new("node");
     options.formats = Format::ALL.to_vec();
     options.compress = true;
     options.source_date_epoch = epoch;
+    options.background = background;
     exporters::export(disk, out, &options, &NoProgress).unwrap();
     std::fs::read_dir(out)
         .unwrap()
@@ -32,8 +35,8 @@ fn export_all(
 fn two_exports_are_byte_identical() {
     let dir = tempfile::tempdir().unwrap();
     let disk = gpt_disk(dir.path(), 1 << 30);
-    let a = export_all(&disk, &dir.path().join("a"), 1_700_000_000);
-    let b = export_all(&disk, &dir.path().join("b"), 1_700_000_000);
+    let a = export_all(&disk, &dir.path().join("a"), 1_700_000_000, false);
+    let b = export_all(&disk, &dir.path().join("b"), 1_700_000_000, true);
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     assert!(
         a.len() >= 12,
@@ -49,8 +52,8 @@ fn two_exports_are_byte_identical() {
 fn source_date_epoch_moves_timestamps_not_content() {
     let dir = tempfile::tempdir().unwrap();
     let disk = gpt_disk(dir.path(), 1 << 30);
-    let a = export_all(&disk, &dir.path().join("a"), 1_000_000_000);
-    let b = export_all(&disk, &dir.path().join("b"), 1_700_000_000);
+    let a = export_all(&disk, &dir.path().join("a"), 1_000_000_000, false);
+    let b = export_all(&disk, &dir.path().join("b"), 1_700_000_000, false);
     let manifest = |m: &BTreeMap<String, Vec<u8>>| -> serde_json::Value {
         serde_json::from_slice(&m["manifest.json"]).unwrap()
     };

@@ -517,13 +517,13 @@ fn vm_build_ctrl_c_during_provisioning_leaves_no_qemu_and_no_output() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
-        // A step inside provisioning is running: the payload is being installed.
-        if line.contains("provision/payload-verify: done") {
+        // A step inside provisioning is running: the payload is mounted and being installed.
+        if line.contains("provision/payload-mount: done") {
             break;
         }
     }
     assert!(
-        seen.contains("provision/payload-verify: done"),
+        seen.contains("provision/payload-mount: done"),
         "the build never reached provisioning: {seen}"
     );
     kill(
