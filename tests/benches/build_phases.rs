@@ -107,15 +107,17 @@ fn references(set: &FixtureSet, golden: Option<PathBuf>, work: &Path) -> Referen
         no_kubeadm_test: false,
         source_date_epoch: 0,
     };
-    let loaded =
-        builder::pipeline::load_and_plan(&opts).map_err(|e| format!("the fixture inputs: {e:#}"));
-    let machine = reference_vms::machine();
-    let (Ok((inputs, plan)), Ok(machine)) = (loaded, machine) else {
-        let why = "no inputs or no QEMU (see above)".to_owned();
-        return References {
-            kubeadm: Err(why.clone()),
-            provision: Err(why),
-        };
+    let loaded = builder::pipeline::load_and_plan(&opts)
+        .map_err(|e| format!("loading the fixture inputs: {e:#}"))
+        .and_then(|loaded| Ok((loaded, reference_vms::machine()?)));
+    let ((inputs, plan), machine) = match loaded {
+        Ok(found) => found,
+        Err(why) => {
+            return References {
+                kubeadm: Err(why.clone()),
+                provision: Err(why),
+            };
+        }
     };
     let dir = |name: &str| {
         let d = work.join(name);
@@ -161,8 +163,14 @@ fn main() {
 
     let old_bin = old_nodeimg::binary();
     let old_spec = write_old_inputs(&set, &w.join("old-inputs"));
-    let old = match (old_bin, old_spec) {
-        (Ok(old_bin), Ok(old_spec)) => {
+    // The old binary must accept the inputs before a long build is spent on it.
+    let old_ready = old_bin.and_then(|bin| {
+        let spec = old_spec?;
+        old_nodeimg::accepts_inputs(&bin, &spec, &cache, &w.join("old-check"))?;
+        Ok((bin, spec))
+    });
+    let old = match old_ready {
+        Ok((old_bin, old_spec)) => {
             println!(
                 "reference build by the nodeimg of {} ...",
                 old_nodeimg::OLD_COMMIT
@@ -180,7 +188,7 @@ fn main() {
             let _ = std::fs::remove_dir_all(&out);
             Some(run)
         }
-        (Err(e), _) | (_, Err(e)) => {
+        Err(e) => {
             problems.push(format!("the 1b668ee reference build: {e}"));
             None
         }

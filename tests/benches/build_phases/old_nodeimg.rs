@@ -15,6 +15,8 @@ pub const OLD_COMMIT: &str = "1b668ee";
 const CARGO_BUILD_TIMEOUT: Duration = Duration::from_secs(2 * 3600);
 /// How long one git command may take.
 const GIT_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the old binary's input check (hashing every cached artifact) may take.
+const INPUTS_TIMEOUT: Duration = Duration::from_secs(900);
 
 /// The directory holding the worktree, its target directory and the build log.
 pub fn root() -> PathBuf {
@@ -98,5 +100,37 @@ pub fn binary() -> Result<PathBuf, String> {
         Ok(bin)
     } else {
         Err(format!("{} missing after the build", bin.display()))
+    }
+}
+
+/// Whether the old binary at `bin` accepts `spec`, the lock next to it and `cache`: its
+/// `build --json` runs with `NODEIMG_QEMU` naming a missing file, so the `inputs` phase (spec,
+/// lock, every cached artifact against its size and digest) runs in full and the `host` phase
+/// then stops the build before anything is written but an empty staging directory in `out`.
+pub fn accepts_inputs(bin: &Path, spec: &Path, cache: &Path, out: &Path) -> Result<(), String> {
+    let output = child_process::Command::new(bin, INPUTS_TIMEOUT)
+        .what(format!("the {OLD_COMMIT} nodeimg's input check"))
+        .arg("build")
+        .arg(spec)
+        .arg("--out")
+        .arg(out)
+        .arg("--cache")
+        .arg(cache)
+        .arg("--json")
+        .env("NODEIMG_QEMU", out.join("no-qemu-here"))
+        .run_status()
+        .map_err(|e| e.to_string())?;
+    let stdout = output.stdout_lossy();
+    let mut timeline = crate::timeline::Timeline::default();
+    for line in stdout.lines() {
+        timeline.push(0.0, line);
+    }
+    match timeline.phase_secs("inputs") {
+        Some(_) => Ok(()),
+        None => Err(format!(
+            "the nodeimg of {OLD_COMMIT} refuses {}:\n{stdout}{}",
+            spec.display(),
+            output.stderr_tail
+        )),
     }
 }

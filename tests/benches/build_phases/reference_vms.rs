@@ -165,7 +165,7 @@ pub fn provision_reference(inputs: &Inputs, plan: &Plan) -> Result<ProvisionRefe
     let cni_from_package = inputs
         .lock
         .component("cni_plugins")
-        .any(|a| a.kind == inputs::lock::Kind::Deb);
+        .any(|a| a.kind == ::inputs::lock::Kind::Deb);
     let role_steps = distros::node_role_steps(plan.distro, &plan.role)
         .map_err(|e| e.to_string())?
         .into_iter()

@@ -285,10 +285,10 @@ mod tests {
         let s = kubeadm_script(&kubeadm());
         sh_parses(&s);
         assert!(s.contains(
-            "kubeadm init --config /root/bench-kubeadm.yaml --ignore-preflight-errors=NumCPU,Mem,ImagePull --skip-phases=addon/coredns </dev/null"
+            "kubeadm init --config /root/bench-kubeadm.yaml --ignore-preflight-errors=NumCPU,Mem,ImagePull --skip-phases='addon/coredns' </dev/null"
         ), "{s}");
         assert!(s.contains("imageRepository: k8s.gcr.io\n") && s.contains("cgroupDriver: systemd"));
-        assert!(s.contains("--image=k8s.gcr.io/pause:3.2 --image-pull-policy=Never"));
+        assert!(s.contains("--image='k8s.gcr.io/pause:3.2' --image-pull-policy=Never"));
         let positions: Vec<usize> = KUBEADM_MARKS
             .iter()
             .map(|m| s.find(&format!("{MARK} {m} ")).unwrap())
@@ -343,14 +343,16 @@ mod tests {
         assert!(s.contains(&format!(
             "mount -o ro,noload LABEL={PAYLOAD_LABEL} /run/bench-payload"
         )));
-        assert!(s.contains("dpkg -i --force-confold --force-unsafe-io /run/bench-payload/deb/deb-containerd.deb /run/bench-payload/deb/deb-iptables.deb\n"), "{s}");
+        assert!(s.contains("dpkg -i --force-confold --force-unsafe-io '/run/bench-payload/deb/deb-containerd.deb' '/run/bench-payload/deb/deb-iptables.deb'\n"), "{s}");
         assert_eq!(s.matches("apt-mark hold").count(), 1);
-        assert!(s.contains("install -D -m 0755 /run/bench-payload/bin/kubeadm /usr/bin/kubeadm"));
-        assert!(s.contains("tar -xzf /run/bench-payload/archive/cni.tar.gz -C /opt/cni/bin"));
-        assert!(s.contains("ctr -n k8s.io images import /run/bench-payload/image/pause.tar"));
-        assert!(s.contains("for p in /usr/lib/cni/*"));
+        assert!(
+            s.contains("install -D -m 0755 '/run/bench-payload/bin/kubeadm' '/usr/bin/kubeadm'")
+        );
+        assert!(s.contains("tar -xzf '/run/bench-payload/archive/cni.tar.gz' -C '/opt/cni/bin'"));
+        assert!(s.contains("ctr -n k8s.io images import '/run/bench-payload/image/pause.tar'"));
+        assert!(s.contains("for p in '/usr/lib/cni'/*"));
         assert!(s.contains("swapoff -a") && s.contains(&format!("{MARK} role:swap-off ")));
-        assert!(s.trim_end().ends_with(&mark("end").trim_end().to_owned()));
+        assert!(s.trim_end().ends_with(mark("end").trim_end()));
     }
 
     #[test]

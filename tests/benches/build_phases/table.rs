@@ -63,15 +63,13 @@ pub fn targets(list: &[Target]) -> String {
 /// Phase by phase, the old build's seconds, the new one's and new ÷ old; phases in the new
 /// build's order, then those only the old one had; a last row with both runs' wall time.
 pub fn phases(old: Option<&Timeline>, new: &Timeline, walls: (Option<f64>, Option<f64>)) -> String {
-    let mut names: Vec<&str> = new.phases.iter().map(|p| p.phase.as_str()).collect();
-    if let Some(old) = old {
-        for p in &old.phases {
-            if !names.contains(&p.phase.as_str()) {
-                names.push(&p.phase);
-            }
+    let mut names: Vec<&str> = Vec::new();
+    let old_phases = old.map(|t| t.phases.as_slice()).unwrap_or_default();
+    for p in new.phases.iter().chain(old_phases) {
+        if !names.contains(&p.phase.as_str()) {
+            names.push(&p.phase);
         }
     }
-    names.dedup();
     let mut s = format!(
         "{:<14} {:>9} {:>9} {:>8}   (new: start..end on the bench's clock)\n",
         "phase", "1b668ee s", "new s", "new/old"

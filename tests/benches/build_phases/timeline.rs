@@ -60,6 +60,7 @@ pub struct Timeline {
 
 impl Timeline {
     /// The timeline of `lines`: `(arrival seconds, line)` in arrival order.
+    #[cfg(test)]
     pub fn from_lines<'a>(lines: impl IntoIterator<Item = (f64, &'a str)>) -> Timeline {
         let mut t = Timeline::default();
         for (at, line) in lines {
