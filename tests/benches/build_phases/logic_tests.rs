@@ -16,6 +16,15 @@ mod table;
 #[allow(dead_code)]
 mod timeline;
 
+#[path = "tests/old_inputs.rs"]
+mod old_inputs_tests;
+#[path = "tests/scripts.rs"]
+mod scripts_tests;
+#[path = "tests/table.rs"]
+mod table_tests;
+#[path = "tests/timeline.rs"]
+mod timeline_tests;
+
 use std::path::{Path, PathBuf};
 
 use inputs::lock::{Artifact, Kind};

@@ -121,10 +121,7 @@ pub fn accepts_inputs(bin: &Path, spec: &Path, cache: &Path, out: &Path) -> Resu
         .run_status()
         .map_err(|e| e.to_string())?;
     let stdout = output.stdout_lossy();
-    let mut timeline = crate::timeline::Timeline::default();
-    for line in stdout.lines() {
-        timeline.push(0.0, line);
-    }
+    let timeline = crate::timeline::Timeline::from_lines(stdout.lines().map(|l| (0.0, l)));
     match timeline.phase_secs("inputs") {
         Some(_) => Ok(()),
         None => Err(format!(

@@ -5,7 +5,7 @@
 //! read every 0.5 s.
 
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::timeline::{Timeline, vm_hwm_kib};
@@ -26,10 +26,8 @@ pub struct BuildRun {
     pub wall: f64,
     /// nodeimg's own peak RSS (KiB), as last read while it ran.
     pub peak_rss_kib: Option<u64>,
-    /// Why it failed, with the end of its output.
+    /// Why it failed, with the end of its output log.
     pub failure: Option<String>,
-    /// Its output log (stdout and stderr).
-    pub log: PathBuf,
 }
 
 /// New complete lines of `file` from `offset` (advanced past them).
@@ -55,7 +53,6 @@ pub fn run(what: &str, bin: &Path, spec: &Path, cache: &Path, out: &Path, log: &
         wall: 0.0,
         peak_rss_kib: None,
         failure: None,
-        log: log.to_path_buf(),
     };
     let _ = std::fs::write(log, b"");
     let t0 = Instant::now();
