@@ -224,6 +224,8 @@ fn main() {
     }
 
     report(old.as_ref(), &new, &refs);
+    // The work directory holds several GiB; `exit` would skip its removal.
+    drop(work);
     if !problems.is_empty() {
         for p in &problems {
             eprintln!("\nFAILED: {p}");
