@@ -1,8 +1,8 @@
 //! The build bench's pure parts (event timeline, old-format inputs, reference scripts and
-//! markers, the printed tables), compiled here as an ordinary test target so their `#[test]`s
-//! run: the bench itself is `harness = false` and runs none. One ignored test checks a built
-//! nodeimg of 1b668ee against a fixture-style input set, by hand:
-//! `NODEIMG_BENCH_OLD_BIN=…/nodeimg cargo test -p nodeimg-tests --test build_phases_logic -- --ignored`.
+//! markers, the printed tables), compiled into the crate's one test binary (`e2e`) so their
+//! `#[test]`s run: the bench itself is `harness = false` and runs none. One ignored test checks
+//! a built nodeimg of 1b668ee against a fixture-style input set, by hand:
+//! `NODEIMG_BENCH_OLD_BIN=…/nodeimg cargo test -p nodeimg-tests --test e2e bench_logic -- --ignored`.
 
 // The bench uses every item; this target only its tests.
 #[allow(dead_code)]

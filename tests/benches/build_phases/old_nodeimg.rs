@@ -121,7 +121,7 @@ pub fn accepts_inputs(bin: &Path, spec: &Path, cache: &Path, out: &Path) -> Resu
         .run_status()
         .map_err(|e| e.to_string())?;
     let stdout = output.stdout_lossy();
-    let timeline = crate::timeline::Timeline::from_lines(stdout.lines().map(|l| (0.0, l)));
+    let timeline = super::timeline::Timeline::from_lines(stdout.lines().map(|l| (0.0, l)));
     match timeline.phase_secs("inputs") {
         Some(_) => Ok(()),
         None => Err(format!(

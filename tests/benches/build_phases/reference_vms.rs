@@ -19,7 +19,7 @@ use qemu::cmdline::ExtraDisk;
 use qemu::host::Host;
 use qemu::vm::{GuestName, READY_TIMEOUT, SSH_TIMEOUT, Vm, VmConfig};
 
-use crate::scripts::{self, KubeadmReference, ProvisionReference};
+use super::scripts::{self, KubeadmReference, ProvisionReference};
 
 /// The reference guests' size: the build's defaults (`nodeimg build --cpus 2 --memory 4096`).
 const CPUS: u32 = 2;
@@ -172,7 +172,7 @@ pub fn provision_reference(inputs: &Inputs, plan: &Plan) -> Result<ProvisionRefe
         .map(|s| (s.name, s.script))
         .collect();
     Ok(ProvisionReference {
-        items: builder::pipeline::payload::payload_items(inputs),
+        items: builder::pipeline::payload::payload_items(inputs).items,
         cni_link_from: (cni_from_package && cni_dir != distros::payload::CNI_BIN_DIR)
             .then(|| cni_dir.to_owned()),
         role_steps,

@@ -8,7 +8,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::timeline::{Timeline, vm_hwm_kib};
+use super::timeline::{Timeline, vm_hwm_kib};
 
 /// How long one fixture build may take under TCG on a busy host.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(3 * 3600);

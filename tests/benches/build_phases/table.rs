@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::timeline::Timeline;
+use super::timeline::Timeline;
 
 /// `a / b`, when both are known and `b` is positive.
 pub fn ratio(a: Option<f64>, b: Option<f64>) -> Option<f64> {

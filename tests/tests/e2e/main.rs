@@ -2,6 +2,9 @@
 //! `nodeimg` binary, then read back by every independent reader there is on the machine
 //! (qemu-img, GNU tar, gzip, sfdisk) and by `nodeimg verify` and `nodeimg inspect`.
 
+// The build bench's pure parts (`cargo bench --bench build_phases` runs no tests of its own).
+#[path = "../../benches/build_phases/logic_tests.rs"]
+mod bench_logic;
 #[cfg(feature = "vm-tests")]
 mod vm_boot;
 #[cfg(feature = "vm-tests")]

@@ -1,6 +1,6 @@
-//! Tests of [`crate::old_inputs`].
+//! Tests of [`super::old_inputs`].
 
-use crate::old_inputs::*;
+use super::old_inputs::*;
 use toml::{Table, Value};
 
 const SPEC: &str = "# a comment\n[image]\nname = \"x\"\ndistro = \"debian-12\"\n\

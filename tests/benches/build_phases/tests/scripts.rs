@@ -1,6 +1,6 @@
-//! Tests of [`crate::scripts`].
+//! Tests of [`super::scripts`].
 
-use crate::scripts::*;
+use super::scripts::*;
 use distros::payload::{Install, PAYLOAD_LABEL, PayloadItem};
 
 fn sh_parses(script: &str) {

@@ -1,7 +1,7 @@
-//! Tests of [`crate::table`].
+//! Tests of [`super::table`].
 
-use crate::table::*;
-use crate::timeline::Timeline;
+use super::table::*;
+use super::timeline::Timeline;
 
 fn timeline(lines: &[(f64, &str, f64)]) -> Timeline {
     let json: Vec<(f64, String)> = lines

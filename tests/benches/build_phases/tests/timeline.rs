@@ -1,6 +1,6 @@
-//! Tests of [`crate::timeline`].
+//! Tests of [`super::timeline`].
 
-use crate::timeline::*;
+use super::timeline::*;
 
 fn sample() -> Timeline {
     let lines = [
