@@ -301,7 +301,9 @@ impl KubeadmTest {
              \tk describe pod {POD_NAME} | tail -n 25 || true\n\
              \texit 1\n\
              fi\n\
-             k get pod {POD_NAME} -o wide",
+             echo \"pod ready after $(($(date +%s) - start))s\"\n\
+             # Evidence for the log: every pod with its restarts and age.\n\
+             k get pods -A -o wide",
             image = quote(&self.pod_image),
             overrides = quote(POD_OVERRIDES),
         );
