@@ -10,9 +10,9 @@
 //! order). An item marked [`BatchItem::stop_on_failure`] ends the batch when it fails (a step
 //! list); others do not (a check list, where every result counts).
 //!
-//! Each script goes into the batch as a quoted here-document, so it is not quoted a second time
-//! and the batch's size grows by its length only; [`split`] keeps each batch's command line
-//! under what Linux allows one argument ([`MAX_COMMAND`]).
+//! Each script goes into the batch shell-quoted (no extra process per item); [`split`] keeps
+//! each batch's command line, quoted once more for `sudo`, under what Linux allows one argument
+//! ([`MAX_COMMAND`]).
 
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -45,20 +45,11 @@ pub struct BatchItem<'a> {
     pub stop_on_failure: bool,
 }
 
-/// The line that ends `script`'s here-document: one that is not a line of the script.
-fn delimiter(index: usize, script: &str) -> String {
-    let mut d = format!("NODEIMG_SCRIPT_{index}_END");
-    while script.lines().any(|l| l == d) {
-        d.push('_');
-    }
-    d
-}
-
 /// The batch script for `items` (run as root; see [`remote_command`]), one item after the
 /// other with each item's output streamed as it comes — or, when `lanes` > 1 and no item stops
-/// the batch, in that many lanes side by side (items dealt round-robin), each item's output
-/// kept in a file and printed in one piece, under a lock, between an `out` and its `end`
-/// marker.
+/// the batch, in that many lanes side by side (items dealt round-robin), each lane writing its
+/// markers and outputs to a file of its own, printed lane after lane once all have ended (the
+/// host then sees those items' events at the end, with the guest's durations).
 pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
     let mut s = String::from(
         "#!/bin/sh\n# nodeimg batch\nexec </dev/null 2>&1\n\
@@ -67,11 +58,7 @@ pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
     let lanes = lanes.clamp(1, items.len().max(1));
     if lanes == 1 || items.iter().any(|i| i.stop_on_failure) {
         for (i, item) in items.iter().enumerate() {
-            let _ = write!(
-                s,
-                "mark begin {i}\n{run}\nrc=$?\nmark end {i} \"$rc\"\n",
-                run = run_line(i, item)
-            );
+            s.push_str(&item_lines(i, item));
             if item.stop_on_failure {
                 s.push_str("[ \"$rc\" -eq 0 ] || exit \"$rc\"\n");
             }
@@ -79,37 +66,32 @@ pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
         s.push_str("exit 0\n");
         return s;
     }
-    s.push_str(
-        "dir=$(mktemp -d)\n\
-         trap 'rm -rf \"$dir\"' EXIT\n\
-         say() { { flock 9; mark \"$@\"; } 9>\"$dir/lock\"; }\n\
-         report() { { flock 9; mark out \"$1\"; cat \"$dir/$1\"; mark end \"$1\" \"$2\"; } 9>\"$dir/lock\"; }\n",
-    );
+    s.push_str("dir=$(mktemp -d)\ntrap 'rm -rf \"$dir\"' EXIT\n");
     for lane in 0..lanes {
         s.push_str("(\n");
         for (i, item) in items.iter().enumerate().skip(lane).step_by(lanes) {
-            let _ = write!(
-                s,
-                "say begin {i}\n{run} >\"$dir/{i}\" 2>&1\nreport {i} \"$?\"\n",
-                run = run_line(i, item)
-            );
+            s.push_str(&item_lines(i, item));
         }
-        s.push_str(") &\n");
+        let _ = writeln!(s, ") >\"$dir/{lane}\" 2>&1 &");
     }
-    s.push_str("wait\nexit 0\n");
+    s.push_str("wait\n");
+    for lane in 0..lanes {
+        let _ = writeln!(s, "cat \"$dir/{lane}\"");
+    }
+    s.push_str("exit 0\n");
     s
 }
 
-/// The line that runs item `i`: its script as a quoted here-document under `timeout`.
-fn run_line(i: usize, item: &BatchItem<'_>) -> String {
-    let end = delimiter(i, item.script);
-    let mut script = item.script.to_owned();
-    if !script.ends_with('\n') {
-        script.push('\n');
-    }
+/// The lines that run item `i` between its markers: its script, quoted, under `timeout`;
+/// `rc` is its exit status afterwards.
+fn item_lines(i: usize, item: &BatchItem<'_>) -> String {
     format!(
-        "timeout -k {KILL_AFTER} {secs} /bin/sh -c \"$(cat <<'{end}'\n{script}{end}\n)\" {zeroth}",
+        "mark begin {i}\n\
+         timeout -k {KILL_AFTER} {secs} /bin/sh -c {script} {zeroth}\n\
+         rc=$?\n\
+         mark end {i} \"$rc\"\n",
         secs = item.timeout.as_secs().max(1),
+        script = quote(item.script),
         zeroth = quote(&format!("nodeimg-{}", item.name)),
     )
 }
@@ -277,12 +259,6 @@ impl Reader {
                     self.current = Some(index);
                     self.started_at.push((index, uptime(words.get(2))));
                     events.push(Event::Started { index });
-                }
-            }
-            // The output of item `i`, run in a lane, follows in one piece.
-            ["out", i, ..] => {
-                if let Ok(index) = i.parse() {
-                    self.current = Some(index);
                 }
             }
             ["end", i, exit, ..] => {

@@ -1,8 +1,8 @@
-//! A background export: its threads at a lower CPU priority (Linux nice 10, per thread), so a
+//! A background export: its threads at the lowest CPU priority (Linux nice 19, per thread), so a
 //! guest running alongside (the build's boot test under TCG) is slowed as little as possible.
 
 /// The nice value of a background export's threads.
-pub const BACKGROUND_NICE: i32 = 10;
+pub const BACKGROUND_NICE: i32 = 19;
 
 /// Lowers the calling thread's CPU priority to nice [`BACKGROUND_NICE`] (Linux keeps a nice
 /// value per thread; threads it then creates inherit it). A thread that already runs at that

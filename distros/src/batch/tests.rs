@@ -166,7 +166,7 @@ fn a_real_batch_runs_items_in_order_and_stops_where_told() {
     );
 }
 
-/// A script holding the here-document's end line, quotes and `$(...)` runs unchanged.
+/// A script with quotes, `$(...)`, a here-document and `$HOME` in single quotes runs unchanged.
 #[test]
 fn scripts_go_in_unchanged() {
     let script = "x='it'\\''s'\necho \"$x $(echo sub)\" '$HOME'\ncat <<'NODEIMG_SCRIPT_0_END'\ninner\nNODEIMG_SCRIPT_0_END\n";
@@ -212,7 +212,7 @@ fn a_batch_in_lanes_runs_every_item_and_keeps_outputs_apart() {
         item("d", "echo d", 30, false),
     ];
     let script = render(&items, 2);
-    assert!(script.contains(") &\n"), "{script}");
+    assert!(script.contains(" 2>&1 &\n"), "{script}");
     let events = run_sh(&script);
     let mut ends = finished(&events);
     ends.sort_unstable();
@@ -229,5 +229,5 @@ fn a_batch_in_lanes_runs_every_item_and_keeps_outputs_apart() {
     });
     assert!(slow.is_some_and(|s| (0.9..5.0).contains(&s)), "{slow:?}");
     let stop = [item("a", "true", 30, true), item("b", "true", 30, false)];
-    assert!(!render(&stop, 2).contains(") &"));
+    assert!(!render(&stop, 2).contains(" &\n"));
 }
