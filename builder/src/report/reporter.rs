@@ -255,6 +255,11 @@ impl Reporter {
         lock(&self.phases).clone()
     }
 
+    /// The time since the reporter was made (the command's wall time so far).
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
     /// The phases that finished with their durations, in one line: `phase 1.2s, phase 3.4s`.
     pub fn summary(&self) -> String {
         summary_of(&self.timings())
