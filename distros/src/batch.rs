@@ -47,7 +47,8 @@ pub struct BatchItem<'a> {
 
 /// The batch script for `items` (run as root; see [`remote_command`]), one item after the
 /// other with each item's output streamed as it comes — or, when `lanes` > 1 and no item stops
-/// the batch, in that many lanes side by side (items dealt round-robin), each lane writing its
+/// the batch, in that many lanes side by side (a lane that is free takes the next item no lane
+/// has taken, so a long item does not hold up the items dealt after it), each lane writing its
 /// markers and outputs to a file of its own, printed lane after lane once all have ended (the
 /// host then sees those items' events at the end, with the guest's durations).
 pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
@@ -67,12 +68,17 @@ pub fn render(items: &[BatchItem<'_>], lanes: usize) -> String {
         return s;
     }
     s.push_str("dir=$(mktemp -d)\ntrap 'rm -rf \"$dir\"' EXIT\n");
+    // Each item once, as a function; every lane walks the whole list and runs the items it
+    // claims first: `set -C` makes the claim file's `>` fail when another lane created it
+    // (O_EXCL, by a builtin: no process per claim).
+    for (i, item) in items.iter().enumerate() {
+        let _ = write!(s, "item_{i}() {{\n{}}}\n", item_lines(i, item));
+    }
+    let lane_items: String = (0..items.len())
+        .map(|i| format!("if true 2>/dev/null >\"$dir/claim-{i}\"; then item_{i}; fi\n"))
+        .collect();
     for lane in 0..lanes {
-        s.push_str("(\n");
-        for (i, item) in items.iter().enumerate().skip(lane).step_by(lanes) {
-            s.push_str(&item_lines(i, item));
-        }
-        let _ = writeln!(s, ") >\"$dir/{lane}\" 2>&1 &");
+        let _ = writeln!(s, "(\nset -C\n{lane_items}) >\"$dir/{lane}\" 2>&1 &");
     }
     s.push_str("wait\n");
     for lane in 0..lanes {

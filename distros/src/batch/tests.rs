@@ -231,3 +231,42 @@ fn a_batch_in_lanes_runs_every_item_and_keeps_outputs_apart() {
     let stop = [item("a", "true", 30, true), item("b", "true", 30, false)];
     assert!(!render(&stop, 2).contains(" &\n"));
 }
+
+/// A free lane takes the next item no lane has taken: the first item waits until the last one
+/// has run, which only ends when another lane runs every later item (items dealt round-robin
+/// would leave the last one, the fifth, queued behind the waiting first one in lane one until
+/// the first gives up). Each item
+/// runs exactly once.
+#[test]
+fn a_free_lane_takes_the_next_item_and_each_item_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("last-ran");
+    let wait: &'static str = Box::leak(
+        format!(
+            "n=0; while [ ! -f '{}' ]; do n=$((n + 1)); [ $n -lt 200 ] || exit 9; sleep 0.05; done",
+            flag.display()
+        )
+        .into_boxed_str(),
+    );
+    let last: &'static str =
+        Box::leak(format!("echo last; : > '{}'", flag.display()).into_boxed_str());
+    let mut items = vec![item("waits", wait, 30, false)];
+    items.extend((0..3).map(|_| item("short", "echo short", 30, false)));
+    items.push(item("last", last, 30, false));
+    let events = run_sh(&render(&items, 2));
+    let mut ends = finished(&events);
+    ends.sort_unstable();
+    assert_eq!(
+        ends,
+        (0..5).map(|i| (i, 0)).collect::<Vec<_>>(),
+        "{events:?}"
+    );
+    for i in 0..5 {
+        let starts = events
+            .iter()
+            .filter(|e| matches!(e, Event::Started { index } if *index == i))
+            .count();
+        assert_eq!(starts, 1, "item {i}: {events:?}");
+    }
+    assert_eq!(output(&events, 4), "last\n");
+}

@@ -100,8 +100,8 @@ pub fn healthy() -> Sandbox {
     sb.unit("unattended-upgrades.service", None, "inactive");
     for (k, v) in expectations().sysctls {
         // the kernel separates the fields of a multi-value sysctl with tabs
-        sb.set(
-            &format!("sysctl/{k}"),
+        sb.file(
+            &format!("/proc/sys/{}", k.replace('.', "/")),
             &format!("{}\n", v.replace(' ', "\t")),
         );
     }

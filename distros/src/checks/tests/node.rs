@@ -332,22 +332,22 @@ fn services() {
 #[test]
 fn sysctls() {
     let sb = healthy();
-    sb.set("sysctl/net.ipv4.ip_forward", "0\n");
+    sb.file("/proc/sys/net/ipv4/ip_forward", "0\n");
     fail(
         &sb,
         "sysctl-net.ipv4.ip_forward",
         &["sysctl net.ipv4.ip_forward is 0, expected 1"],
     );
-    sb.unset("sysctl/net.bridge.bridge-nf-call-iptables");
+    sb.remove("/proc/sys/net/bridge/bridge-nf-call-iptables");
     fail(
         &sb,
         "sysctl-net.bridge.bridge-nf-call-iptables",
         &[
-            "cannot stat /proc/sys/net/bridge/bridge-nf-call-iptables",
+            "cannot read /proc/sys/net/bridge/bridge-nf-call-iptables",
             "expected 1",
         ],
     );
-    sb.set("sysctl/net.ipv4.tcp_rmem", "4096\t87380\t6291456\n");
+    sb.file("/proc/sys/net/ipv4/tcp_rmem", "4096\t87380\t6291456\n");
     fail(
         &sb,
         "sysctl-net.ipv4.tcp_rmem",

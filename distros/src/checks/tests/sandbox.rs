@@ -6,7 +6,7 @@
 //! The stubs print what the real tools print; the outputs were taken on Debian 12 from
 //! containerd 1.6.20~ds1-1+deb12u3, runc 1.1.5+ds1-1+deb12u1, containernetworking-plugins
 //! 1.1.1+ds1-3+b5, kubeadm/kubelet/kubectl v1.20.2 (built from Debian's source), systemd 252,
-//! procps sysctl, dpkg-query, getent (see the constants below).
+//! dpkg-query, getent (see the constants below).
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt as _;
@@ -120,15 +120,6 @@ list-units)
 	cat "$S/failed-units" 2>/dev/null || true ;;
 *) echo "systemctl stub: unexpected $*" >&2; exit 2 ;;
 esac
-"#;
-
-/// procps `sysctl -n KEY` from `$S/sysctl/KEY` (values with tabs, as the kernel prints them).
-const SYSCTL: &str = r#"[ "$1" = -n ] || { echo "sysctl stub: unexpected $*" >&2; exit 2; }
-if [ ! -f "$S/sysctl/$2" ]; then
-	echo "sysctl: cannot stat /proc/sys/$(printf '%s' "$2" | tr . /): No such file or directory" >&2
-	exit 1
-fi
-cat "$S/sysctl/$2"
 "#;
 
 const SWAPON: &str = r#"[ "$*" = "--show=NAME --noheadings" ] || { echo "swapon stub: unexpected $*" >&2; exit 2; }
@@ -364,7 +355,6 @@ pub fn install_stubs(sb: &Sandbox) {
     sb.stub("containerd", CONTAINERD);
     sb.stub("ctr", CTR);
     sb.stub("systemctl", SYSTEMCTL);
-    sb.stub("sysctl", SYSCTL);
     sb.stub("swapon", SWAPON);
     sb.stub("dpkg-query", DPKG_QUERY);
     sb.stub("apt-mark", APT_MARK);
