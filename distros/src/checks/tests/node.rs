@@ -343,7 +343,7 @@ fn sysctls() {
         &sb,
         "sysctl-net.bridge.bridge-nf-call-iptables",
         &[
-            "cannot read /proc/sys/net/bridge/bridge-nf-call-iptables",
+            "bridge-nf-call-iptables: No such file or directory",
             "expected 1",
         ],
     );

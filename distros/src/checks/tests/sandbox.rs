@@ -85,8 +85,13 @@ case "$1 $2" in
 "tasks ls")
 	printf '%-20s %-8s %-10s\n' TASK PID STATUS
 	awk '{printf "%-20s %-8s %-10s\n", $1, $2, $3}' "$S/tasks" ;;
-"tasks kill") sed -i "s/^$5 \([0-9]*\) .*/$5 \1 STOPPED/" "$S/tasks" ;;
-"tasks delete") awk -v id="$4" '$1 != id' "$S/tasks" > "$S/tasks.new"; mv "$S/tasks.new" "$S/tasks" ;;
+"tasks delete")
+	# ctr refuses to delete a running task unless forced (-f kills it first)
+	id=${4:-$3}
+	if [ "$3" != -f ] && awk -v id="$id" '$1 == id && $3 == "RUNNING" {f = 1} END {exit !f}' "$S/tasks"; then
+		echo "ctr: cannot delete a non stopped process: failed precondition" >&2; exit 1
+	fi
+	awk -v id="$id" '$1 != id' "$S/tasks" > "$S/tasks.new"; mv "$S/tasks.new" "$S/tasks" ;;
 "containers rm")
 	[ ! -f "$S/rm-fails" ] || exit 1
 	awk -v id="$3" '$1 != id' "$S/containers" > "$S/containers.new"; mv "$S/containers.new" "$S/containers" ;;
