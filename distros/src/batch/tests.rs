@@ -235,8 +235,7 @@ fn a_batch_in_lanes_runs_every_item_and_keeps_outputs_apart() {
 /// A free lane takes the next item no lane has taken: the first item waits until the last one
 /// has run, which only ends when another lane runs every later item (items dealt round-robin
 /// would leave the last one, the fifth, queued behind the waiting first one in lane one until
-/// the first gives up). Each item
-/// runs exactly once.
+/// the first gives up). Each item runs exactly once.
 #[test]
 fn a_free_lane_takes_the_next_item_and_each_item_runs_once() {
     let dir = tempfile::tempdir().unwrap();
