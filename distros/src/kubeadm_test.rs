@@ -225,9 +225,6 @@ impl KubeadmTest {
         )
     }
 
-    fn cni_config() -> String {
-        CNI_CONFIG.to_owned()
-    }
 
     /// A step with `KUBECONFIG` set for kubectl. Its timeout is exactly `secs`, not raised to
     /// [`crate::step::MIN_STEP_TIMEOUT`]: each is sized for its work (`kubeadm-prepare` has
@@ -242,12 +239,8 @@ impl KubeadmTest {
     /// The test's steps, in order (see [`steps`]).
     fn commands(&self) -> Vec<Step> {
         let prepare = format!(
-            "ip -4 route show default | grep -q . || ip route add default via {GATEWAY}\n\
-             grep -q \" $(hostname)\\$\" /etc/hosts || echo \"{GUEST_IP} $(hostname)\" >> /etc/hosts\n\
-             mkdir -p /etc/cni/net.d\n\
-             printf '%s' {cni} > /etc/cni/net.d/10-nodeimg-test.conflist\n\
-             printf '%s' {config} > /root/kubeadm-config.yaml",
-            cni = quote(&Self::cni_config()),
+            "{network}printf '%s' {config} > /root/kubeadm-config.yaml",
+            network = node_network(),
             config = quote(&self.config()),
         );
         let mut prepare = prepare;
@@ -315,6 +308,20 @@ impl KubeadmTest {
             Self::step("pod-runs", 960, &pod),
         ]
     }
+}
+
+/// The shell lines (each ending in a newline) that give a throw-away test node what a kubelet
+/// needs and a cut-off user-mode network lacks: a dead-end default route, the hostname in
+/// `/etc/hosts`, and the bridge CNI config. Shared by the kubeadm test and the node
+/// conformance run.
+pub fn node_network() -> String {
+    format!(
+        "ip -4 route show default | grep -q . || ip route add default via {GATEWAY}\n\
+         grep -q \" $(hostname)\\$\" /etc/hosts || echo \"{GUEST_IP} $(hostname)\" >> /etc/hosts\n\
+         mkdir -p /etc/cni/net.d\n\
+         printf '%s' {cni} > /etc/cni/net.d/10-nodeimg-test.conflist\n",
+        cni = quote(CNI_CONFIG),
+    )
 }
 
 /// The boot test's kubeadm steps, in order: prepare (route, hosts entry, CNI and kubeadm
@@ -472,7 +479,7 @@ mod tests {
     /// The CNI config is JSON (kubelet ignores a broken one silently).
     #[test]
     fn cni_config_is_json() {
-        let v: serde_json::Value = serde_json::from_str(&KubeadmTest::cni_config()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(CNI_CONFIG).unwrap();
         assert_eq!(v["plugins"][0]["type"], "bridge");
     }
 }

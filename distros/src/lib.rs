@@ -25,6 +25,7 @@ pub mod debian13;
 pub mod distro;
 pub mod error;
 pub mod kubeadm_test;
+pub mod node_conformance;
 pub mod node_role;
 pub mod payload;
 pub mod seal;

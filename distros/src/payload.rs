@@ -209,19 +209,48 @@ pub fn payload_install_steps(distro: &Distro, payload: &Payload) -> Result<Vec<S
 }
 
 fn mount(fs_uuid: &str) -> Step {
+    mount_disk(&PAYLOAD_DISK, fs_uuid)
+}
+
+/// A read-only ext4 disk the host makes for a guest and the guest mounts by its label,
+/// checking the UUID the host derived from the disk's content.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadOnlyDisk {
+    /// The mount step's name (`payload-mount`).
+    pub step: &'static str,
+    /// The filesystem label.
+    pub label: &'static str,
+    /// Where the guest mounts it.
+    pub mount: &'static str,
+    /// What it is, for errors (`the payload disk`).
+    pub what: &'static str,
+}
+
+/// The payload disk.
+pub const PAYLOAD_DISK: ReadOnlyDisk = ReadOnlyDisk {
+    step: "payload-mount",
+    label: PAYLOAD_LABEL,
+    mount: PAYLOAD_MOUNT,
+    what: "the payload disk",
+};
+
+/// The step that mounts `disk` read-only (no journal replay), refusing a filesystem whose UUID
+/// is not `fs_uuid`.
+pub fn mount_disk(disk: &ReadOnlyDisk, fs_uuid: &str) -> Step {
     let body = format!(
         "udevadm settle --timeout=30 || true\n\
          dev=$(blkid -L {label} || true)\n\
-         if [ -z \"$dev\" ]; then echo 'no filesystem labelled {label}: the payload disk is not attached' >&2; exit 1; fi\n\
+         if [ -z \"$dev\" ]; then echo 'no filesystem labelled {label}: {what} is not attached' >&2; exit 1; fi\n\
          uuid=$(blkid -s UUID -o value \"$dev\" || true)\n\
-         if [ \"$uuid\" != {fs_uuid} ]; then echo \"$dev has UUID '$uuid', not {fs_uuid}: not the payload disk this build made\" >&2; exit 1; fi\n\
+         if [ \"$uuid\" != {fs_uuid} ]; then echo \"$dev has UUID '$uuid', not {fs_uuid}: not {what} this build made\" >&2; exit 1; fi\n\
          mkdir -p {mnt}\n\
          mountpoint -q {mnt} || mount -o ro,noload \"$dev\" {mnt}\n\
-         echo \"payload $dev (UUID {fs_uuid}) mounted on {mnt}\"\n",
-        label = PAYLOAD_LABEL,
-        mnt = PAYLOAD_MOUNT,
+         echo \"{label} $dev (UUID {fs_uuid}) mounted on {mnt}\"\n",
+        label = disk.label,
+        mnt = disk.mount,
+        what = disk.what,
     );
-    Step::new("payload-mount", secs(60), &body)
+    Step::new(disk.step, secs(60), &body)
 }
 
 fn install_debs(debs: &[(&str, bool)]) -> Step {
@@ -253,6 +282,14 @@ fn containerd_running() -> Step {
 const IMPORT_LANES: usize = 2;
 
 fn import_images(images: &[(&str, &str)]) -> Step {
+    import_images_from("import-images", PAYLOAD_MOUNT, images)
+}
+
+/// The step `name` that imports image archives (`(file under mount, reference)`) into
+/// containerd's `k8s.io` namespace, two at a time, and checks that every reference is then
+/// listed.
+pub fn import_images_from(name: &str, mount: &str, images: &[(&str, &str)]) -> Step {
+    let at = |file: &str| quote(&format!("{mount}/{file}"));
     // Dealt round-robin into lanes that run side by side.
     let mut body = String::from("lane_failed=0\n");
     for lane in 0..IMPORT_LANES {
@@ -278,7 +315,7 @@ fn import_images(images: &[(&str, &str)]) -> Step {
             r = quote(reference),
         );
     }
-    Step::new("import-images", secs(900), &body)
+    Step::new(name, secs(900), &body)
 }
 
 /// Unmounts the payload (the last provisioning step).

@@ -9,6 +9,7 @@ use child_process::Command;
 use distros::batch;
 use distros::bom_collect::{self, ComponentQuery, ComponentSource};
 use distros::kubeadm_test::{self, KubeadmTest};
+use distros::node_conformance::{self, ConformanceRun, OfflineSkip, Scope};
 use distros::payload::{self, Install, Payload, PayloadItem};
 use distros::{Distro, Step};
 
@@ -176,6 +177,25 @@ fn every_script() -> Vec<Script> {
         };
         for s in kubeadm_test::steps(&test).expect("kubeadm test renders") {
             out.push(Script::step(version, &s));
+        }
+    }
+    for (scope, after_kubeadm) in [(Scope::Quick, true), (Scope::Full, false)] {
+        let run = ConformanceRun {
+            scope,
+            fs_uuid: "0f1e2d3c-4b5a-4978-a695-b4c3d2e1f0ab".into(),
+            images: vec![(
+                "images/agnhost_2.21.tar".into(),
+                "k8s.gcr.io/e2e-test-images/agnhost:2.21".into(),
+            )],
+            offline_skips: vec![OfflineSkip {
+                name: "should be able to pull image [NodeConformance]".into(),
+                reason: "pulls from a registry on the internet".into(),
+            }],
+            after_kubeadm,
+            deadline: Duration::from_secs(1800),
+        };
+        for s in node_conformance::steps(&run).expect("conformance run renders") {
+            out.push(Script::step(scope.name(), &s));
         }
     }
     // The scripts as the builder runs them: every step and check of a release as one batch.
