@@ -7,7 +7,8 @@
 //!
 //! [[artifact]]
 //! name = "kubeadm"                 # unique, [a-z0-9._-]
-//! kind = "binary"                  # base-image | deb | binary | archive | file | image
+//! kind = "binary"                  # base-image | deb | binary | archive | file | image |
+//!                                  # test-suite | test-image
 //! component = "kubeadm"            # which pinned component it provides (optional)
 //! version = "v1.20.2"              # that component's version (with `component`)
 //! source = "https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm"
@@ -36,7 +37,9 @@
 //! How each kind is installed in the guest: `deb` packages all at once with `dpkg -i`,
 //! `binary` and `file` with `install -m MODE` to `dest`, `archive` (`.tar.gz`) extracted into
 //! `dest`, `image` imported into containerd's `k8s.io` namespace. `base-image` is the spec's
-//! base image.
+//! base image. `test-suite` (Kubernetes' `kubernetes-test-linux-<arch>.tar.gz` at the spec's
+//! version) and `test-image` (an image the node conformance suite uses, with `image`) are
+//! never installed: they go on the node conformance run's read-only test disk.
 
 mod check;
 #[cfg(test)]
@@ -73,6 +76,12 @@ pub enum Kind {
     File,
     /// A container image archive imported into containerd's `k8s.io` namespace as `image`.
     Image,
+    /// Kubernetes' test tarball (`kubernetes-test-linux-<arch>.tar.gz`), whose
+    /// `kubernetes/test/bin/e2e_node.test` is the node conformance suite; `version` is the
+    /// Kubernetes version it was built for.
+    TestSuite,
+    /// A container image archive the node conformance suite uses, as `image`.
+    TestImage,
 }
 
 impl Kind {
@@ -85,6 +94,8 @@ impl Kind {
             Kind::Archive => "archive",
             Kind::File => "file",
             Kind::Image => "image",
+            Kind::TestSuite => "test-suite",
+            Kind::TestImage => "test-image",
         }
     }
 }

@@ -22,6 +22,9 @@
 //! version = "v1.20.2"
 //! skip_addons = ["coredns"]  # optional: addons whose images are left out ("coredns",
 //!                            # "kube-proxy"); the boot test's kubeadm init skips them
+//! conformance = "quick"      # optional: "off" (default), "quick" or "full": the node
+//!                            # conformance suite in the boot test (`nodeimg build
+//!                            # --conformance` overrides it); fetch then locks its inputs
 //!
 //! [components]
 //! containerd = "1.6.20"
@@ -58,6 +61,7 @@ use std::path::{Path, PathBuf};
 
 use diskimg::ImageFormat;
 pub use distros::kubeadm_test::Addon;
+pub use distros::node_conformance::Scope;
 use exporters::{Firmware, Format};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -87,6 +91,9 @@ pub struct Spec {
     /// `[kubernetes] skip_addons`: addons whose images are left out, sorted, without
     /// duplicates.
     pub skip_addons: Vec<Addon>,
+    /// `[kubernetes] conformance`: which node conformance tests the boot test runs (`None`:
+    /// off).
+    pub conformance: Option<Scope>,
     /// `[components]`.
     pub components: Components,
     /// `[export] formats`, sorted, without duplicates.
@@ -234,6 +241,7 @@ struct RawBase {
 struct RawKubernetes {
     version: Spanned<String>,
     skip_addons: Option<Spanned<Vec<Spanned<String>>>>,
+    conformance: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -465,6 +473,17 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
             .transpose()?,
     };
     let skip_addons = skip_addons(loc, raw.kubernetes.skip_addons.as_ref())?;
+    let conformance = match &raw.kubernetes.conformance {
+        None => None,
+        Some(c) if c.get_ref() == "off" => None,
+        Some(c) => Some(Scope::from_name(c.get_ref()).ok_or_else(|| {
+            loc.bad(
+                c,
+                "kubernetes.conformance",
+                format!("{:?}: expected \"off\", \"quick\" or \"full\"", c.get_ref()),
+            )
+        })?),
+    };
 
     let mut formats = Vec::new();
     for f in raw.export.formats.get_ref() {
@@ -546,6 +565,7 @@ fn check(loc: &Locator<'_>, raw: RawSpec, sha256: String) -> Result<Spec, SpecEr
         },
         kubernetes_version: k.clone(),
         skip_addons,
+        conformance,
         components,
         formats,
         files,

@@ -73,7 +73,7 @@ fn mode(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>
 }
 
 fn image(loc: &Locator<'_>, a: &RawArtifact, kind: Kind) -> Result<Option<String>, LocatedError> {
-    match (&a.image, kind == Kind::Image) {
+    match (&a.image, matches!(kind, Kind::Image | Kind::TestImage)) {
         (Some(i), true) => {
             distros::shell::check_image_ref("artifact.image", i.get_ref())
                 .map_err(|e| loc.bad(i, "artifact.image", e))?;
@@ -183,7 +183,7 @@ pub(super) fn artifact(
     };
     let version = match (&a.version, &component) {
         (Some(v), Some(_)) => Some(spec::check_version(loc, v, "artifact.version")?),
-        (Some(v), None) if kind == Kind::Deb => {
+        (Some(v), None) if matches!(kind, Kind::Deb | Kind::TestSuite) => {
             Some(spec::check_version(loc, v, "artifact.version")?)
         }
         (Some(v), None) => {
@@ -279,7 +279,31 @@ pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
             a.kind.as_str()
         ));
     }
+    test_suite_matches(lock, k8s, &refresh)?;
     images_match(lock, spec, &refresh)
+}
+
+/// At most one test suite, and it is at the spec's Kubernetes version (the node conformance
+/// tests of another version test another kubelet).
+pub(super) fn test_suite_matches(lock: &Lock, k8s: &str, refresh: &str) -> Result<(), String> {
+    let lock_path = lock.path.display();
+    let suites: Vec<_> = lock.of_kind(Kind::TestSuite).collect();
+    if suites.len() > 1 {
+        return Err(format!(
+            "{lock_path}: artifacts {} and {} are both a test-suite; a lock has one; {refresh}",
+            suites[0].name, suites[1].name
+        ));
+    }
+    for a in suites {
+        let version = a.version.as_deref().unwrap_or("");
+        if version != k8s {
+            return Err(format!(
+                "{lock_path}: test-suite {} is for Kubernetes {:?} but the spec pins {k8s}; {refresh}",
+                a.name, version
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The images kubeadm lists at the Kubernetes version (its control plane and kube-proxy) are

@@ -149,3 +149,58 @@ fn deb_fields_belong_to_debs_only() {
         err(&bad_name)
     );
 }
+
+/// The node conformance inputs: a test-image names its reference, a test-suite is at the
+/// spec's Kubernetes version and there is one.
+#[test]
+fn test_suite_and_test_images() {
+    let suite = |version: &str| {
+        format!(
+            "\n[[artifact]]\nname = \"kubernetes-test-{version}\"\nkind = \"test-suite\"\nversion = \"{version}\"\n\
+             source = \"https://dl.k8s.io/{version}/kubernetes-test-linux-amd64.tar.gz\"\nsize = 3\nsha256 = \"{SHA}\"\n"
+        )
+    };
+    let image = format!(
+        "\n[[artifact]]\nname = \"test-agnhost\"\nkind = \"test-image\"\nsource = \"fixture\"\nsize = 3\n\
+         sha256 = \"{SHA}\"\nimage = \"k8s.gcr.io/e2e-test-images/agnhost:2.21\"\n"
+    );
+    let text = format!("{}{}{image}", good(), suite("v1.20.2"));
+    let lock = parse(Path::new("x.lock"), &text).unwrap();
+    assert_eq!(lock.of_kind(Kind::TestSuite).count(), 1);
+    assert_eq!(
+        lock.of_kind(Kind::TestImage)
+            .next()
+            .unwrap()
+            .image
+            .as_deref(),
+        Some("k8s.gcr.io/e2e-test-images/agnhost:2.21")
+    );
+    let again = parse(Path::new("y.lock"), &render(&lock.artifacts)).unwrap();
+    assert_eq!(again.artifacts, lock.artifacts);
+    let no_ref = text.replace("image = \"k8s.gcr.io/e2e-test-images/agnhost:2.21\"\n", "");
+    assert!(err(&no_ref).contains("artifact.image"), "{}", err(&no_ref));
+
+    check::test_suite_matches(&lock, "v1.20.2", "refresh").unwrap();
+    let other = parse(
+        Path::new("x.lock"),
+        &format!("{}{}", good(), suite("v1.21.0")),
+    )
+    .unwrap();
+    let e = check::test_suite_matches(&other, "v1.20.2", "refresh").unwrap_err();
+    assert!(
+        e.contains("test-suite kubernetes-test-v1.21.0 is for Kubernetes \"v1.21.0\" but the spec pins v1.20.2; refresh"),
+        "{e}"
+    );
+    let two = parse(
+        Path::new("x.lock"),
+        &format!(
+            "{}{}{}",
+            good(),
+            suite("v1.20.2"),
+            suite("v1.20.2").replace("name = \"kubernetes-test-v1.20.2\"", "name = \"second\"")
+        ),
+    )
+    .unwrap();
+    let e = check::test_suite_matches(&two, "v1.20.2", "refresh").unwrap_err();
+    assert!(e.contains("are both a test-suite"), "{e}");
+}

@@ -398,3 +398,29 @@ fn skip_addons_and_pause_are_optional_and_checked() {
         "kubernetes.skip_addons: \"dns\" is not an addon nodeimg can leave out (coredns, kube-proxy)"
     );
 }
+
+#[test]
+fn conformance_is_off_by_default_and_checked() {
+    assert_eq!(parse_at(GOOD).unwrap().conformance, None);
+    let with = |v: &str| {
+        GOOD.replace(
+            "version = \"v1.20.2\"\n",
+            &format!("version = \"v1.20.2\"\nconformance = \"{v}\"\n"),
+        )
+    };
+    assert_eq!(
+        parse_at(&with("quick")).unwrap().conformance,
+        Some(Scope::Quick)
+    );
+    assert_eq!(
+        parse_at(&with("full")).unwrap().conformance,
+        Some(Scope::Full)
+    );
+    assert_eq!(parse_at(&with("off")).unwrap().conformance, None);
+    let (line, col, msg) = err(&with("fast"));
+    assert_eq!((line, col), (15, 15), "{msg}");
+    assert_eq!(
+        msg,
+        "kubernetes.conformance: \"fast\": expected \"off\", \"quick\" or \"full\""
+    );
+}
