@@ -225,7 +225,6 @@ impl KubeadmTest {
         )
     }
 
-
     /// A step with `KUBECONFIG` set for kubectl. Its timeout is exactly `secs`, not raised to
     /// [`crate::step::MIN_STEP_TIMEOUT`]: each is sized for its work (`kubeadm-prepare` has
     /// 60 s), as when the builder rendered them.

@@ -178,7 +178,10 @@ impl ConformanceRun {
             }
         }
         for s in &self.offline_skips {
-            if s.name.is_empty() || format!("{}{}", s.name, s.reason).chars().any(char::is_control)
+            if s.name.is_empty()
+                || format!("{}{}", s.name, s.reason)
+                    .chars()
+                    .any(char::is_control)
             {
                 return Err(Error::invalid(
                     "offline skip",

@@ -36,7 +36,7 @@ pub fn query(inputs: &Inputs, role: &distros::NodeRole) -> Query {
                 file: payload_file(input),
                 dest: a.dest.clone().unwrap_or_default(),
             },
-            Kind::Image | Kind::BaseImage => continue,
+            Kind::Image | Kind::BaseImage | Kind::TestSuite | Kind::TestImage => continue,
         };
         components.push(ComponentQuery {
             artifact: a.name.clone(),

@@ -30,8 +30,11 @@ pub struct Inputs {
     pub distro: &'static distros::Distro,
     /// The base image file (verified).
     pub base: PathBuf,
-    /// Every other artifact, in lock order (verified).
+    /// Every artifact the guest installs, in lock order (verified).
     pub payload: Vec<Input>,
+    /// The node conformance run's inputs, the test suite and its images, in lock order
+    /// (verified): never installed, they go on the test disk.
+    pub tests: Vec<Input>,
 }
 
 impl Inputs {
@@ -143,11 +146,17 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
         },
     };
     let mut payload = Vec::new();
+    let mut tests = Vec::new();
     for artifact in lock.artifacts.iter().filter(|a| a.kind != Kind::BaseImage) {
         let path = cache
             .verified(artifact, &hint)
             .with_context(|| format!("lock {}", lock.path.display()))?;
-        payload.push(Input {
+        let to = if matches!(artifact.kind, Kind::TestSuite | Kind::TestImage) {
+            &mut tests
+        } else {
+            &mut payload
+        };
+        to.push(Input {
             artifact: artifact.clone(),
             path,
         });
@@ -158,6 +167,7 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
         distro,
         base,
         payload,
+        tests,
     })
 }
 

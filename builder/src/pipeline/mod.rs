@@ -17,6 +17,7 @@ pub mod boot_test;
 pub mod check_list;
 pub mod collect_bom;
 pub mod command;
+pub mod conformance;
 pub mod export;
 pub mod guest;
 pub mod inputs;

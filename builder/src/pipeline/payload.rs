@@ -26,6 +26,9 @@ pub fn payload_file(input: &Input) -> String {
         Kind::Archive => format!("archive/{}.tar.gz", a.name),
         Kind::Image => format!("image/{}.tar", a.name),
         Kind::BaseImage => format!("base/{}", a.name),
+        // Never on the payload: on the conformance test disk.
+        Kind::TestSuite => format!("test/{}.tar.gz", a.name),
+        Kind::TestImage => format!("test-image/{}.tar", a.name),
     }
 }
 
@@ -67,7 +70,7 @@ fn items(inputs: &Inputs) -> Vec<PayloadItem> {
             Kind::Image => Install::Image {
                 reference: a.image.clone().unwrap_or_default(),
             },
-            Kind::BaseImage => continue,
+            Kind::BaseImage | Kind::TestSuite | Kind::TestImage => continue,
         };
         items.push(PayloadItem {
             file: payload_file(input),
@@ -80,20 +83,42 @@ fn items(inputs: &Inputs) -> Vec<PayloadItem> {
 /// Writes the payload disk image to `out` (a raw ext4 filesystem), using `work` as scratch,
 /// and checks every file on it against its `SHA256SUMS`. Returns its size in bytes.
 pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64> {
-    let root = work.join("payload-root");
-    if root.exists() {
-        std::fs::remove_dir_all(&root)?;
-    }
-    std::fs::create_dir_all(&root)?;
-    let mut total = 0u64;
-    for input in &inputs.payload {
-        let to = root.join(payload_file(input));
-        ::inputs::cache::link_or_copy(&input.path, &to)
-            .with_context(|| format!("copying {} to {}", input.path.display(), to.display()))?;
-        total += input.artifact.size;
-    }
+    let files: Vec<(String, PathBuf)> = inputs
+        .payload
+        .iter()
+        .map(|i| (payload_file(i), i.path.clone()))
+        .collect();
     let sums = payload_sums(inputs);
-    std::fs::write(root.join(PAYLOAD_SUMS), &sums)?;
+    make_read_only_disk(&files, &sums, PAYLOAD_LABEL, &work.join("payload-root"), out)
+}
+
+/// Writes a raw ext4 image to `out` labelled `label` holding `files` (path on the disk, file
+/// on the host: hard-linked into `root`, a scratch directory, or copied) and `sums` as its
+/// `SHA256SUMS` (which must list every file with its digest); its UUID is derived from `sums`.
+/// The image is read back with the project's ext4 reader and every file checked against
+/// `sums` before it is renamed into place. Returns its size in bytes.
+pub fn make_read_only_disk(
+    files: &[(String, PathBuf)],
+    sums: &str,
+    label: &str,
+    root: &Path,
+    out: &Path,
+) -> Result<u64> {
+    if root.exists() {
+        std::fs::remove_dir_all(root)?;
+    }
+    std::fs::create_dir_all(root)?;
+    let mut total = 0u64;
+    for (name, from) in files {
+        let to = root.join(name);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        ::inputs::cache::link_or_copy(from, &to)
+            .with_context(|| format!("copying {} to {}", from.display(), to.display()))?;
+        total += std::fs::metadata(&to)?.len();
+    }
+    std::fs::write(root.join(PAYLOAD_SUMS), sums)?;
     // Room for ext4's metadata: 10 % plus 32 MiB, in whole MiB.
     let size = ((total + total / 10 + (32 << 20)) >> 20) << 20;
     let tmp: PathBuf = out.with_extension("partial");
@@ -101,11 +126,11 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
     f.set_len(size)?;
     drop(f);
     let made = child_process::Command::new("mkfs.ext4", super::timeouts::PAYLOAD_MKFS)
-        .what("mkfs.ext4 of the payload disk")
-        .args(["-q", "-F", "-L", PAYLOAD_LABEL, "-O", "^has_journal"])
-        .args(["-U", &fs_uuid(&sums)])
+        .what("mkfs.ext4 of a read-only disk")
+        .args(["-q", "-F", "-L", label, "-O", "^has_journal"])
+        .args(["-U", &fs_uuid(sums)])
         .args(["-E", "root_owner=0:0", "-d"])
-        .arg(&root)
+        .arg(root)
         .arg(&tmp)
         .run();
     if let Err(e) = made {
@@ -117,11 +142,11 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
         };
         return Err(e).with_context(|| format!("mkfs.ext4 -d {}{hint}", root.display()));
     }
-    if let Err(e) = check_payload_disk(&tmp, &sums) {
+    if let Err(e) = check_payload_disk(&tmp, sums) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
     std::fs::rename(&tmp, out)?;
-    std::fs::remove_dir_all(&root)?;
+    std::fs::remove_dir_all(root)?;
     Ok(size)
 }

@@ -39,10 +39,12 @@ fn quick_focus_matches_each_quick_test_literally_and_nothing_like_it() {
         &focus,
         "[sig-storage] EmptyDir volumes should support root,0644,tmpfs [LinuxOnly] [NodeConformance] [Conformance]"
     ));
-    assert!(!grep_matches(
-        &focus,
-        "[sig-storage] Secrets should be consumable from pods in volume with mappings [NodeConformance] [Conformance]"
-    ) || QUICK.iter().any(|q| q.contains("with mappings")));
+    assert!(
+        !grep_matches(
+            &focus,
+            "[sig-storage] Secrets should be consumable from pods in volume with mappings [NodeConformance] [Conformance]"
+        ) || QUICK.iter().any(|q| q.contains("with mappings"))
+    );
     assert_eq!(run(Scope::Full).focus(), FOCUS);
     assert_eq!(literal("a.b(c)[d]|e*"), r"a\.b\(c\)\[d\]\|e\*");
 }
