@@ -155,6 +155,12 @@ pub struct BuildArgs {
     /// Skip the offline `kubeadm init` in the boot test.
     #[arg(long)]
     pub no_kubeadm_test: bool,
+    /// Run Kubernetes' node conformance suite in the boot test: `quick` (pods, probes,
+    /// volumes, security context, lifecycle hooks, logs: about ten minutes under TCG), `full`
+    /// (every [NodeConformance] test) or `off` [default: the spec's `kubernetes.conformance`,
+    /// else off]. Needs the test suite and images in the lock (`nodeimg fetch`).
+    #[arg(long, value_name = "off|quick|full")]
+    pub conformance: Option<ConformanceChoice>,
     /// Print JSON event lines on stdout instead of drawing progress.
     #[arg(long)]
     pub json: bool,
@@ -162,6 +168,29 @@ pub struct BuildArgs {
     /// every script too); no VM, nothing written.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `--conformance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConformanceChoice {
+    /// No conformance run.
+    Off,
+    /// The quick subset.
+    Quick,
+    /// Every node conformance test.
+    Full,
+}
+
+impl ConformanceChoice {
+    /// The scope it asks for (`None`: off).
+    pub fn scope(self) -> Option<distros::node_conformance::Scope> {
+        use distros::node_conformance::Scope;
+        match self {
+            ConformanceChoice::Off => None,
+            ConformanceChoice::Quick => Some(Scope::Quick),
+            ConformanceChoice::Full => Some(Scope::Full),
+        }
+    }
 }
 
 /// `nodeimg export`.

@@ -105,6 +105,7 @@ fn references(set: &FixtureSet, golden: Option<PathBuf>, work: &Path) -> Referen
         cpus: 2,
         keep_going: false,
         no_kubeadm_test: false,
+        conformance: None,
         source_date_epoch: 0,
     };
     let loaded = builder::pipeline::load_and_plan(&opts)

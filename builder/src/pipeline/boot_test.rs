@@ -6,9 +6,11 @@ use std::path::Path;
 
 use anyhow::Result;
 use diskimg::ImageFormat;
+use qemu::cmdline::ExtraDisk;
 use qemu::vm::{GuestName, Vm};
 
 use super::Machine;
+use super::conformance::{self, Counts};
 use super::guest::GuestCommand;
 use super::timeouts::{POWERDOWN_TIMEOUT, READY_TIMEOUT, SSH_TIMEOUT};
 use super::validate::{self, NamedCheck};
@@ -28,24 +30,31 @@ pub struct BootTestOutcome {
     pub results: Vec<CaseResult>,
     /// Whether the kubeadm test ran.
     pub kubeadm_ran: bool,
+    /// The node conformance run's counts, when its suite reported.
+    pub conformance: Option<Counts>,
     /// The guest's serial console.
     pub serial: String,
 }
 
+/// Lines of the serial console added to a failed conformance run's output.
+const SERIAL_TAIL: usize = 40;
+
 /// Boots `golden` (raw) in `vm_dir` and runs `first_boot` checks, then the kubeadm test's
-/// steps when given. The kubeadm steps stop at the first failure (each needs the one before).
+/// steps when given, then the node conformance run when given (its test disk attached
+/// read-only). The kubeadm steps stop at the first failure (each needs the one before).
 pub fn run(
     machine: &Machine,
     golden: &Path,
     vm_dir: &Path,
     first_boot: &[NamedCheck],
     kubeadm: Option<&[GuestCommand]>,
+    conformance: Option<&conformance::Setup>,
     reporter: &Reporter,
 ) -> Result<BootTestOutcome> {
     std::fs::create_dir_all(vm_dir)?;
     let overlay = vm_dir.join("overlay.qcow2");
     qemu::overlay::create_overlay(&machine.qemu_img, golden, ImageFormat::Raw, &overlay)?;
-    let config = machine.vm_config(
+    let mut config = machine.vm_config(
         vm_dir.to_path_buf(),
         overlay,
         ImageFormat::Qcow2,
@@ -55,6 +64,13 @@ pub fn run(
             user: BOOT_TEST_USER.into(),
         },
     );
+    if let Some(setup) = conformance {
+        config = config.with_extra_disk(ExtraDisk {
+            name: "conformance".into(),
+            path: setup.disk.clone(),
+            format: ImageFormat::Raw,
+        });
+    }
     let mut vm = Vm::start(&config)?;
     let took = vm.wait_ready(READY_TIMEOUT)?;
     reporter.info(&format!(
@@ -82,16 +98,46 @@ pub fn run(
             reporter,
         )?);
     }
+    let kubeadm_passed = results.iter().all(|r| r.passed());
+    let mut counts = None;
+    let conformance_from = results.len();
+    if let Some(setup) = conformance {
+        if kubeadm_passed {
+            let found = conformance::run_in_guest(&ssh, setup, reporter)?;
+            counts = found.counts;
+            results.extend(found.results);
+        } else {
+            reporter.info("node conformance is not run: the boot test failed before it");
+        }
+    }
     ssh.close();
     let _ = vm.stop(POWERDOWN_TIMEOUT)?;
     let serial =
         String::from_utf8_lossy(&std::fs::read(&vm.paths().serial_log).unwrap_or_default())
             .into_owned();
+    // A conformance run that failed as a whole (stopped at its deadline, crashed, no report)
+    // carries the end of the serial console as well.
+    for r in &mut results[conformance_from..] {
+        if r.classname != conformance::CLASS
+            && let crate::junit::Outcome::Failed { output, .. } = &mut r.outcome
+        {
+            output.push_str(&format!(
+                "\n--- the boot test's serial console, last {SERIAL_TAIL} lines ---\n{}",
+                tail_lines(&serial, SERIAL_TAIL)
+            ));
+        }
+    }
     Ok(BootTestOutcome {
         results,
         kubeadm_ran,
+        conformance: counts,
         serial,
     })
+}
+
+fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The kubeadm test for these images, if the payload can run it.

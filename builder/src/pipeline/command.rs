@@ -28,6 +28,7 @@ pub fn run(args: &BuildArgs) -> Result<()> {
         cpus: args.cpus,
         keep_going: args.keep_going,
         no_kubeadm_test: args.no_kubeadm_test,
+        conformance: args.conformance.map(|c| c.scope()),
         source_date_epoch: crate::args::source_date_epoch()?,
     };
     if args.dry_run {

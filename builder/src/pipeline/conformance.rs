@@ -21,10 +21,13 @@ use distros::node_conformance::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::guest::GuestCommand;
 use super::inputs::{Input, Inputs};
 use super::payload::make_read_only_disk;
 use super::payload_check::fs_uuid;
+use super::validate::{self, NamedCheck};
 use crate::junit::{CaseResult, Outcome};
+use crate::report::Reporter;
 use ::inputs::lock::Kind;
 
 /// The JUnit class of the suite's tests.
@@ -94,8 +97,8 @@ pub fn extract_suite(tarball: &Path, to: &Path) -> Result<String> {
             bail!("{shown}: {SUITE_MEMBER} is not a regular file");
         }
         let tmp = to.with_extension("partial");
-        let mut out = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -275,11 +278,141 @@ pub fn cases(xml: &str, run: &ConformanceRun, version: &str) -> Result<(Vec<Case
         }
     }
     if results.is_empty() {
-        bail!(
-            "the suite's JUnit report lists no test its focus selects: the suite ran nothing"
-        );
+        bail!("the suite's JUnit report lists no test its focus selects: the suite ran nothing");
     }
     Ok((results, counts))
+}
+
+/// Everything the boot test needs for the run: the test disk, the run and its guest steps.
+#[derive(Debug, Clone)]
+pub struct Setup {
+    /// The read-only test disk (raw ext4).
+    pub disk: PathBuf,
+    /// The run.
+    pub run: ConformanceRun,
+    /// Its guest steps, the suite last.
+    pub steps: Vec<GuestCommand>,
+    /// The Kubernetes version of the suite.
+    pub version: String,
+}
+
+/// Makes the test disk in `work` for `scope` and renders the run's steps (after the kubeadm
+/// test when `after_kubeadm`). Errors name the input.
+pub fn prepare(
+    tests: &TestInputs,
+    version: &str,
+    scope: Scope,
+    after_kubeadm: bool,
+    work: &Path,
+) -> Result<Setup> {
+    let disk = work.join("conformance.img");
+    let uuid = make_test_disk(tests, &work.join("conformance-disk"), &disk)?;
+    let run = run_plan(tests, scope, uuid, after_kubeadm);
+    let steps = node_conformance::steps(&run)?
+        .iter()
+        .map(GuestCommand::from)
+        .collect();
+    Ok(Setup {
+        disk,
+        run,
+        steps,
+        version: version.to_owned(),
+    })
+}
+
+/// What a run in the guest found: every case (setup steps as class `conformance-setup`, then
+/// the suite's tests as class [`CLASS`]) and the counts, when the suite wrote its report.
+#[derive(Debug, Clone)]
+pub struct Found {
+    /// The cases, in order.
+    pub results: Vec<CaseResult>,
+    /// The counts, when the suite reported.
+    pub counts: Option<Counts>,
+}
+
+/// Runs `setup`'s steps over `ssh`: the setup steps stop at the first failure; then the suite,
+/// whose report is read back and turned into cases. A suite that fails without a failed test
+/// in its report (stopped at its deadline, crashed) is a failed case with its last output.
+pub fn run_in_guest(ssh: &qemu::ssh::Ssh, setup: &Setup, reporter: &Reporter) -> Result<Found> {
+    let Some((suite, prepare)) = setup.steps.split_last() else {
+        bail!("the conformance run has no steps");
+    };
+    let named = |class: &str, c: &GuestCommand| NamedCheck {
+        class: class.into(),
+        command: c.clone(),
+    };
+    let prepare: Vec<NamedCheck> = prepare
+        .iter()
+        .map(|c| named("conformance-setup", c))
+        .collect();
+    let mut results = validate::run_checks(ssh, "conformance", &prepare, true, reporter)?;
+    if results.len() < prepare.len() || results.iter().any(|r| !r.passed()) {
+        return Ok(Found {
+            results,
+            counts: None,
+        });
+    }
+    reporter.info(&format!(
+        "node conformance ({}): the suite runs; it may take {} minutes at most",
+        setup.run.scope.name(),
+        setup.run.deadline.as_secs() / 60
+    ));
+    let ran = validate::run_checks(
+        ssh,
+        "conformance",
+        &[named("conformance-run", suite)],
+        true,
+        reporter,
+    )?;
+    let report = ssh.output(
+        &format!("sudo -n cat {}", node_conformance::JUNIT_REPORT),
+        Some(Duration::from_secs(120)),
+    )?;
+    let parsed = if report.exit.success() {
+        cases(
+            &String::from_utf8_lossy(&report.stdout),
+            &setup.run,
+            &setup.version,
+        )
+    } else {
+        Err(anyhow!(
+            "no report at {}: {}",
+            node_conformance::JUNIT_REPORT,
+            String::from_utf8_lossy(&report.stderr).trim()
+        ))
+    };
+    let mut counts = None;
+    match parsed {
+        Ok((cases, c)) => {
+            reporter.info(&format!(
+                "node conformance ({}): {} focused, {} passed, {} failed, {} skipped",
+                c.scope, c.focused, c.passed, c.failed, c.skipped
+            ));
+            let any_failed = cases
+                .iter()
+                .any(|c| matches!(c.outcome, Outcome::Failed { .. }));
+            results.extend(cases);
+            counts = Some(c);
+            // The suite failed but no test did: its own failure is the evidence.
+            if !any_failed {
+                results.extend(ran.into_iter().filter(|r| !r.passed()));
+            }
+        }
+        Err(e) => {
+            results.extend(ran.into_iter().map(|mut r| {
+                if let Outcome::Failed { message, .. } = &mut r.outcome {
+                    message.push_str(&format!(" ({e:#})"));
+                } else {
+                    r.outcome = Outcome::Failed {
+                        message: format!("the suite passed but its report is unusable: {e:#}"),
+                        output: String::new(),
+                    };
+                }
+                r
+            }));
+        }
+    }
+    Ok(Found { results, counts })
 }
 
 #[cfg(test)]

@@ -73,6 +73,8 @@ pub struct BuildOptions {
     pub keep_going: bool,
     /// Skip the offline `kubeadm init` of the boot test.
     pub no_kubeadm_test: bool,
+    /// `--conformance`: `Some(None)` is off, `Some(Some(scope))` a scope, `None` the spec's.
+    pub conformance: Option<Option<distros::node_conformance::Scope>>,
     /// SOURCE_DATE_EPOCH for the exports.
     pub source_date_epoch: u64,
 }
@@ -167,6 +169,7 @@ pub fn load_and_plan(opts: &BuildOptions) -> Result<(inputs::Inputs, Plan)> {
         &plan::PlanOptions {
             build_user: distros::BUILD_USER.into(),
             kubeadm_test: !opts.no_kubeadm_test,
+            conformance: opts.conformance.unwrap_or(inputs.spec.conformance),
         },
     )?;
     plan.validate()?;
@@ -277,6 +280,19 @@ fn build_in(
     reporter.phase("payload", || {
         payload::make_payload_disk(inputs, &work, &payload_img)
     })?;
+    // The conformance test disk, before any VM: a tarball without the suite stops here.
+    let conformance = match &plan.conformance {
+        Some(c) => Some(reporter.phase("test disk", || {
+            conformance::prepare(
+                &c.tests,
+                &spec.kubernetes_version,
+                c.scope,
+                plan.kubeadm_steps().is_some(),
+                &work,
+            )
+        })?),
+        None => None,
+    };
 
     let vm_dir = work.join("build-vm");
     let config = machine
@@ -365,6 +381,7 @@ fn build_in(
                     &work.join("boot-test-vm"),
                     &first_boot,
                     plan.kubeadm_steps(),
+                    conformance.as_ref(),
                     reporter,
                 )
             })
@@ -399,6 +416,15 @@ fn build_in(
     std::fs::remove_dir_all(&work)?;
     peak_rss::report(reporter);
     reporter.close_log()?;
-    publish::write_manifest(manifest, inputs, staging, reporter, outcome.kubeadm_ran)?;
+    publish::write_manifest(
+        manifest,
+        inputs,
+        staging,
+        reporter,
+        &publish::BootTestRecord {
+            kubeadm_ran: outcome.kubeadm_ran,
+            conformance: outcome.conformance,
+        },
+    )?;
     Ok(results)
 }

@@ -89,7 +89,13 @@ pub fn make_payload_disk(inputs: &Inputs, work: &Path, out: &Path) -> Result<u64
         .map(|i| (payload_file(i), i.path.clone()))
         .collect();
     let sums = payload_sums(inputs);
-    make_read_only_disk(&files, &sums, PAYLOAD_LABEL, &work.join("payload-root"), out)
+    make_read_only_disk(
+        &files,
+        &sums,
+        PAYLOAD_LABEL,
+        &work.join("payload-root"),
+        out,
+    )
 }
 
 /// Writes a raw ext4 image to `out` labelled `label` holding `files` (path on the disk, file

@@ -17,12 +17,14 @@ use serde_json::json;
 use super::boot_test;
 use super::check_list::{self, BuildIdentity};
 use super::collect_bom;
+use super::conformance::{self, TestInputs};
 use super::guest::GuestCommand;
 use super::inputs::Inputs;
 use super::provision::{self, FileUpload};
 use super::timeouts;
 use super::validate::NamedCheck;
 use distros::bom_collect::Query;
+use distros::node_conformance::Scope;
 
 /// What the plan is rendered for, beyond the inputs.
 #[derive(Debug, Clone)]
@@ -31,6 +33,20 @@ pub struct PlanOptions {
     pub build_user: String,
     /// Whether the offline `kubeadm init` is wanted (`--no-kubeadm-test` says no).
     pub kubeadm_test: bool,
+    /// Which node conformance tests run (`--conformance`, else the spec's), if any.
+    pub conformance: Option<Scope>,
+}
+
+/// The node conformance run, as far as it is known before the test disk exists.
+#[derive(Debug, Clone)]
+pub struct ConformancePlan {
+    /// Which tests.
+    pub scope: Scope,
+    /// The lock's test suite and images (checked).
+    pub tests: TestInputs,
+    /// Its steps rendered for the plan (`--dry-run`, `sh -n`) with a placeholder test disk
+    /// UUID; the build renders them again with the disk's.
+    pub preview: Vec<GuestCommand>,
 }
 
 /// The boot test's `kubeadm init`, or why it does not run.
@@ -85,6 +101,8 @@ pub struct Plan {
     pub first_boot_preview: Vec<NamedCheck>,
     /// The kubeadm test.
     pub kubeadm: KubeadmPlan,
+    /// The node conformance run, if any.
+    pub conformance: Option<ConformancePlan>,
 }
 
 /// A step as the plan shows it.
@@ -186,6 +204,23 @@ pub fn plan(inputs: &Inputs, options: &PlanOptions) -> Result<Plan> {
             ),
         }
     };
+    let conformance = match options.conformance {
+        None => None,
+        Some(scope) => {
+            let tests = conformance::test_inputs(inputs)?;
+            let after_kubeadm = matches!(kubeadm, KubeadmPlan::Run(_));
+            let run = conformance::run_plan(&tests, scope, PREVIEW_UUID.into(), after_kubeadm);
+            let preview = distros::node_conformance::steps(&run)?
+                .iter()
+                .map(GuestCommand::from)
+                .collect();
+            Some(ConformancePlan {
+                scope,
+                tests,
+                preview,
+            })
+        }
+    };
     Ok(Plan {
         distro: inputs.distro,
         build_user: options.build_user.clone(),
@@ -202,8 +237,12 @@ pub fn plan(inputs: &Inputs, options: &PlanOptions) -> Result<Plan> {
         seal,
         first_boot_preview,
         kubeadm,
+        conformance,
     })
 }
+
+/// The test disk UUID the plan's preview shows (the real one is derived from the disk).
+const PREVIEW_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
 fn host_files(inputs: &Inputs) -> Vec<HostFile> {
     let mut files = vec![HostFile {
@@ -287,6 +326,12 @@ impl Plan {
                 steps: steps.iter().map(step).collect(),
             });
         }
+        if let Some(c) = &self.conformance {
+            phases.push(Phase {
+                name: "conformance",
+                steps: c.preview.iter().map(step).collect(),
+            });
+        }
         phases
     }
 
@@ -339,6 +384,7 @@ impl Plan {
                 KubeadmPlan::Run(_) => "runs".to_owned(),
                 KubeadmPlan::Skipped(why) => (*why).to_owned(),
             },
+            "conformance": self.conformance.as_ref().map_or("off", |c| c.scope.name()),
         })
     }
 }

@@ -31,6 +31,15 @@ fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// What the boot test ran, for the build record.
+#[derive(Debug, Clone)]
+pub struct BootTestRecord {
+    /// Whether the kubeadm test ran (and so passed: the manifest is written only then).
+    pub kubeadm_ran: bool,
+    /// The node conformance run's counts, if it ran.
+    pub conformance: Option<super::conformance::Counts>,
+}
+
 /// Adds the build's files and record to the exporters' `manifest` and writes SHA256SUMS, then
 /// the manifest, last. `build.log` must be closed: its digest goes in.
 pub fn write_manifest(
@@ -38,7 +47,7 @@ pub fn write_manifest(
     inputs: &Inputs,
     staging: &Path,
     reporter: &Reporter,
-    kubeadm_ran: bool,
+    boot_test: &BootTestRecord,
 ) -> Result<()> {
     let spec = &inputs.spec;
     let golden = staging.join(GOLDEN);
@@ -90,7 +99,8 @@ pub fn write_manifest(
             "distro": spec.image.distro,
             "kubernetes_version": spec.kubernetes_version,
             "components": components,
-            "kubeadm_test": if kubeadm_ran { "passed" } else { "skipped" },
+            "kubeadm_test": if boot_test.kubeadm_ran { "passed" } else { "skipped" },
+            "conformance": boot_test.conformance,
             "addons": addons(inputs),
             "phase_seconds": timings,
         }),

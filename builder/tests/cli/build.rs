@@ -245,6 +245,7 @@ fn build_output_is_exported_recorded_published_and_verified() {
         cpus: 2,
         keep_going: false,
         no_kubeadm_test: false,
+        conformance: None,
         source_date_epoch: 0,
     };
     let manifest = reporter
@@ -256,7 +257,11 @@ fn build_output_is_exported_recorded_published_and_verified() {
     // The exporters' manifest and sums are gone: the build writes its own, last.
     assert!(!staging.join("manifest.json").exists() && manifest.build.is_none());
     assert!(!staging.join("SHA256SUMS").exists());
-    publish::write_manifest(manifest, &inputs, &staging, &reporter, false).unwrap();
+    let record = publish::BootTestRecord {
+        kubeadm_ran: false,
+        conformance: None,
+    };
+    publish::write_manifest(manifest, &inputs, &staging, &reporter, &record).unwrap();
     let final_dir = f.out.join("node");
     publish::publish(&staging, &final_dir).unwrap();
     assert!(!staging.exists());

@@ -52,7 +52,10 @@ fn the_suite_comes_out_of_the_tarball_or_the_error_names_it() {
         &good,
         tar_gz(&[
             ("kubernetes/test/bin/ginkgo", b"g"),
-            ("kubernetes/test/bin/e2e_node.test", b"#!/bin/sh\necho suite\n"),
+            (
+                "kubernetes/test/bin/e2e_node.test",
+                b"#!/bin/sh\necho suite\n",
+            ),
         ]),
     )
     .unwrap();
@@ -126,12 +129,20 @@ fn report_cases_keep_the_focused_ones_and_the_last_attempt() {
         (5, 2, 1, 2),
         "{found:#?}"
     );
-    let pull = found.iter().find(|c| c.name.contains("pull image")).unwrap();
+    let pull = found
+        .iter()
+        .find(|c| c.name.contains("pull image"))
+        .unwrap();
     assert!(
-        pull.failure().unwrap().starts_with("skipped offline: pulls images"),
+        pull.failure()
+            .unwrap()
+            .starts_with("skipped offline: pulls images"),
         "{pull:?}"
     );
-    let updated = found.iter().find(|c| c.name.contains("be updated")).unwrap();
+    let updated = found
+        .iter()
+        .find(|c| c.name.contains("be updated"))
+        .unwrap();
     assert_eq!(
         updated.failure(),
         Some("skipped by the suite (see its output)")
@@ -148,7 +159,10 @@ fn a_failed_before_suite_counts_and_an_empty_or_broken_report_is_an_error() {
     let (found, counts) = cases(before, &run, "v1.20.2").unwrap();
     assert_eq!(found.len(), 2);
     assert_eq!((counts.focused, counts.failed), (1, 2));
-    let e = cases_err("<testsuite><testcase name=\"x\"><skipped/></testcase></testsuite>", &run);
+    let e = cases_err(
+        "<testsuite><testcase name=\"x\"><skipped/></testcase></testsuite>",
+        &run,
+    );
     assert!(e.contains("lists no test its focus selects"), "{e}");
     let e = cases_err("<testsuite><testcase", &run);
     assert!(e.contains("JUnit report"), "{e}");
