@@ -120,6 +120,48 @@ pub struct BootArgs {
     pub hostname: String,
 }
 
+/// `nodeimg conformance`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads SPEC's lock and the cache for the test suite and its images (a lock with \
+                  them: `make-disk fixture-spec DIR --conformance` for the fixtures). Writes \
+                  OUT/conformance.junit.xml and OUT/conformance.json. Exit 0 when every focused \
+                  test passed (or was skipped by name offline), 1 otherwise."
+)]
+pub struct ConformanceArgs {
+    /// A qcow2 or raw node image (cloud-init with the NoCloud datasource, UEFI-bootable): a
+    /// build's golden.raw, or its qcow2.
+    pub image: PathBuf,
+    /// The spec whose lock pins the test suite and images.
+    #[arg(long)]
+    pub spec: PathBuf,
+    /// The quick subset (the default): pods, probes, volumes, security context, lifecycle
+    /// hooks, logs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Every [NodeConformance] test of the suite's version.
+    #[arg(long)]
+    pub full: bool,
+    /// Where the reports go (created if missing).
+    #[arg(long, default_value = ".")]
+    pub out: PathBuf,
+    /// The artifact cache [default: $NODEIMG_CACHE, else ~/.cache/nodeimg].
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
+    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Guest memory in MiB.
+    #[arg(long, default_value_t = 4096)]
+    pub memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+    /// Print JSON event lines on stdout instead of drawing progress.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `nodeimg build`.
 #[derive(Debug, Args)]
 #[command(

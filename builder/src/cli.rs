@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::args::{
-    AuditArgs, BomDiffArgs, BootArgs, BuildArgs, DoctorArgs, ExportArgs, FetchArgs, InspectArgs,
-    ScanArgs, VerifyArgs,
+    AuditArgs, BomDiffArgs, BootArgs, BuildArgs, ConformanceArgs, DoctorArgs, ExportArgs,
+    FetchArgs, InspectArgs, ScanArgs, VerifyArgs,
 };
 use crate::{commands, exit};
 
@@ -40,6 +40,9 @@ pub enum Command {
     /// fresh NoCloud seed and no outbound network, wait until it is ready, run commands over
     /// SSH, power it off.
     Boot(BootArgs),
+    /// Run Kubernetes' node conformance suite on an existing image (never modified: it boots
+    /// through an overlay, offline), with the test suite and images a spec's lock pins.
+    Conformance(ConformanceArgs),
     /// Check that this host can build and boot images: QEMU, UEFI firmware, accelerator,
     /// qemu-img, free disk space.
     Doctor(DoctorArgs),
@@ -81,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Inspect(args) => commands::inspect(&args),
         Command::Audit(args) => return commands::audit(&args),
         Command::Boot(args) => crate::boot::boot(&args),
+        Command::Conformance(args) => crate::conformance_command::run(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
         Command::Fetch(args) => crate::fetch::run(&args),
         Command::Bom(BomCommand::Diff(args)) => return commands::bom_diff(&args),

@@ -35,6 +35,12 @@ impl CaseResult {
         self.outcome == Outcome::Passed
     }
 
+    /// Whether it failed (a skipped check did not: a node conformance test skipped by name
+    /// offline does not fail the build).
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed { .. })
+    }
+
     /// The one-line reason it failed or was skipped; `None` when it passed.
     pub fn failure(&self) -> Option<&str> {
         match &self.outcome {

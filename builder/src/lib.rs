@@ -7,6 +7,7 @@ mod bom_diff;
 mod boot;
 pub mod cli;
 mod commands;
+mod conformance_command;
 mod doctor;
 pub mod documents;
 mod exit;

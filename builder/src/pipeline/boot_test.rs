@@ -39,12 +39,12 @@ pub struct BootTestOutcome {
 /// Lines of the serial console added to a failed conformance run's output.
 const SERIAL_TAIL: usize = 40;
 
-/// Boots `golden` (raw) in `vm_dir` and runs `first_boot` checks, then the kubeadm test's
+/// Boots `image` (the golden disk, raw; or any bootable image and its format) in `vm_dir` and runs `first_boot` checks, then the kubeadm test's
 /// steps when given, then the node conformance run when given (its test disk attached
 /// read-only). The kubeadm steps stop at the first failure (each needs the one before).
 pub fn run(
     machine: &Machine,
-    golden: &Path,
+    image: (&Path, ImageFormat),
     vm_dir: &Path,
     first_boot: &[NamedCheck],
     kubeadm: Option<&[GuestCommand]>,
@@ -53,7 +53,7 @@ pub fn run(
 ) -> Result<BootTestOutcome> {
     std::fs::create_dir_all(vm_dir)?;
     let overlay = vm_dir.join("overlay.qcow2");
-    qemu::overlay::create_overlay(&machine.qemu_img, golden, ImageFormat::Raw, &overlay)?;
+    qemu::overlay::create_overlay(&machine.qemu_img, image.0, image.1, &overlay)?;
     let mut config = machine.vm_config(
         vm_dir.to_path_buf(),
         overlay,
@@ -98,7 +98,7 @@ pub fn run(
             reporter,
         )?);
     }
-    let kubeadm_passed = results.iter().all(|r| r.passed());
+    let kubeadm_passed = !results.iter().any(|r| r.failed());
     let mut counts = None;
     let conformance_from = results.len();
     if let Some(setup) = conformance {

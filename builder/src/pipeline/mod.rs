@@ -97,6 +97,32 @@ pub struct Machine {
 }
 
 impl Machine {
+    /// This host's QEMU, firmware and qemu-img, and the accelerator `accel` resolves to (said
+    /// on `reporter`), for guests of `cpus` vCPUs and `memory_mib` MiB with `user` as login.
+    pub fn discover(
+        accel: AccelChoice,
+        cpus: u32,
+        memory_mib: u32,
+        user: &str,
+        reporter: &Reporter,
+    ) -> Result<Machine> {
+        let host = Host::discover()?;
+        let qemu_img = host::find_qemu_img()?;
+        let verdict = accel::resolve(accel, &host.qemu);
+        reporter.info(&format!(
+            "accelerator: {} ({})",
+            verdict.accel, verdict.reason
+        ));
+        Ok(Machine {
+            host,
+            qemu_img,
+            accel: verdict.accel,
+            cpus,
+            memory_mib,
+            user: user.to_owned(),
+        })
+    }
+
     /// The config of one of the build's VMs: this machine's QEMU, firmware, accelerator and
     /// size, booting `root_disk` as `guest`.
     pub fn vm_config(
@@ -136,13 +162,13 @@ fn audit_golden(golden: &Path, user: &str, reporter: &Reporter) -> Result<Vec<Ca
             ..case
         })
         .collect();
-    let failed = results.iter().filter(|r| !r.passed()).count();
+    let failed = results.iter().filter(|r| r.failed()).count();
     reporter.info(&format!(
         "seal audit of {}: {} checks, {failed} failed",
         golden.display(),
         results.len()
     ));
-    for r in results.iter().filter(|r| !r.passed()) {
+    for r in results.iter().filter(|r| r.failed()) {
         reporter.info(&format!("FAILED {}: {}", r.name, r.failure().unwrap_or("")));
     }
     Ok(results)
@@ -248,22 +274,14 @@ fn build_in(
     let spec = &inputs.spec;
     let work = staging.join("work");
     std::fs::create_dir_all(&work)?;
-    let machine = reporter.phase("host", || -> Result<Machine> {
-        let host = Host::discover()?;
-        let qemu_img = host::find_qemu_img()?;
-        let verdict = accel::resolve(opts.accel, &host.qemu);
-        reporter.info(&format!(
-            "accelerator: {} ({})",
-            verdict.accel, verdict.reason
-        ));
-        Ok(Machine {
-            host,
-            qemu_img,
-            accel: verdict.accel,
-            cpus: opts.cpus,
-            memory_mib: opts.memory_mib,
-            user: plan.build_user.clone(),
-        })
+    let machine = reporter.phase("host", || {
+        Machine::discover(
+            opts.accel,
+            opts.cpus,
+            opts.memory_mib,
+            &plan.build_user,
+            reporter,
+        )
     })?;
     let golden = staging.join(output::GOLDEN);
     reporter.phase("disk", || {
@@ -346,7 +364,7 @@ fn build_in(
         Ok(results)
     })?;
     let identity = seal::read_identity(&ssh, &plan.identity)?;
-    let failed_validation = results.iter().any(|r| !r.passed());
+    let failed_validation = results.iter().any(|r| r.failed());
     if failed_validation && !opts.keep_going {
         validate::write_junit(staging, &spec.image.name, &results)?;
         bail!(vm.failure(format!(
@@ -377,7 +395,7 @@ fn build_in(
             reporter.phase("boot test", || {
                 boot_test::run(
                     &machine,
-                    &golden,
+                    (&golden, ImageFormat::Raw),
                     &work.join("boot-test-vm"),
                     &first_boot,
                     plan.kubeadm_steps(),
@@ -405,7 +423,7 @@ fn build_in(
         &outcome.serial,
     ));
     validate::write_junit(staging, &spec.image.name, &results)?;
-    if results.iter().any(|r| !r.passed()) {
+    if results.iter().any(|r| r.failed()) {
         bail!(
             "checks failed ({}); see {}",
             validate::summary(&results),

@@ -98,15 +98,24 @@ pub fn write_junit(dir: &Path, suite: &str, results: &[CaseResult]) -> Result<()
 pub fn summary(results: &[CaseResult]) -> String {
     let failed: Vec<&str> = results
         .iter()
-        .filter(|r| !r.passed())
+        .filter(|r| r.failed())
         .map(|r| r.name.as_str())
         .collect();
-    let passed = results.len() - failed.len();
+    let skipped = results
+        .iter()
+        .filter(|r| !r.passed() && !r.failed())
+        .count();
+    let passed = results.len() - failed.len() - skipped;
+    let skipped = if skipped > 0 {
+        format!(", {skipped} skipped")
+    } else {
+        String::new()
+    };
     if failed.is_empty() {
-        format!("{passed} passed")
+        format!("{passed} passed{skipped}")
     } else {
         format!(
-            "{passed} passed, {} failed: {}",
+            "{passed} passed{skipped}, {} failed: {}",
             failed.len(),
             failed.join(", ")
         )

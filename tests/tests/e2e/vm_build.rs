@@ -193,8 +193,18 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
     };
     check_fetched_lock(&fetched);
     let spec = fetched.spec.clone();
+    // The node conformance inputs: `nodeimg fetch` does not get them yet, so the fixtures add
+    // what they build offline (the suite from Debian's source as upstream's test tarball, the
+    // test images) to the fetched lock, as `make-disk fixture-spec DIR --conformance` does.
+    fixtures::fixture_set::add_conformance_inputs(
+        &spec.with_extension("lock"),
+        &fixtures::cache_dir(),
+    )
+    .expect("the node conformance inputs");
     let out = dir.path().join("out");
-    let o = build(&spec, &out, &[]).output().unwrap();
+    let o = build(&spec, &out, &["--conformance", "quick"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     println!("{stdout}\n{stderr}");
@@ -242,6 +252,16 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
     assert_eq!(record["spec_sha256"], sha256(&spec));
     assert_eq!(record["lock_sha256"], sha256(&spec.with_extension("lock")));
     assert_eq!(record["kubeadm_test"], "passed");
+    // The quick node conformance run, after the kubeadm test in the same throw-away overlay:
+    // every quick test focused and passed, each a JUnit case of class `conformance`.
+    let quick = distros::node_conformance::QUICK.len();
+    let c = &record["conformance"];
+    assert_eq!(c["scope"], "quick", "{record}");
+    assert_eq!(c["version"], "v1.20.2", "{record}");
+    assert_eq!(c["focused"], quick, "{record}");
+    assert_eq!(c["passed"], quick, "{record}");
+    assert_eq!(c["failed"], 0, "{record}");
+    assert!(stderr.contains("node conformance (quick)"), "{stderr}");
     assert_eq!(
         manifest["content_sha256"],
         sha256(&image.join("golden.raw"))
@@ -253,6 +273,17 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
     // The JUnit report: every check passed, the kubeadm sanity test among them.
     let junit = read(&image.join("validation.junit.xml"));
     assert!(junit.contains("failures=\"0\""), "{junit}");
+    assert_eq!(
+        junit.matches("classname=\"conformance\"").count(),
+        distros::node_conformance::QUICK.len(),
+        "{junit}"
+    );
+    assert!(
+        junit.contains(
+            "name=\"[k8s.io] Pods should get a host IP [NodeConformance] [Conformance]\""
+        ),
+        "{junit}"
+    );
     for case in [
         "kubeadm-init",
         "api-healthz",
