@@ -75,6 +75,11 @@ fn run_in(
     work: &Path,
     reporter: &Reporter,
 ) -> Result<()> {
+    // The test disk first: a tarball without the suite is named before QEMU is looked for.
+    let version = &inputs.spec.kubernetes_version;
+    let setup = reporter.phase("test disk", || {
+        conformance::prepare(tests, version, scope, false, work)
+    })?;
     let machine = reporter.phase("host", || {
         Machine::discover(
             args.accel,
@@ -83,10 +88,6 @@ fn run_in(
             boot_test::BOOT_TEST_USER,
             reporter,
         )
-    })?;
-    let version = &inputs.spec.kubernetes_version;
-    let setup = reporter.phase("test disk", || {
-        conformance::prepare(tests, version, scope, false, work)
     })?;
     let outcome = reporter.phase("conformance", || {
         boot_test::run(

@@ -8,6 +8,7 @@ mod audit;
 mod bom;
 mod boot;
 mod build;
+mod conformance;
 mod doctor;
 mod fetch;
 mod packages;
