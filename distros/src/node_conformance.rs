@@ -26,7 +26,7 @@ use crate::step::Step;
 /// The read-only test disk: the suite's binary and the test images.
 pub const TEST_DISK: ReadOnlyDisk = ReadOnlyDisk {
     step: "conformance-disk-mount",
-    label: "nodeimg-conformance",
+    label: "nodeimg-tests",
     mount: "/run/nodeimg-conformance",
     what: "the conformance test disk",
 };

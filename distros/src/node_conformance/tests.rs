@@ -179,3 +179,12 @@ fn suite_step_passes_the_status_and_needs_the_report() {
         "{no_report:?}"
     );
 }
+
+/// ext4 keeps at most 16 bytes of a label (mkfs.ext4 cuts a longer one, and `blkid -L` then
+/// finds nothing): the first build with a 19-byte label could not mount its test disk.
+#[test]
+fn read_only_disk_labels_fit_ext4() {
+    for disk in [TEST_DISK, crate::payload::PAYLOAD_DISK] {
+        assert!(disk.label.len() <= 16, "{}", disk.label);
+    }
+}
