@@ -5,7 +5,8 @@
 //! The image is never written: it boots through a copy-on-write overlay with a fresh seed and
 //! no network, the suite runs as in a build's boot test (without a kubeadm test before it),
 //! and OUT gets `conformance.junit.xml` (class `conformance`, plus the setup steps and the
-//! serial console scan) and `conformance.json` (the counts), each written atomically. Bad input
+//! serial console scan) and `conformance.json` (the counts), each written atomically, and
+//! `conformance.log` (every guest command's output, also when the run failed). Bad input
 //! — an unreadable image, a lock without the suite, a file whose digest is not the locked one,
 //! a tarball without the suite — is one error before any VM starts.
 
@@ -24,6 +25,8 @@ use crate::report::{Mode, Reporter};
 pub const JUNIT_FILE: &str = "conformance.junit.xml";
 /// The counts it writes in OUT.
 pub const COUNTS_FILE: &str = "conformance.json";
+/// Every guest command's output, moved into OUT when the run ends (well or not).
+pub const LOG_FILE: &str = "conformance.log";
 
 /// `nodeimg conformance`.
 pub fn run(args: &ConformanceArgs) -> Result<()> {
@@ -49,6 +52,10 @@ pub fn run(args: &ConformanceArgs) -> Result<()> {
     let cleanup = work.clone();
     interrupt::on_interrupt(move || interrupt::remove_dir(&cleanup));
     let reporter = Reporter::new(Mode::detect(args.json));
+    let log = work.join(LOG_FILE);
+    reporter
+        .open_log(&log)
+        .with_context(|| format!("creating {}", log.display()))?;
     let result = run_in(
         args,
         &inputs,
@@ -59,6 +66,12 @@ pub fn run(args: &ConformanceArgs) -> Result<()> {
         &reporter,
     );
     reporter.finish();
+    if reporter.close_log().is_ok() && log.is_file() {
+        let kept = args.out.join(LOG_FILE);
+        if std::fs::rename(&log, &kept).is_ok() {
+            eprintln!("log: {}", kept.display());
+        }
+    }
     if result.is_err() {
         interrupt::yield_to_handler();
     }

@@ -173,9 +173,10 @@ fn nodeimg_conformance_names_a_tarball_without_the_suite_and_a_corrupt_image() {
         !stderr.contains("qemu"),
         "QEMU was looked for first: {stderr}"
     );
+    // Only the log of what ran (no report, no work directory).
     assert_eq!(
         listing(&out),
-        Vec::<String>::new(),
+        ["conformance.log"],
         "left in {}",
         out.display()
     );
