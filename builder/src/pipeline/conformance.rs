@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use distros::node_conformance::{
-    self, ConformanceRun, OfflineSkip, SUITE_BINARY, Scope, TEST_DISK,
+    self, ConformanceRun, OfflineSkip, RUNNER_BINARY, SUITE_BINARY, Scope, TEST_DISK,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -34,6 +34,8 @@ use ::inputs::lock::Kind;
 pub const CLASS: &str = "conformance";
 /// Where the suite is in Kubernetes' test tarball.
 pub const SUITE_MEMBER: &str = "kubernetes/test/bin/e2e_node.test";
+/// Where its runner is.
+pub const RUNNER_MEMBER: &str = "kubernetes/test/bin/ginkgo";
 /// How long a quick run may take under TCG before it is stopped (it takes about ten minutes).
 const QUICK_DEADLINE: Duration = Duration::from_secs(40 * 60);
 /// How long a full run may take.
@@ -78,23 +80,29 @@ fn image_file(input: &Input) -> String {
     format!("images/{}.tar", input.artifact.name)
 }
 
-/// Extracts the suite from the test tarball `tarball` into `to` (mode 0755); returns its
-/// SHA-256. The error names the tarball and what it lacks.
-pub fn extract_suite(tarball: &Path, to: &Path) -> Result<String> {
+/// Extracts `members` (path in the tarball, file to write, mode 0755) from the test tarball
+/// `tarball`; returns each one's SHA-256, in order. The error names the tarball and what it
+/// lacks.
+pub fn extract_members(tarball: &Path, members: &[(&str, &Path)]) -> Result<Vec<String>> {
     let shown = tarball.display();
     let file = std::fs::File::open(tarball).with_context(|| format!("opening {shown}"))?;
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let entries = archive
         .entries()
         .with_context(|| format!("{shown}: not a tar.gz"))?;
+    let mut found: Vec<Option<String>> = vec![None; members.len()];
     for entry in entries {
         let mut entry = entry.with_context(|| format!("{shown}: reading the tar.gz"))?;
         let path = entry.path()?.to_string_lossy().into_owned();
-        if path.trim_start_matches("./") != SUITE_MEMBER {
+        let Some(at) = members
+            .iter()
+            .position(|(m, _)| *m == path.trim_start_matches("./"))
+        else {
             continue;
-        }
+        };
+        let (member, to) = members[at];
         if !entry.header().entry_type().is_file() {
-            bail!("{shown}: {SUITE_MEMBER} is not a regular file");
+            bail!("{shown}: {member} is not a regular file");
         }
         let tmp = to.with_extension("partial");
         let mut out =
@@ -104,7 +112,7 @@ pub fn extract_suite(tarball: &Path, to: &Path) -> Result<String> {
         loop {
             let n = entry
                 .read(&mut buf)
-                .with_context(|| format!("{shown}: reading {SUITE_MEMBER}"))?;
+                .with_context(|| format!("{shown}: reading {member}"))?;
             if n == 0 {
                 break;
             }
@@ -116,25 +124,42 @@ pub fn extract_suite(tarball: &Path, to: &Path) -> Result<String> {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755))?;
         std::fs::rename(&tmp, to)?;
-        return Ok(hex::encode(hasher.finalize()));
+        found[at] = Some(hex::encode(hasher.finalize()));
     }
-    bail!("{shown}: no {SUITE_MEMBER} in it: not Kubernetes' test tarball")
+    members
+        .iter()
+        .zip(found)
+        .map(|((member, _), sha)| {
+            sha.ok_or_else(|| anyhow!("{shown}: no {member} in it: not Kubernetes' test tarball"))
+        })
+        .collect()
 }
 
-/// The test disk written to `out` (scratch in `work`): the suite at its root and the images
-/// under `images/`, with a `SHA256SUMS`. Returns the filesystem's UUID.
+/// The test disk written to `out` (scratch in `work`): the suite and its runner at its root
+/// and the images under `images/`, with a `SHA256SUMS`. Returns the filesystem's UUID.
 pub fn make_test_disk(tests: &TestInputs, work: &Path, out: &Path) -> Result<String> {
     std::fs::create_dir_all(work)?;
     let suite = work.join(SUITE_BINARY);
-    let suite_sha = extract_suite(&tests.suite.path, &suite)?;
-    let mut files: Vec<(String, PathBuf)> = vec![(SUITE_BINARY.to_owned(), suite.clone())];
-    let mut sums = format!("{suite_sha}  {SUITE_BINARY}\n");
+    let runner = work.join(RUNNER_BINARY);
+    let shas = extract_members(
+        &tests.suite.path,
+        &[(SUITE_MEMBER, &suite), (RUNNER_MEMBER, &runner)],
+    )?;
+    let mut files: Vec<(String, PathBuf)> = vec![
+        (SUITE_BINARY.to_owned(), suite.clone()),
+        (RUNNER_BINARY.to_owned(), runner.clone()),
+    ];
+    let mut sums = format!(
+        "{}  {SUITE_BINARY}\n{}  {RUNNER_BINARY}\n",
+        shas[0], shas[1]
+    );
     for image in &tests.images {
         files.push((image_file(image), image.path.clone()));
         let _ = writeln!(sums, "{}  {}", image.artifact.sha256, image_file(image));
     }
     make_read_only_disk(&files, &sums, TEST_DISK.label, &work.join("root"), out)?;
     std::fs::remove_file(&suite)?;
+    std::fs::remove_file(&runner)?;
     Ok(fs_uuid(&sums))
 }
 
@@ -365,7 +390,7 @@ pub fn run_in_guest(ssh: &qemu::ssh::Ssh, setup: &Setup, reporter: &Reporter) ->
         reporter,
     )?;
     let report = ssh.output(
-        &format!("sudo -n cat {}", node_conformance::JUNIT_REPORT),
+        &distros::sudo_sh(&node_conformance::reports_command(), "nodeimg-reports"),
         Some(Duration::from_secs(120)),
     )?;
     let parsed = if report.exit.success() {
@@ -376,8 +401,8 @@ pub fn run_in_guest(ssh: &qemu::ssh::Ssh, setup: &Setup, reporter: &Reporter) ->
         )
     } else {
         Err(anyhow!(
-            "no report at {}: {}",
-            node_conformance::JUNIT_REPORT,
+            "no report in {}: {}",
+            node_conformance::REPORT_DIR,
             String::from_utf8_lossy(&report.stderr).trim()
         ))
     };

@@ -42,7 +42,13 @@ fn tar_gz(dir: &Path, members: &[(&str, &[u8])]) -> Vec<u8> {
 /// `f`'s lock and cache.
 fn add_tests(f: &Fixture, version: &str, member: &str) {
     let scratch = tempfile::tempdir().unwrap();
-    let tarball = tar_gz(scratch.path(), &[(member, b"#!/bin/sh\necho suite\n")]);
+    let tarball = tar_gz(
+        scratch.path(),
+        &[
+            (member, b"#!/bin/sh\necho suite\n"),
+            ("kubernetes/test/bin/ginkgo", b"#!/bin/sh\necho ginkgo\n"),
+        ],
+    );
     let s = put(&f.cache, &tarball);
     let image = b"busybox image archive";
     let i = put(&f.cache, image);

@@ -108,9 +108,10 @@ fn steps_in_order_with_the_deadline_on_the_suite() {
     assert!(s[3].script.contains("server: https://127.0.0.1:6443"));
 }
 
-/// The suite step under a real sh with a fake suite binary and `systemctl`: the arguments
-/// arrive as one word each; the suite's exit status is the step's; a suite that wrote no JUnit
-/// report fails the step, saying so.
+/// The suite step under a real sh with a fake ginkgo and `systemctl`: the arguments arrive as
+/// one word each (ginkgo's, the suite binary, `--`, the suite's); the run's exit status is the
+/// step's; a run that wrote no JUnit report fails the step, saying so. The reports come back
+/// as one document.
 #[test]
 fn suite_step_passes_the_status_and_needs_the_report() {
     use std::os::unix::fs::PermissionsExt;
@@ -129,12 +130,15 @@ fn suite_step_passes_the_status_and_needs_the_report() {
     exe(&bin.join("systemctl"), "exit 0");
     let args = d.path().join("args");
     exe(
-        &disk.join(SUITE_BINARY),
+        &disk.join(RUNNER_BINARY),
         &format!(
             "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > {args}\n\
              echo 'W1206 util.go:104] Health check on \"https://127.0.0.1:6443/healthz\" failed'\n\
              echo 'Ran 3 of 335 Specs'\n\
-             [ -n \"$WRITE_REPORT\" ] && echo '<testsuite/>' > {work}/report/junit_nodeimg_01.xml\n\
+             if [ -n \"$WRITE_REPORT\" ]; then\n\
+             \tprintf '<?xml version=\"1.0\"?>\\n<testsuite><testcase name=\"a\"/></testsuite>\\n' > {work}/report/junit_nodeimg_01.xml\n\
+             \tprintf '<?xml version=\"1.0\"?>\\n<testsuite><testcase name=\"b\"/></testsuite>\\n' > {work}/report/junit_nodeimg_02.xml\n\
+             fi\n\
              exit \"$SUITE_EXIT\"",
             args = args.display(),
             work = work.display(),
@@ -146,7 +150,9 @@ fn suite_step_passes_the_status_and_needs_the_report() {
         .replace(TEST_DISK.mount, &disk.display().to_string())
         .replace(WORK_DIR, &work.display().to_string());
     let go = |exit: &str, report: &str| {
-        let _ = std::fs::remove_file(work.join("report/junit_nodeimg_01.xml"));
+        for n in ["01", "02"] {
+            let _ = std::fs::remove_file(work.join(format!("report/junit_nodeimg_{n}.xml")));
+        }
         child_process::Command::new("/bin/sh", Duration::from_secs(30))
             .arg("-c")
             .arg(&script)
@@ -161,13 +167,30 @@ fn suite_step_passes_the_status_and_needs_the_report() {
     assert!(ok.stdout_lossy().contains("Ran 3 of 335 Specs"), "{ok:?}");
     assert!(!ok.stdout_lossy().contains("Health check"), "{ok:?}");
     let got = std::fs::read_to_string(&args).unwrap();
+    let words: Vec<&str> = got.lines().collect();
+    let focus = format!("-focus={}", run(Scope::Quick).focus());
+    assert!(words.contains(&focus.as_str()), "{got}");
     assert!(
-        got.lines()
-            .any(|l| l == format!("--ginkgo.focus={}", run(Scope::Quick).focus())),
+        words.contains(&format!("-nodes={PARALLEL_NODES}").as_str()),
         "{got}"
     );
-    assert!(got.lines().any(|l| l == "--bearer-token=abc"), "{got}");
-    assert!(got.lines().any(|l| l == "--conformance=true"), "{got}");
+    let suite_at = words
+        .iter()
+        .position(|w| w.ends_with(&format!("/{SUITE_BINARY}")))
+        .unwrap();
+    assert_eq!(words[suite_at + 1], "--", "{got}");
+    assert!(words[suite_at..].contains(&"--bearer-token=abc"), "{got}");
+    assert!(words[suite_at..].contains(&"--conformance=true"), "{got}");
+    // Both nodes' reports as one document.
+    let reports = child_process::Command::new("/bin/sh", Duration::from_secs(30))
+        .arg("-c")
+        .arg(reports_command().replace(WORK_DIR, &work.display().to_string()))
+        .run_status()
+        .unwrap();
+    assert_eq!(
+        reports.stdout_lossy(),
+        "<reports>\n<testsuite><testcase name=\"a\"/></testsuite>\n<testsuite><testcase name=\"b\"/></testsuite>\n</reports>\n"
+    );
     let failed = go("1", "1");
     assert_eq!(failed.status.code(), Some(1), "{failed:?}");
     let no_report = go("0", "");

@@ -45,13 +45,14 @@ fn tar_gz(members: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 #[test]
-fn the_suite_comes_out_of_the_tarball_or_the_error_names_it() {
+fn the_suite_and_its_runner_come_out_of_the_tarball_or_the_error_names_it() {
     let d = tempfile::tempdir().unwrap();
     let good = d.path().join("kubernetes-test-linux-amd64.tar.gz");
     std::fs::write(
         &good,
         tar_gz(&[
-            ("kubernetes/test/bin/ginkgo", b"g"),
+            ("kubernetes/test/bin/e2e.test", b"e"),
+            ("kubernetes/test/bin/ginkgo", b"ginkgo runner"),
             (
                 "kubernetes/test/bin/e2e_node.test",
                 b"#!/bin/sh\necho suite\n",
@@ -59,32 +60,48 @@ fn the_suite_comes_out_of_the_tarball_or_the_error_names_it() {
         ]),
     )
     .unwrap();
-    let to = d.path().join("e2e_node.test");
-    let sha = extract_suite(&good, &to).unwrap();
-    assert_eq!(std::fs::read(&to).unwrap(), b"#!/bin/sh\necho suite\n");
-    assert_eq!(sha, hex::encode(Sha256::digest(b"#!/bin/sh\necho suite\n")));
+    let suite = d.path().join("e2e_node.test");
+    let runner = d.path().join("ginkgo");
+    let members = [
+        (SUITE_MEMBER, suite.as_path()),
+        (RUNNER_MEMBER, runner.as_path()),
+    ];
+    let shas = extract_members(&good, &members).unwrap();
+    assert_eq!(std::fs::read(&suite).unwrap(), b"#!/bin/sh\necho suite\n");
+    assert_eq!(std::fs::read(&runner).unwrap(), b"ginkgo runner");
+    assert_eq!(
+        shas,
+        [
+            hex::encode(Sha256::digest(b"#!/bin/sh\necho suite\n")),
+            hex::encode(Sha256::digest(b"ginkgo runner"))
+        ]
+    );
     use std::os::unix::fs::PermissionsExt as _;
     assert_eq!(
-        std::fs::metadata(&to).unwrap().permissions().mode() & 0o777,
+        std::fs::metadata(&suite).unwrap().permissions().mode() & 0o777,
         0o755
     );
 
     let lacking = d.path().join("other.tar.gz");
-    std::fs::write(&lacking, tar_gz(&[("kubernetes/test/bin/e2e.test", b"x")])).unwrap();
-    let e = format!("{:#}", extract_suite(&lacking, &to).unwrap_err());
+    std::fs::write(
+        &lacking,
+        tar_gz(&[("kubernetes/test/bin/e2e_node.test", b"x")]),
+    )
+    .unwrap();
+    let e = format!("{:#}", extract_members(&lacking, &members).unwrap_err());
     assert!(
-        e.contains("other.tar.gz: no kubernetes/test/bin/e2e_node.test in it"),
+        e.contains("other.tar.gz: no kubernetes/test/bin/ginkgo in it"),
         "{e}"
     );
     let not_gz = d.path().join("plain.tar.gz");
     std::fs::write(&not_gz, b"this is not gzip").unwrap();
-    let e = format!("{:#}", extract_suite(&not_gz, &to).unwrap_err());
+    let e = format!("{:#}", extract_members(&not_gz, &members).unwrap_err());
     assert!(e.contains("plain.tar.gz"), "{e}");
 }
 
 /// A report as ginkgo 1.11's JUnit reporter writes it: every spec, unfocused ones as skipped,
 /// a retried flake once per attempt.
-const REPORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+const REPORT: &str = r#"<reports>
   <testsuite name="E2eNode Suite" tests="6" failures="2" errors="0" time="300.5">
       <testcase name="[k8s.io] Pods should get a host IP [NodeConformance] [Conformance]" classname="E2eNode Suite" time="20.25"></testcase>
       <testcase name="[sig-storage] Secrets should be consumable from pods in volume [NodeConformance] [Conformance]" classname="E2eNode Suite" time="31">
@@ -100,8 +117,11 @@ const REPORT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
       <testcase name="[k8s.io] Probing container should be restarted with a exec &#34;cat /tmp/health&#34; liveness probe [NodeConformance] [Conformance]" classname="E2eNode Suite" time="70">
           <failure type="Failure">probe.go:1&#xA;timed out</failure>
       </testcase>
+  </testsuite>
+  <testsuite name="E2eNode Suite" tests="1" failures="0" errors="0" time="1">
       <testcase name="[k8s.io] Something [Serial] [NodeConformance]" classname="E2eNode Suite" time="0"><skipped></skipped></testcase>
-  </testsuite>"#;
+  </testsuite>
+</reports>"#;
 
 #[test]
 fn report_cases_keep_the_focused_ones_and_the_last_attempt() {
