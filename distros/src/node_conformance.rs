@@ -32,11 +32,7 @@ pub const TEST_DISK: ReadOnlyDisk = ReadOnlyDisk {
 };
 /// The suite's binary, at the root of the test disk.
 pub const SUITE_BINARY: &str = "e2e_node.test";
-/// Its runner (ginkgo, as upstream ships it beside the suite), at the root of the test disk.
-pub const RUNNER_BINARY: &str = "ginkgo";
-/// How many ginkgo nodes run the suite side by side, as upstream's runner does (its default
-/// is 8 on real machines; the tests mostly wait on pods, so two keep a 2-vCPU guest busy).
-pub const PARALLEL_NODES: u32 = 2;
+
 /// The suite's working directory in the guest (its token file, the kubelet's kubeconfig and
 /// static pod directory, the report).
 pub const WORK_DIR: &str = "/var/lib/nodeimg-conformance";
@@ -285,17 +281,17 @@ impl ConformanceRun {
         Step::new("conformance-kubelet", Duration::ZERO, &body)
     }
 
-    /// The suite itself, run by ginkgo on [`PARALLEL_NODES`] nodes with upstream's flake
-    /// retry: its exit status is whether every focused test passed; each test's result is in
-    /// the JUnit reports in [`REPORT_DIR`].
+    /// The suite itself, one ginkgo node with upstream's flake retry: its exit status is
+    /// whether every focused test passed; each test's result is in the JUnit report in
+    /// [`REPORT_DIR`]. (Run by `ginkgo -nodes=2`, the suite's services process exited at once
+    /// in the guest, failing the `BeforeSuite` on both nodes: one node it is.)
     fn suite(&self) -> Step {
         let body = format!(
             "cd {work}\n\
              rm -f {work}/suite-status {reports}/junit_nodeimg_*.xml\n\
-             {{ {runner} -nodes={PARALLEL_NODES} -flakeAttempts=2 -noColor -succinct \\\n\
-             \t-focus={focus} \\\n\
-             \t-skip={skip} \\\n\
-             \t{bin} -- \\\n\
+             {{ {bin} --ginkgo.noColor --ginkgo.succinct --ginkgo.flakeAttempts=2 \\\n\
+             \t--ginkgo.focus={focus} \\\n\
+             \t--ginkgo.skip={skip} \\\n\
              \t--conformance=true --prepull-images=false \\\n\
              \t--container-runtime=remote --container-runtime-endpoint={cri} --image-service-endpoint={cri} \\\n\
              \t--bearer-token=\"$(cat {work}/token)\" --report-dir={reports} --report-prefix=nodeimg \\\n\
@@ -305,7 +301,6 @@ impl ConformanceRun {
              if [ -e {work}/suite-status ]; then exit \"$(cat {work}/suite-status)\"; fi\n",
             work = WORK_DIR,
             reports = REPORT_DIR,
-            runner = quote(&format!("{}/{RUNNER_BINARY}", TEST_DISK.mount)),
             bin = quote(&format!("{}/{SUITE_BINARY}", TEST_DISK.mount)),
             focus = quote(&self.focus()),
             skip = quote(&self.skip()),

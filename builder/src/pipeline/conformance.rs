@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
 use distros::node_conformance::{
-    self, ConformanceRun, OfflineSkip, RUNNER_BINARY, SUITE_BINARY, Scope, TEST_DISK,
+    self, ConformanceRun, OfflineSkip, SUITE_BINARY, Scope, TEST_DISK,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -34,8 +34,6 @@ use ::inputs::lock::Kind;
 pub const CLASS: &str = "conformance";
 /// Where the suite is in Kubernetes' test tarball.
 pub const SUITE_MEMBER: &str = "kubernetes/test/bin/e2e_node.test";
-/// Where its runner is.
-pub const RUNNER_MEMBER: &str = "kubernetes/test/bin/ginkgo";
 /// How long a quick run may take under TCG before it is stopped (it takes about ten minutes).
 const QUICK_DEADLINE: Duration = Duration::from_secs(40 * 60);
 /// How long a full run may take.
@@ -135,31 +133,20 @@ pub fn extract_members(tarball: &Path, members: &[(&str, &Path)]) -> Result<Vec<
         .collect()
 }
 
-/// The test disk written to `out` (scratch in `work`): the suite and its runner at its root
-/// and the images under `images/`, with a `SHA256SUMS`. Returns the filesystem's UUID.
+/// The test disk written to `out` (scratch in `work`): the suite at its root and the images
+/// under `images/`, with a `SHA256SUMS`. Returns the filesystem's UUID.
 pub fn make_test_disk(tests: &TestInputs, work: &Path, out: &Path) -> Result<String> {
     std::fs::create_dir_all(work)?;
     let suite = work.join(SUITE_BINARY);
-    let runner = work.join(RUNNER_BINARY);
-    let shas = extract_members(
-        &tests.suite.path,
-        &[(SUITE_MEMBER, &suite), (RUNNER_MEMBER, &runner)],
-    )?;
-    let mut files: Vec<(String, PathBuf)> = vec![
-        (SUITE_BINARY.to_owned(), suite.clone()),
-        (RUNNER_BINARY.to_owned(), runner.clone()),
-    ];
-    let mut sums = format!(
-        "{}  {SUITE_BINARY}\n{}  {RUNNER_BINARY}\n",
-        shas[0], shas[1]
-    );
+    let shas = extract_members(&tests.suite.path, &[(SUITE_MEMBER, &suite)])?;
+    let mut files: Vec<(String, PathBuf)> = vec![(SUITE_BINARY.to_owned(), suite.clone())];
+    let mut sums = format!("{}  {SUITE_BINARY}\n", shas[0]);
     for image in &tests.images {
         files.push((image_file(image), image.path.clone()));
         let _ = writeln!(sums, "{}  {}", image.artifact.sha256, image_file(image));
     }
     make_read_only_disk(&files, &sums, TEST_DISK.label, &work.join("root"), out)?;
     std::fs::remove_file(&suite)?;
-    std::fs::remove_file(&runner)?;
     Ok(fs_uuid(&sums))
 }
 

@@ -108,9 +108,8 @@ fn steps_in_order_with_the_deadline_on_the_suite() {
     assert!(s[3].script.contains("server: https://127.0.0.1:6443"));
 }
 
-/// The suite step under a real sh with a fake ginkgo and `systemctl`: the arguments arrive as
-/// one word each (ginkgo's, the suite binary, `--`, the suite's); the run's exit status is the
-/// step's; a run that wrote no JUnit report fails the step, saying so. The reports come back
+/// The suite step under a real sh with a fake suite binary and `systemctl`: the arguments
+/// arrive as one word each; the suite's exit status is the step's; a run that wrote no JUnit report fails the step, saying so. The reports come back
 /// as one document.
 #[test]
 fn suite_step_passes_the_status_and_needs_the_report() {
@@ -130,7 +129,7 @@ fn suite_step_passes_the_status_and_needs_the_report() {
     exe(&bin.join("systemctl"), "exit 0");
     let args = d.path().join("args");
     exe(
-        &disk.join(RUNNER_BINARY),
+        &disk.join(SUITE_BINARY),
         &format!(
             "for a in \"$@\"; do printf '%s\\n' \"$a\"; done > {args}\n\
              echo 'W1206 util.go:104] Health check on \"https://127.0.0.1:6443/healthz\" failed'\n\
@@ -168,20 +167,12 @@ fn suite_step_passes_the_status_and_needs_the_report() {
     assert!(!ok.stdout_lossy().contains("Health check"), "{ok:?}");
     let got = std::fs::read_to_string(&args).unwrap();
     let words: Vec<&str> = got.lines().collect();
-    let focus = format!("-focus={}", run(Scope::Quick).focus());
+    let focus = format!("--ginkgo.focus={}", run(Scope::Quick).focus());
     assert!(words.contains(&focus.as_str()), "{got}");
-    assert!(
-        words.contains(&format!("-nodes={PARALLEL_NODES}").as_str()),
-        "{got}"
-    );
-    let suite_at = words
-        .iter()
-        .position(|w| w.ends_with(&format!("/{SUITE_BINARY}")))
-        .unwrap();
-    assert_eq!(words[suite_at + 1], "--", "{got}");
-    assert!(words[suite_at..].contains(&"--bearer-token=abc"), "{got}");
-    assert!(words[suite_at..].contains(&"--conformance=true"), "{got}");
-    // Both nodes' reports as one document.
+    assert!(words.contains(&"--ginkgo.flakeAttempts=2"), "{got}");
+    assert!(words.contains(&"--bearer-token=abc"), "{got}");
+    assert!(words.contains(&"--conformance=true"), "{got}");
+    // Every report as one document.
     let reports = child_process::Command::new("/bin/sh", Duration::from_secs(30))
         .arg("-c")
         .arg(reports_command().replace(WORK_DIR, &work.display().to_string()))
