@@ -120,6 +120,33 @@ pub struct BootArgs {
     pub hostname: String,
 }
 
+/// The guests of a build or a conformance run: accelerator, memory, vCPUs.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct GuestArgs {
+    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
+    #[arg(long, default_value = "auto")]
+    pub accel: AccelChoice,
+    /// Guest memory in MiB (at least 1024: a node's).
+    #[arg(long, default_value_t = 4096)]
+    pub memory: u32,
+    /// Guest vCPUs.
+    #[arg(long, default_value_t = 2)]
+    pub cpus: u32,
+}
+
+impl GuestArgs {
+    /// Refuses sizes no node boots with.
+    pub fn check(&self) -> anyhow::Result<()> {
+        if self.cpus == 0 {
+            anyhow::bail!("--cpus must be at least 1");
+        }
+        if self.memory < 1024 {
+            anyhow::bail!("--memory {}: a node needs at least 1024 MiB", self.memory);
+        }
+        Ok(())
+    }
+}
+
 /// `nodeimg conformance`.
 #[derive(Debug, Args)]
 #[command(
@@ -148,15 +175,9 @@ pub struct ConformanceArgs {
     /// The artifact cache [default: $NODEIMG_CACHE, else ~/.cache/nodeimg].
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
-    #[arg(long, default_value = "auto")]
-    pub accel: AccelChoice,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 4096)]
-    pub memory: u32,
-    /// Guest vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// The guests' accelerator and size.
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Print JSON event lines on stdout instead of drawing progress.
     #[arg(long)]
     pub json: bool,
@@ -182,15 +203,9 @@ pub struct BuildArgs {
     /// The artifact cache [default: $NODEIMG_CACHE, else ~/.cache/nodeimg].
     #[arg(long)]
     pub cache: Option<PathBuf>,
-    /// Accelerator: auto probes whether KVM really runs a guest, else uses TCG.
-    #[arg(long, default_value = "auto")]
-    pub accel: AccelChoice,
-    /// Guest memory in MiB.
-    #[arg(long, default_value_t = 4096)]
-    pub memory: u32,
-    /// Guest vCPUs.
-    #[arg(long, default_value_t = 2)]
-    pub cpus: u32,
+    /// The guests' accelerator and size.
+    #[command(flatten)]
+    pub guest: GuestArgs,
     /// Run every check even after one failed (the build still fails).
     #[arg(long)]
     pub keep_going: bool,

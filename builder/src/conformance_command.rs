@@ -33,6 +33,7 @@ pub fn run(args: &ConformanceArgs) -> Result<()> {
     if args.quick && args.full {
         bail!("--quick and --full exclude each other");
     }
+    args.guest.check()?;
     let scope = if args.full { Scope::Full } else { Scope::Quick };
     let image = args.image.as_path();
     let format = crate::image_check::bootable_format(image)?;
@@ -95,9 +96,9 @@ fn run_in(
     })?;
     let machine = reporter.phase("host", || {
         Machine::discover(
-            args.accel,
-            args.cpus,
-            args.memory,
+            args.guest.accel,
+            args.guest.cpus,
+            args.guest.memory,
             boot_test::BOOT_TEST_USER,
             reporter,
         )

@@ -1,7 +1,7 @@
 //! `nodeimg build`: options from the command line, the pipeline (or with `--dry-run` only its
 //! plan), the closing summary.
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 
 use super::plan::{KubeadmPlan, Plan};
 use super::{BuildOptions, build, load_and_plan};
@@ -10,12 +10,7 @@ use crate::report::{Mode, Reporter};
 
 /// `nodeimg build`: checks the options, runs the pipeline, prints the summary.
 pub fn run(args: &BuildArgs) -> Result<()> {
-    if args.cpus == 0 {
-        bail!("--cpus must be at least 1");
-    }
-    if args.memory < 1024 {
-        bail!("--memory {}: a node needs at least 1024 MiB", args.memory);
-    }
+    args.guest.check()?;
     let opts = BuildOptions {
         spec: args.spec.clone(),
         out: args.out.clone(),
@@ -23,9 +18,9 @@ pub fn run(args: &BuildArgs) -> Result<()> {
             .cache
             .clone()
             .unwrap_or_else(::inputs::cache::default_dir),
-        accel: args.accel,
-        memory_mib: args.memory,
-        cpus: args.cpus,
+        accel: args.guest.accel,
+        memory_mib: args.guest.memory,
+        cpus: args.guest.cpus,
         keep_going: args.keep_going,
         no_kubeadm_test: args.no_kubeadm_test,
         conformance: args.conformance.map(|c| c.scope()),
