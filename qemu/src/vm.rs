@@ -280,6 +280,12 @@ impl Vm {
         }))
     }
 
+    /// The end of the guest's serial console (the last [`TAIL_LINES`] lines, control characters
+    /// removed), as [`Vm::failure`] shows it.
+    pub fn serial_tail(&self) -> String {
+        tail_or_note(&self.paths.serial_log)
+    }
+
     /// Stops the guest: ACPI power button, up to `powerdown_timeout` for it to power off, then
     /// QMP `quit`, then SIGKILL. Never leaves QEMU running.
     pub fn stop(&mut self, powerdown_timeout: Duration) -> Result<Stopped> {

@@ -36,9 +36,6 @@ pub struct BootTestOutcome {
     pub serial: String,
 }
 
-/// Lines of the serial console added to a failed conformance run's output.
-const SERIAL_TAIL: usize = 40;
-
 /// Boots `image` (the golden disk, raw; or any bootable image and its format) in `vm_dir` and runs `first_boot` checks, then the kubeadm test's
 /// steps when given, then the node conformance run when given (its test disk attached
 /// read-only). The kubeadm steps stop at the first failure (each needs the one before).
@@ -116,14 +113,14 @@ pub fn run(
         String::from_utf8_lossy(&std::fs::read(&vm.paths().serial_log).unwrap_or_default())
             .into_owned();
     // A conformance run that failed as a whole (stopped at its deadline, crashed, no report)
-    // carries the end of the serial console as well.
+    // carries the end of the serial console as well, as a failed build step does.
     for r in &mut results[conformance_from..] {
         if r.classname != conformance::CLASS
             && let crate::junit::Outcome::Failed { output, .. } = &mut r.outcome
         {
             output.push_str(&format!(
-                "\n--- the boot test's serial console, last {SERIAL_TAIL} lines ---\n{}",
-                tail_lines(&serial, SERIAL_TAIL)
+                "\n--- the end of the boot test's serial console ---\n{}",
+                vm.serial_tail()
             ));
         }
     }
@@ -133,11 +130,6 @@ pub fn run(
         conformance: counts,
         serial,
     })
-}
-
-fn tail_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// The kubeadm test for these images, if the payload can run it.
