@@ -231,6 +231,8 @@ pub fn cases(xml: &str, run: &ConformanceRun, version: &str) -> Result<(Vec<Case
     };
     // A retried flaky test appears once per attempt: the last one counts.
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    // Whether the run's focus selects each result (the same name in every attempt).
+    let mut selected_at: Vec<bool> = Vec::new();
     for case in doc.descendants().filter(|n| n.has_tag_name("testcase")) {
         let name = case.attribute("name").unwrap_or_default().trim().to_owned();
         let duration = case
@@ -275,11 +277,11 @@ pub fn cases(xml: &str, run: &ConformanceRun, version: &str) -> Result<(Vec<Case
             None => {
                 seen.insert(name, results.len());
                 results.push(result);
+                selected_at.push(selected);
             }
         }
     }
-    for r in &results {
-        let selected = focus.is_match(&r.name) && !upstream_skip.is_match(&r.name);
+    for (r, &selected) in results.iter().zip(&selected_at) {
         if selected {
             counts.focused += 1;
         }
