@@ -4,8 +4,8 @@
 //! Host discovery ([`host`]), the accelerator probe by behaviour ([`accel`]), the typed command
 //! line ([`cmdline`]), the never-orphaned child ([`process`]), a tolerant QMP client ([`qmp`]),
 //! the NoCloud seed ([`seed`]) and the build key ([`keys`]), copy-on-write overlays
-//! ([`overlay`]), the readiness beacon ([`ready`]), SSH ([`ssh`]) and one guest's lifecycle
-//! ([`vm`]).
+//! ([`overlay`]), the readiness beacon ([`ready`]), SSH ([`ssh`]), early-boot stalls
+//! ([`stall`]) and one guest's lifecycle ([`vm`]).
 
 pub mod accel;
 pub mod cmdline;
@@ -18,6 +18,7 @@ pub mod qmp;
 pub mod ready;
 pub mod seed;
 pub mod ssh;
+pub mod stall;
 pub mod vm;
 
 pub use error::{Error, Result};

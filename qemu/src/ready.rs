@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use russh::keys::PublicKey;
 
 use crate::process::Child;
+use crate::stall::SerialWatch;
 
 /// How often the wait looks at QEMU and the clock while nothing arrives.
 const POLL: Duration = Duration::from_millis(200);
@@ -33,6 +34,9 @@ pub enum NotReady {
     CloudInitFailed(String),
     /// The beacon port broke.
     Port(String),
+    /// The guest's kernel stalled before its init started (the console line saying so; see
+    /// [`crate::stall`]).
+    EarlyStall(String),
 }
 
 impl std::fmt::Display for NotReady {
@@ -50,6 +54,10 @@ impl std::fmt::Display for NotReady {
                 )
             }
             NotReady::Port(why) => write!(f, "readiness port: {why}"),
+            NotReady::EarlyStall(line) => write!(
+                f,
+                "the guest's kernel stalled before its init started (serial console: {line:?})"
+            ),
         }
     }
 }
@@ -85,15 +93,20 @@ pub fn parse_line(line: &str, instance_id: &str) -> Line {
 }
 
 /// Connects to the beacon socket `sock` (QEMU serves it) and reads lines until this instance's
-/// `READY`, its `FAILED`, QEMU's exit or `deadline`.
+/// `READY`, its `FAILED`, QEMU's exit, a kernel stall before init on the serial console
+/// `watch` follows, or `deadline`.
 pub fn wait_for_beacon(
     sock: &Path,
     instance_id: &str,
     child: &mut Child,
+    watch: &mut SerialWatch,
     deadline: Instant,
     started: Instant,
 ) -> Result<Beacon, NotReady> {
-    let exited = |child: &mut Child| -> Result<(), NotReady> {
+    let mut exited = |child: &mut Child| -> Result<(), NotReady> {
+        if let Some(line) = watch.early_stall() {
+            return Err(NotReady::EarlyStall(line));
+        }
         match child.try_wait() {
             Ok(Some(s)) => Err(NotReady::QemuExited(s.to_string())),
             Ok(None) => Ok(()),

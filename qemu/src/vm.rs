@@ -4,6 +4,7 @@
 //! drops, and every failure is an [`Error::Vm`] carrying the end of the serial console and of
 //! QEMU's own output.
 
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::qmp::Qmp;
 use crate::ready::{self, NotReady};
 use crate::seed::SeedSpec;
 use crate::ssh::{Ssh, SshTarget};
+use crate::stall::SerialWatch;
 
 /// The seed disk's name (drive id and virtio serial).
 pub const SEED_DISK: &str = "cidata";
@@ -32,6 +34,10 @@ pub const SEED_FILE: &str = "seed.img";
 const QUIT_GRACE: Duration = Duration::from_secs(5);
 /// How long connecting to QMP may take.
 const QMP_CONNECT: Duration = Duration::from_secs(5);
+/// How often a guest whose kernel stalls before init (see [`crate::stall`]) is started again.
+pub const EARLY_STALL_RESTARTS: u32 = 1;
+/// Where a stalled attempt's serial console is kept (in the VM directory).
+pub const STALLED_SERIAL_LOG: &str = "serial.stalled.log";
 
 /// What to boot and how.
 #[derive(Debug, Clone)]
@@ -151,6 +157,8 @@ pub struct Stopped {
 /// A running guest. Dropping it kills QEMU.
 pub struct Vm {
     child: Child,
+    qemu: PathBuf,
+    args: Vec<OsString>,
     paths: VmPaths,
     dir: PathBuf,
     key: BuildKey,
@@ -214,6 +222,8 @@ impl Vm {
         );
         Ok(Vm {
             child,
+            qemu: config.qemu.clone(),
+            args,
             paths,
             dir: config.dir.clone(),
             key,
@@ -227,35 +237,67 @@ impl Vm {
     }
 
     /// Waits until the guest's readiness beacon says cloud-init is done, at most `timeout`
-    /// after QEMU started. Returns the time from QEMU's start.
+    /// after QEMU started. Returns the time from QEMU's start. A guest whose kernel stalls
+    /// before its init starts is started again ([`EARLY_STALL_RESTARTS`] times, each with a
+    /// new `timeout`; see [`crate::stall`]).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<Duration> {
-        let deadline = self.started + timeout;
-        match ready::wait_for_beacon(
-            &self.paths.ready_sock,
-            &self.instance_id,
-            &mut self.child,
-            deadline,
-            self.started,
-        ) {
-            Ok(beacon) => {
-                self.host_key = beacon.host_key;
-                let t = self.started.elapsed();
-                tracing::info!(after = ?t, host_key_pinned = self.host_key.is_some(), "guest ready");
-                Ok(t)
-            }
-            Err(NotReady::Timeout(t)) => {
-                // Lossy: firmware writes bytes that are not UTF-8.
-                let login = std::fs::read(&self.paths.serial_log)
-                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("login:"));
-                let hint = if login {
-                    "; the serial console reached a login prompt, so the guest booted but cloud-init did not report (is cloud-init installed and the seed read?)"
-                } else {
-                    "; the serial console never reached a login prompt (no bootloader, wrong firmware, or a slow boot under TCG?)"
-                };
-                Err(self.failure(format!("{}{hint}", NotReady::Timeout(t))))
-            }
-            Err(e) => Err(self.failure(e.to_string())),
+        let mut restarts = 0;
+        loop {
+            let deadline = self.started + timeout;
+            let mut watch = SerialWatch::new(self.paths.serial_log.clone());
+            let outcome = ready::wait_for_beacon(
+                &self.paths.ready_sock,
+                &self.instance_id,
+                &mut self.child,
+                &mut watch,
+                deadline,
+                self.started,
+            );
+            return match outcome {
+                Ok(beacon) => {
+                    self.host_key = beacon.host_key;
+                    let t = self.started.elapsed();
+                    tracing::info!(after = ?t, host_key_pinned = self.host_key.is_some(), "guest ready");
+                    Ok(t)
+                }
+                Err(NotReady::EarlyStall(line)) if restarts < EARLY_STALL_RESTARTS => {
+                    restarts += 1;
+                    tracing::warn!(
+                        after = ?self.started.elapsed(),
+                        console = line.as_str(),
+                        kept = STALLED_SERIAL_LOG,
+                        "the guest's kernel stalled before its init started; starting QEMU again"
+                    );
+                    self.restart()?;
+                    continue;
+                }
+                Err(NotReady::Timeout(t)) => {
+                    // Lossy: firmware writes bytes that are not UTF-8.
+                    let login = std::fs::read(&self.paths.serial_log)
+                        .is_ok_and(|b| String::from_utf8_lossy(&b).contains("login:"));
+                    let hint = if login {
+                        "; the serial console reached a login prompt, so the guest booted but cloud-init did not report (is cloud-init installed and the seed read?)"
+                    } else {
+                        "; the serial console never reached a login prompt (no bootloader, wrong firmware, or a slow boot under TCG?)"
+                    };
+                    Err(self.failure(format!("{}{hint}", NotReady::Timeout(t))))
+                }
+                Err(e) => Err(self.failure(e.to_string())),
+            };
         }
+    }
+
+    /// Kills QEMU and starts it again with the same command line, disks and seed; the serial
+    /// console so far is kept as [`STALLED_SERIAL_LOG`].
+    fn restart(&mut self) -> Result<()> {
+        self.child.kill()?;
+        let kept = self.dir.join(STALLED_SERIAL_LOG);
+        std::fs::rename(&self.paths.serial_log, &kept)
+            .map_err(|e| Error::io("keeping the stalled serial console as", &kept, e))?;
+        self.child = process::spawn(&self.qemu, &self.args, &self.paths.qemu_log, "qemu")?;
+        self.started = Instant::now();
+        tracing::info!(pid = self.child.id(), "QEMU started again");
+        Ok(())
     }
 
     /// Logs in over SSH, retrying until `timeout` passes.
@@ -289,6 +331,16 @@ impl Vm {
     /// Stops the guest: ACPI power button, up to `powerdown_timeout` for it to power off, then
     /// QMP `quit`, then SIGKILL. Never leaves QEMU running.
     pub fn stop(&mut self, powerdown_timeout: Duration) -> Result<Stopped> {
+        self.end(Some(powerdown_timeout))
+    }
+
+    /// Ends a guest whose writes are thrown away (it runs on an overlay that is deleted next):
+    /// QMP `quit` at once, then SIGKILL, with no power-off to wait for.
+    pub fn quit(&mut self) -> Result<Stopped> {
+        self.end(None)
+    }
+
+    fn end(&mut self, powerdown_timeout: Option<Duration>) -> Result<Stopped> {
         let t = Instant::now();
         if self.child.try_wait()?.is_some() {
             return Ok(Stopped {
@@ -304,20 +356,19 @@ impl Vm {
             }
         };
         if let Some(q) = qmp.as_mut() {
-            match q.system_powerdown() {
-                Ok(()) => {
-                    if self.wait_exit(powerdown_timeout)? {
-                        return Ok(Stopped {
-                            how: StopHow::PoweredOff,
-                            took: t.elapsed(),
-                        });
+            if let Some(within) = powerdown_timeout {
+                match q.system_powerdown() {
+                    Ok(()) => {
+                        if self.wait_exit(within)? {
+                            return Ok(Stopped {
+                                how: StopHow::PoweredOff,
+                                took: t.elapsed(),
+                            });
+                        }
+                        tracing::warn!(?within, "the guest did not power off; quitting QEMU");
                     }
-                    tracing::warn!(
-                        ?powerdown_timeout,
-                        "the guest did not power off; quitting QEMU"
-                    );
+                    Err(e) => tracing::warn!(error = %e, "system_powerdown failed; quitting QEMU"),
                 }
-                Err(e) => tracing::warn!(error = %e, "system_powerdown failed; quitting QEMU"),
             }
             if q.quit().is_ok() && self.wait_exit(QUIT_GRACE)? {
                 return Ok(Stopped {

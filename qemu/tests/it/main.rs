@@ -5,3 +5,4 @@ mod common;
 mod host_accel;
 mod process;
 mod qmp;
+mod stall;
