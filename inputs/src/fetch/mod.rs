@@ -25,6 +25,7 @@ pub mod checksum;
 pub mod error;
 pub mod http;
 pub mod kubeadm;
+pub mod node_e2e_images;
 pub mod oci;
 pub mod packages;
 pub mod plan;
