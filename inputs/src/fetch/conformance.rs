@@ -119,7 +119,12 @@ pub(super) fn fetch(
                 tracing::debug!("{e}");
                 not_available.push(reference);
             }
-            Err(e) => return Err(e),
+            Err(e) => {
+                return Err(FetchError::TestImage {
+                    reference,
+                    source: Box::new(e),
+                });
+            }
         }
     }
     let suite = Planned {

@@ -74,6 +74,15 @@ pub enum FetchError {
         /// The registry's message.
         detail: String,
     },
+    /// A node conformance test image could not be pulled (other than not being there).
+    #[error("pulling the node conformance test image {reference}")]
+    TestImage {
+        /// The image.
+        reference: String,
+        /// Why.
+        #[source]
+        source: Box<FetchError>,
+    },
     /// The node conformance test images could not be derived from the Kubernetes source.
     #[error("deriving the node conformance test images: {0}")]
     ImageList(#[from] super::node_e2e_images::ImageListError),

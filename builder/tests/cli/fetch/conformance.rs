@@ -13,24 +13,6 @@ use inputs::lock::Kind;
 use super::{fetch, requests};
 use crate::out_str;
 
-/// The mirror's inputs are cached (or a skip saying why not).
-fn prerequisites() -> bool {
-    for t in ["skopeo", "docker-registry", "sha256sum", "tar"] {
-        if !fixtures::tools::have(t) {
-            return false;
-        }
-    }
-    let cached = fixtures::kubernetes::build_dir()
-        .join("bin/kubeadm")
-        .is_file();
-    if !cached {
-        fixtures::tools::skip(
-            "the Kubernetes fixture build is not cached (about 12 minutes): run `make-disk kubernetes` first",
-        );
-    }
-    cached
-}
-
 fn sha256sum(path: &Path) -> String {
     let o = Command::new("sha256sum").arg(path).output().unwrap();
     assert!(o.status.success(), "sha256sum {}", path.display());
@@ -43,7 +25,7 @@ fn sha256sum(path: &Path) -> String {
 
 #[test]
 fn fetch_with_conformance_locks_the_suite_source_and_test_images_from_the_mirror() {
-    if !prerequisites() {
+    if !upstream_mirror::can_write_or_skip() {
         return;
     }
     let d = tempfile::tempdir().unwrap();
@@ -138,8 +120,26 @@ fn fetch_with_conformance_locks_the_suite_source_and_test_images_from_the_mirror
         );
     }
 
-    // A published checksum that does not match: fetch fails naming the URL and writes no lock.
+    // A registry failing a test image (beyond the retries) fails fetch naming the image, and
+    // no lock is written.
     std::fs::remove_file(&lock_path).unwrap();
+    mirror
+        .server
+        .fail("/v2/library/busybox/manifests/1.29", 503, 10);
+    let o = fetch(&spec, &mirror.url, &cache_dir);
+    let (_, stderr) = out_str(&o);
+    assert!(!o.status.success());
+    assert!(
+        stderr.contains("pulling the node conformance test image docker.io/library/busybox:1.29")
+            && stderr.contains("HTTP 503"),
+        "{stderr}"
+    );
+    assert!(!lock_path.exists(), "a lock was written");
+
+    // A published checksum that does not match: fetch fails naming the URL and writes no lock.
+    mirror
+        .server
+        .fail("/v2/library/busybox/manifests/1.29", 503, 0);
     let sums = set.dir.join(format!(
         "dl.k8s.io/release/{k8s}/kubernetes-test-linux-amd64.tar.gz.sha256"
     ));
