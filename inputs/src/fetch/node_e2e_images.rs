@@ -31,7 +31,8 @@
 //! Added to that ([`ImageList::static_pods`]): every `image: REF` line of a YAML template in
 //! `test/e2e_node/*.go` (a static pod the kubelet runs, e.g. `mirror_pod_grace_period_test.go`'s
 //! `image: busybox:1.31.1`), skipping format verbs (`image: %s`, filled from the list) and Go
-//! fields (`image: "…",`), normalized as containerd normalizes a name
+//! fields (`image: "…",`), any other value an error naming `file:line`, normalized as
+//! containerd normalizes a name
 //! ([`normalize_reference`]: `busybox:1.31.1` → `docker.io/library/busybox:1.31.1`).
 //!
 //! [`read_source_tar_gz`] reads only the needed members (the `.go` files directly in
@@ -267,11 +268,14 @@ pub fn derive(sources: &Sources) -> Result<ImageList, ImageListError> {
     }
     declared.sort();
     declared.dedup();
-    let mut static_pods: Vec<String> = sources
-        .in_dir("test/e2e_node")
-        .flat_map(|(_, text)| text.lines().filter_map(static_pod_image))
-        .map(normalize_reference)
-        .collect();
+    let mut static_pods = Vec::new();
+    for (file, text) in sources.in_dir("test/e2e_node") {
+        for (i, l) in text.lines().enumerate() {
+            if let Some(r) = static_pod_image(l).map_err(|why| unsupported(file, i + 1, l, why))? {
+                static_pods.push(normalize_reference(r));
+            }
+        }
+    }
     static_pods.sort();
     static_pods.dedup();
     Ok(ImageList {
@@ -281,14 +285,27 @@ pub fn derive(sources: &Sources) -> Result<ImageList, ImageListError> {
     })
 }
 
-/// The reference of a YAML `image: REF` line, unless it is a format verb or a Go field.
-fn static_pod_image(line: &str) -> Option<&str> {
-    let value = line.trim().strip_prefix("image:")?.trim();
-    let ok = !value.is_empty()
+/// The reference of a YAML `image: REF` (or `- image: REF`) line: none for another line, a format verb
+/// (`image: %s`, filled from the declared images) or a Go field (`image: "…",` or
+/// `image: x,`); an error for any other value.
+fn static_pod_image(line: &str) -> Result<Option<&str>, &'static str> {
+    let t = line.trim();
+    let t = t.strip_prefix("- ").unwrap_or(t);
+    let Some(value) = t.strip_prefix("image:").map(str::trim) else {
+        return Ok(None);
+    };
+    if value == "%s" || value.ends_with(',') {
+        return Ok(None);
+    }
+    let plain = !value.is_empty()
         && value
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c));
-    ok.then_some(value)
+    if plain {
+        Ok(Some(value))
+    } else {
+        Err("expected a static pod's `image: REF` or `image: %s`, or a Go field ending with ','")
+    }
 }
 
 fn unsupported(file: &str, line: usize, text: &str, why: &str) -> ImageListError {

@@ -56,7 +56,7 @@ fn sources(entries: &str) -> Sources {
     );
     s.insert(
         "test/e2e_node/mirror_pod_grace_period_test.go",
-        "const t = `\nspec:\n  containers:\n  - name: m\n    image: busybox:1.31.1\n  - image: %s\n`\n\
+        "const t = `\nspec:\n  containers:\n  - name: m\n    image: busybox:1.31.1\n  - image: %s\n  - image: k8s.gcr.io/pause:3.2\n`\n\
          var c = Container{\n\timage:       \"gcr.io/authenticated-image-pulling/alpine:3.7\",\n}\n",
     );
     s.insert(
@@ -90,7 +90,11 @@ fn the_list_is_evaluated_from_the_sources_forms() {
             "k8s.gcr.io/pause:3.2",
         ]
     );
-    assert_eq!(list.static_pods, ["docker.io/library/busybox:1.31.1"]);
+    // `image: %s` and the Go field are not static pod images; `- image: REF` is.
+    assert_eq!(
+        list.static_pods,
+        ["docker.io/library/busybox:1.31.1", "k8s.gcr.io/pause:3.2"]
+    );
     let [left] = list.left_out.as_slice() else {
         panic!("{:?}", list.left_out)
     };
@@ -156,6 +160,16 @@ fn an_unknown_form_fails_naming_the_file_and_line() {
     let e = derive(&s).unwrap_err().to_string();
     assert!(
         e.starts_with("test/utils/image/manifest.go:24: cannot evaluate"),
+        "{e}"
+    );
+    let mut s = sources(GOOD);
+    s.insert(
+        "test/e2e_node/other_test.go",
+        "const t = `\nspec:\n  containers:\n  - image: {{.Image}}\n`\n",
+    );
+    let e = derive(&s).unwrap_err().to_string();
+    assert!(
+        e.starts_with("test/e2e_node/other_test.go:4: cannot evaluate \"- image: {{.Image}}\""),
         "{e}"
     );
     let mut s = Sources::default();

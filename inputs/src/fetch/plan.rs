@@ -541,7 +541,7 @@ pub fn conformance(spec: &Spec) -> Vec<Planned> {
 /// `sha256-` and its first 12 hex digits).
 pub fn test_image_name(r: &ImageRef) -> String {
     let tag = match r.pinned_digest() {
-        Some(hex) => format!("sha256-{}", &hex[..hex.len().min(12)]),
+        Some(hex) => format!("sha256-{}", hex.chars().take(12).collect::<String>()),
         None => r.tag.to_ascii_lowercase(),
     };
     let clean = |s: &str| {
