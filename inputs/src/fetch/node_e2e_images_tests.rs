@@ -139,39 +139,32 @@ fn an_unknown_form_fails_naming_the_file_and_line() {
             "{entries:?}: {e}"
         );
     }
-    let mut s = sources(GOOD);
-    s.insert(
-        MANIFEST_GO,
-        &MANIFEST.replace("\"%s/%s:%s\"", "\"%s/%s@%s\""),
-    );
-    let e = derive(&s).unwrap_err().to_string();
-    assert!(
-        e.starts_with("test/utils/image/manifest.go: GetE2EImage"),
-        "{e}"
-    );
-    let mut s = sources(GOOD);
-    s.insert(
-        MANIFEST_GO,
-        &MANIFEST.replace(
-            "Config{gcRegistry, \"pause\", \"3.2\"}",
-            "Config{otherRegistry, \"pause\", \"3.2\"}",
+    // The good sources with one file replaced or added: the error starts with `want`.
+    for (path, text, want) in [
+        (
+            MANIFEST_GO,
+            MANIFEST.replace("\"%s/%s:%s\"", "\"%s/%s@%s\""),
+            "test/utils/image/manifest.go: GetE2EImage",
         ),
-    );
-    let e = derive(&s).unwrap_err().to_string();
-    assert!(
-        e.starts_with("test/utils/image/manifest.go:24: cannot evaluate"),
-        "{e}"
-    );
-    let mut s = sources(GOOD);
-    s.insert(
-        "test/e2e_node/other_test.go",
-        "const t = `\nspec:\n  containers:\n  - image: {{.Image}}\n`\n",
-    );
-    let e = derive(&s).unwrap_err().to_string();
-    assert!(
-        e.starts_with("test/e2e_node/other_test.go:4: cannot evaluate \"- image: {{.Image}}\""),
-        "{e}"
-    );
+        (
+            MANIFEST_GO,
+            MANIFEST.replace(
+                "Config{gcRegistry, \"pause\", \"3.2\"}",
+                "Config{otherRegistry, \"pause\", \"3.2\"}",
+            ),
+            "test/utils/image/manifest.go:24: cannot evaluate",
+        ),
+        (
+            "test/e2e_node/other_test.go",
+            "const t = `\nspec:\n  containers:\n  - image: {{.Image}}\n`\n".to_owned(),
+            "test/e2e_node/other_test.go:4: cannot evaluate \"- image: {{.Image}}\"",
+        ),
+    ] {
+        let mut s = sources(GOOD);
+        s.insert(path, &text);
+        let e = derive(&s).unwrap_err().to_string();
+        assert!(e.starts_with(want), "{e}");
+    }
     let mut s = Sources::default();
     s.insert(MANIFEST_GO, MANIFEST);
     let e = derive(&s).unwrap_err().to_string();
