@@ -39,6 +39,9 @@ pub fn run(args: &FetchArgs) -> Result<()> {
         tracing::info!("{}: {} sha256 {}", a.name, human(a.size), &a.sha256[..12]);
     })?;
 
+    for reference in &fetched.test_images.not_available {
+        eprintln!("not available: {reference}");
+    }
     for a in &fetched.artifacts {
         println!(
             "  {:<24} {:<10} {:>11}  sha256 {}",

@@ -8,7 +8,7 @@
 //! [[artifact]]
 //! name = "kubeadm"                 # unique, [a-z0-9._-]
 //! kind = "binary"                  # base-image | deb | binary | archive | file | image |
-//!                                  # test-suite | test-image
+//!                                  # test-suite | test-image | test-source
 //! component = "kubeadm"            # which pinned component it provides (optional)
 //! version = "v1.20.2"              # that component's version (with `component`)
 //! source = "https://dl.k8s.io/release/v1.20.2/bin/linux/amd64/kubeadm"
@@ -39,7 +39,10 @@
 //! `dest`, `image` imported into containerd's `k8s.io` namespace. `base-image` is the spec's
 //! base image. `test-suite` (Kubernetes' `kubernetes-test-linux-<arch>.tar.gz` at the spec's
 //! version) and `test-image` (an image the node conformance suite uses, with `image`) are
-//! never installed: they go on the node conformance run's read-only test disk.
+//! never installed: they go on the node conformance run's read-only test disk. `test-source`
+//! (Kubernetes' `kubernetes-src.tar.gz` at the spec's version) is what `nodeimg fetch` derived
+//! the test images from; it is locked so a second fetch derives the same list from the cache
+//! without asking the network, and the build never reads it.
 
 mod check;
 #[cfg(test)]
@@ -82,6 +85,9 @@ pub enum Kind {
     TestSuite,
     /// A container image archive the node conformance suite uses, as `image`.
     TestImage,
+    /// Kubernetes' source (`kubernetes-src.tar.gz`) at the spec's version (`version`), which
+    /// `nodeimg fetch` derived the test images from; never read by the build.
+    TestSource,
 }
 
 impl Kind {
@@ -96,6 +102,7 @@ impl Kind {
             Kind::Image => "image",
             Kind::TestSuite => "test-suite",
             Kind::TestImage => "test-image",
+            Kind::TestSource => "test-source",
         }
     }
 }

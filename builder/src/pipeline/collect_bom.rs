@@ -36,7 +36,11 @@ pub fn query(inputs: &Inputs, role: &distros::NodeRole) -> Query {
                 file: payload_file(input),
                 dest: a.dest.clone().unwrap_or_default(),
             },
-            Kind::Image | Kind::BaseImage | Kind::TestSuite | Kind::TestImage => continue,
+            Kind::Image
+            | Kind::BaseImage
+            | Kind::TestSuite
+            | Kind::TestImage
+            | Kind::TestSource => continue,
         };
         components.push(ComponentQuery {
             artifact: a.name.clone(),

@@ -147,7 +147,12 @@ pub fn load(spec_path: &Path, cache: &Cache) -> Result<Inputs> {
     };
     let mut payload = Vec::new();
     let mut tests = Vec::new();
-    for artifact in lock.artifacts.iter().filter(|a| a.kind != Kind::BaseImage) {
+    // The test source is what fetch derived the test images from: the build never reads it.
+    for artifact in lock
+        .artifacts
+        .iter()
+        .filter(|a| !matches!(a.kind, Kind::BaseImage | Kind::TestSource))
+    {
         let path = cache
             .verified(artifact, &hint)
             .with_context(|| format!("lock {}", lock.path.display()))?;

@@ -29,6 +29,8 @@ pub fn payload_file(input: &Input) -> String {
         // Never on the payload: on the conformance test disk.
         Kind::TestSuite => format!("test/{}.tar.gz", a.name),
         Kind::TestImage => format!("test-image/{}.tar", a.name),
+        // Never in the build: fetch derives the test images from it.
+        Kind::TestSource => format!("test-source/{}.tar.gz", a.name),
     }
 }
 
@@ -70,7 +72,7 @@ fn items(inputs: &Inputs) -> Vec<PayloadItem> {
             Kind::Image => Install::Image {
                 reference: a.image.clone().unwrap_or_default(),
             },
-            Kind::BaseImage | Kind::TestSuite | Kind::TestImage => continue,
+            Kind::BaseImage | Kind::TestSuite | Kind::TestImage | Kind::TestSource => continue,
         };
         items.push(PayloadItem {
             file: payload_file(input),

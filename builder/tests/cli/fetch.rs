@@ -3,6 +3,7 @@
 //! `docker-registry` (`fixtures::registry`) filled with `skopeo copy`. Nothing here touches
 //! the internet.
 
+mod conformance;
 mod pins;
 
 use std::collections::HashMap;

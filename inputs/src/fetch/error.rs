@@ -64,6 +64,28 @@ pub enum FetchError {
         /// What is wrong.
         why: String,
     },
+    /// The registry does not have the image (HTTP 404 for its manifest).
+    #[error("{url}: {reference} is not in the registry (HTTP 404: {detail})")]
+    NotInRegistry {
+        /// The manifest request.
+        url: String,
+        /// The image.
+        reference: String,
+        /// The registry's message.
+        detail: String,
+    },
+    /// A node conformance test image could not be pulled (other than not being there).
+    #[error("pulling the node conformance test image {reference}")]
+    TestImage {
+        /// The image.
+        reference: String,
+        /// Why.
+        #[source]
+        source: Box<FetchError>,
+    },
+    /// The node conformance test images could not be derived from the Kubernetes source.
+    #[error("deriving the node conformance test images: {0}")]
+    ImageList(#[from] super::node_e2e_images::ImageListError),
     /// Fetching one artifact failed.
     #[error("fetching {name}")]
     Artifact {

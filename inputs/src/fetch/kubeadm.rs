@@ -152,29 +152,11 @@ pub fn parse_image_list(version: &str, stdout: &str) -> Result<Vec<ImageRef>, Ku
     Ok(images)
 }
 
-/// `registry.k8s.io/REPOSITORY:TAG`: repository segments of `[a-z0-9._-]` (starting with a
-/// letter or digit), a tag of 1–128 `[A-Za-z0-9._-]` starting with a letter, digit or `_`.
+/// `registry.k8s.io/REPOSITORY:TAG` ([`ImageRef::parse`]: repository segments of
+/// `[a-z0-9._-]` starting with a letter or digit, a tag of 1–128 `[A-Za-z0-9._-]` starting
+/// with a letter, digit or `_`), not pinned by digest.
 fn parse_line(line: &str) -> Option<ImageRef> {
-    let rest = line.strip_prefix(K8S_REGISTRY)?.strip_prefix('/')?;
-    let (repository, tag) = rest.rsplit_once(':')?;
-    let segment_ok = |s: &str| {
-        s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-    };
-    let tag_ok = tag.len() <= 128
-        && tag
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-    (repository.split('/').all(segment_ok) && tag_ok).then(|| ImageRef {
-        registry: K8S_REGISTRY.to_owned(),
-        repository: repository.to_owned(),
-        tag: tag.to_owned(),
-    })
+    ImageRef::parse(line).filter(|r| r.registry == K8S_REGISTRY && r.pinned_digest().is_none())
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! one; without it, the distro's checksum file next to the image pins it; a signed checksum
 //! file, like Ubuntu's `SHA256SUMS`, is trusted only once its detached signature verifies
 //! against the keyring (the distro's, or the spec's `base.keyring`)), then runs the locked
-//! kubeadm on the host to list the images it needs ([`kubeadm`]) and pulls exactly those. Each
+//! kubeadm on the host to list the images it needs ([`kubeadm`]) and pulls exactly those; with
+//! conformance on, the node conformance suite, the Kubernetes source and the test images
+//! derived from it (`conformance`, [`node_e2e_images`]). Each
 //! goes into the content-addressed [`cache`](crate::cache); the lock is written next to the
 //! spec, last and atomically. Downloads go through `CACHE/partial/*.part` and resume with `Range`; nothing
 //! unverified enters the cache. An artifact the existing lock already pins, with the same
@@ -22,9 +24,11 @@
 pub mod archive;
 pub mod base_status;
 pub mod checksum;
+mod conformance;
 pub mod error;
 pub mod http;
 pub mod kubeadm;
+pub mod node_e2e_images;
 pub mod oci;
 pub mod packages;
 pub mod plan;
@@ -39,6 +43,7 @@ use distros::ChecksumAlgorithm;
 use crate::cache::Cache;
 use crate::lock::{self, Artifact, Kind, Lock};
 use crate::spec::Spec;
+pub use conformance::TestImages;
 pub use error::FetchError;
 use error::io_at;
 pub use http::{Limits, Watch};
@@ -395,6 +400,8 @@ pub struct Fetched {
     /// Whether the distro packages were resolved against the archive now (false when the
     /// spec asks for none or the lock's set was kept).
     pub packages_resolved: bool,
+    /// The node conformance test images (none unless the spec turns conformance on).
+    pub test_images: TestImages,
 }
 
 /// Where the base image's SHA-256 comes from, for the user.
@@ -492,6 +499,7 @@ pub fn fetch(
         kubeadm_images.join(", ")
     );
     run.all(&plan::images(spec, &listed)?)?;
+    let test_images = conformance::fetch(spec, &mut run, old.as_ref())?;
     let Run {
         mut artifacts,
         mut downloaded_artifacts,
@@ -541,6 +549,7 @@ pub fn fetch(
         base_pinned_by,
         kubeadm_images,
         packages_resolved,
+        test_images,
     })
 }
 

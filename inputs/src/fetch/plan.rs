@@ -30,6 +30,30 @@ pub enum PlanError {
         /// What it listed.
         listed: String,
     },
+    /// A node conformance test image's reference cannot be pulled.
+    #[error(
+        "node e2e image list at {version}: {reference:?} is not a registry/repository:tag reference"
+    )]
+    TestImageReference {
+        /// The Kubernetes version.
+        version: String,
+        /// The reference.
+        reference: String,
+    },
+    /// Two node conformance test images would get the same lock name.
+    #[error(
+        "node e2e image list at {version}: {first} and {second} would both be locked as {name:?}"
+    )]
+    TestImageName {
+        /// The Kubernetes version.
+        version: String,
+        /// The lock name.
+        name: String,
+        /// The first image.
+        first: String,
+        /// The second image.
+        second: String,
+    },
     /// Two listed images would get the same lock name.
     #[error("kubeadm {version} lists two images named {name:?}: {first} and {second}")]
     SameName {
@@ -80,14 +104,61 @@ pub struct ImageRef {
     pub registry: String,
     /// Repository, e.g. `coredns/coredns`.
     pub repository: String,
-    /// Tag.
+    /// Tag, or the digest `sha256:<hex>` of a reference pinned by digest.
     pub tag: String,
 }
 
 impl ImageRef {
-    /// `registry/repository:tag`.
+    /// `registry/repository:tag`, or `registry/repository@sha256:<hex>` when pinned by digest.
     pub fn reference(&self) -> String {
-        format!("{}/{}:{}", self.registry, self.repository, self.tag)
+        let sep = if self.pinned_digest().is_some() {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}/{}{sep}{}", self.registry, self.repository, self.tag)
+    }
+
+    /// The hex SHA-256 a reference pinned by digest names.
+    pub fn pinned_digest(&self) -> Option<&str> {
+        self.tag.strip_prefix("sha256:")
+    }
+
+    /// A normalized reference (`registry/repository:tag` or `…@sha256:<64 hex>`, as
+    /// [`super::node_e2e_images::normalize_reference`] writes them): registry a host
+    /// (`[a-z0-9.-]`, optional `:port`), repository segments of `[a-z0-9._-]`, a tag of up to
+    /// 128 `[A-Za-z0-9._-]`.
+    pub fn parse(reference: &str) -> Option<ImageRef> {
+        let (registry, rest) = reference.split_once('/')?;
+        let (repository, tag) = match rest.split_once('@') {
+            Some((r, d)) => {
+                let hex = d.strip_prefix("sha256:")?;
+                let ok = hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit());
+                (r, ok.then(|| d.to_ascii_lowercase())?)
+            }
+            None => {
+                let (r, t) = rest.rsplit_once(':')?;
+                let ok = (1..=128).contains(&t.len())
+                    && !t.starts_with(['.', '-'])
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                (r, ok.then(|| t.to_owned())?)
+            }
+        };
+        let host_ok = !registry.is_empty()
+            && registry
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || ".-:".contains(c));
+        let segment_ok = |s: &str| {
+            s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        };
+        (host_ok && repository.split('/').all(segment_ok)).then(|| ImageRef {
+            registry: registry.to_owned(),
+            repository: repository.to_owned(),
+            tag,
+        })
     }
 
     /// Its lock name: the last segment of the repository (`coredns/coredns` → `coredns`).
@@ -430,6 +501,91 @@ fn image(name: &str, r: &ImageRef, component: &str) -> Planned {
     p
 }
 
+/// The lock name of the node conformance test suite (Kubernetes' test tarball).
+pub const TEST_SUITE: &str = "kubernetes-test";
+
+/// The lock name of the Kubernetes source the test images are derived from.
+pub const TEST_SOURCE: &str = "kubernetes-src";
+
+/// The node conformance inputs fetched before the test images, when the spec turns
+/// conformance on (none otherwise): Kubernetes' source (`kubernetes-src.tar.gz`, read by
+/// fetch to derive the test images, [`super::node_e2e_images`]) and test tarball
+/// (`kubernetes-test-linux-amd64.tar.gz`) at the spec's version, each verified against its
+/// `.sha256` (the bare hex, as for the binaries), in that order.
+pub fn conformance(spec: &Spec) -> Vec<Planned> {
+    if spec.conformance.is_none() {
+        return Vec::new();
+    }
+    let k8s = spec.kubernetes_version.as_str();
+    [
+        (TEST_SOURCE, Kind::TestSource, "kubernetes-src.tar.gz"),
+        (
+            TEST_SUITE,
+            Kind::TestSuite,
+            "kubernetes-test-linux-amd64.tar.gz",
+        ),
+    ]
+    .into_iter()
+    .map(|(name, kind, file)| {
+        let url = format!("https://dl.k8s.io/release/{k8s}/{file}");
+        let sums = format!("{url}.sha256");
+        let mut p = Planned::new(name, kind, url_file(&url, sums, ChecksumAlgorithm::Sha256));
+        p.version = Some(k8s.to_owned());
+        p
+    })
+    .collect()
+}
+
+/// The lock name of a node conformance test image: `test-NAME-TAG` (NAME the repository's
+/// last segment, TAG lower-cased with anything outside `[a-z0-9._-]` as `-`; a digest as
+/// `sha256-` and its first 12 hex digits).
+pub fn test_image_name(r: &ImageRef) -> String {
+    let tag = match r.pinned_digest() {
+        Some(hex) => format!("sha256-{}", hex.chars().take(12).collect::<String>()),
+        None => r.tag.to_ascii_lowercase(),
+    };
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect::<String>()
+    };
+    format!("test-{}-{}", clean(r.name()), clean(&tag))
+}
+
+/// The node conformance test images to pull, given the normalized references derived from
+/// the source ([`super::node_e2e_images::ImageList::all`]), by name ([`test_image_name`]),
+/// each locked as a `test-image` with `image` = its upstream reference.
+pub fn test_images(spec: &Spec, references: &[String]) -> Result<Vec<Planned>, PlanError> {
+    let version = &spec.kubernetes_version;
+    let mut out: Vec<Planned> = Vec::new();
+    for reference in references {
+        let r = ImageRef::parse(reference).ok_or_else(|| PlanError::TestImageReference {
+            version: version.clone(),
+            reference: reference.clone(),
+        })?;
+        let name = test_image_name(&r);
+        if let Some(before) = out.iter().find(|p| p.name == name) {
+            return Err(PlanError::TestImageName {
+                version: version.clone(),
+                name,
+                first: before.image.clone().unwrap_or_default(),
+                second: r.reference(),
+            });
+        }
+        let mut p = Planned::new(&name, Kind::TestImage, Source::Image(r.clone()));
+        p.image = Some(r.reference());
+        out.push(p);
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
 /// Where downloads go instead of upstream: `{base}/{host}{path}` for URLs, and the base's
 /// scheme and host (its path is ignored) as the registry for every image.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,9 +620,14 @@ pub fn fetch_url(mirror: Option<&Mirror>, upstream: &str) -> String {
     mirror.map_or_else(|| upstream.to_owned(), |m| m.url(upstream))
 }
 
-/// The registry API base for `image`, with or without a mirror.
+/// The registry API base for `image`, with or without a mirror (Docker Hub's `docker.io`
+/// serves its API at `registry-1.docker.io`).
 pub fn registry_base(mirror: Option<&Mirror>, image: &ImageRef) -> String {
-    mirror.map_or_else(|| format!("https://{}", image.registry), Mirror::registry)
+    let host = match image.registry.as_str() {
+        "docker.io" => "registry-1.docker.io",
+        other => other,
+    };
+    mirror.map_or_else(|| format!("https://{host}"), Mirror::registry)
 }
 
 #[cfg(test)]

@@ -410,3 +410,118 @@ fn a_lock_matches_the_specs_base_pin_when_it_gives_one() {
     other.base.sha256 = None;
     lock_of(&p).check_matches(&other).unwrap();
 }
+
+#[test]
+fn conformance_plans_the_source_and_test_tarball_at_the_specs_version_only_when_on() {
+    let off = spec("v1.20.2");
+    assert_eq!(conformance(&off), []);
+    let text = spec_text_with("v1.20.2", DEBIAN_URL, "conformance = \"quick\"", "");
+    let on = crate::spec::parse(Path::new("/s/node.toml"), &text).unwrap();
+    let p = conformance(&on);
+    let got: Vec<(&str, Kind, &str, Option<&str>)> = p
+        .iter()
+        .map(|p| {
+            let Source::Url {
+                checksum: Checksum::File { url, .. },
+                ..
+            } = &p.source
+            else {
+                panic!("{p:?}")
+            };
+            (p.name.as_str(), p.kind, url.as_str(), p.version.as_deref())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                TEST_SOURCE,
+                Kind::TestSource,
+                "https://dl.k8s.io/release/v1.20.2/kubernetes-src.tar.gz.sha256",
+                Some("v1.20.2")
+            ),
+            (
+                TEST_SUITE,
+                Kind::TestSuite,
+                "https://dl.k8s.io/release/v1.20.2/kubernetes-test-linux-amd64.tar.gz.sha256",
+                Some("v1.20.2")
+            ),
+        ]
+    );
+    assert_eq!(
+        p[1].source_text(),
+        "https://dl.k8s.io/release/v1.20.2/kubernetes-test-linux-amd64.tar.gz"
+    );
+    let refs: Vec<String> = [
+        "docker.io/library/busybox:1.29",
+        "docker.io/library/busybox:1.31.1",
+        "k8s.gcr.io/e2e-test-images/agnhost:2.21",
+        "k8s.gcr.io/busybox@sha256:4bdd623e848417d96127e16037743f0cd8b528c026e9175e22a84f639eca58ff",
+        "gcr.io/kubernetes-e2e-test-images/node-perf/tf-wide-deep-amd64:1.0",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let images = test_images(&on, &refs).unwrap();
+    let named: Vec<(&str, &str)> = images
+        .iter()
+        .map(|p| (p.name.as_str(), p.image.as_deref().unwrap()))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            ("test-agnhost-2.21", refs[2].as_str()),
+            ("test-busybox-1.29", refs[0].as_str()),
+            ("test-busybox-1.31.1", refs[1].as_str()),
+            ("test-busybox-sha256-4bdd623e8484", refs[3].as_str()),
+            ("test-tf-wide-deep-amd64-1.0", refs[4].as_str()),
+        ]
+    );
+    assert!(images.iter().all(|p| p.kind == Kind::TestImage));
+    let Source::Image(agnhost) = &images[0].source else {
+        panic!()
+    };
+    assert_eq!(agnhost.repository, "e2e-test-images/agnhost");
+    assert_eq!(registry_base(None, agnhost), "https://k8s.gcr.io");
+    let hub = ImageRef::parse(&refs[0]).unwrap();
+    assert_eq!(
+        (hub.repository.as_str(), hub.tag.as_str()),
+        ("library/busybox", "1.29")
+    );
+    assert_eq!(registry_base(None, &hub), "https://registry-1.docker.io");
+    let m = Mirror::new("http://127.0.0.1:1").unwrap();
+    assert_eq!(registry_base(Some(&m), &hub), "http://127.0.0.1:1");
+    let pinned = ImageRef::parse(&refs[3]).unwrap();
+    assert_eq!(pinned.reference(), refs[3]);
+    assert_eq!(pinned.pinned_digest(), Some(&refs[3][refs[3].len() - 64..]));
+
+    let mut all = plan(&on);
+    all.extend(images_for_lock(&on));
+    all.extend(p);
+    all.extend(images);
+    lock_of(&all).check_matches(&on).unwrap();
+
+    for bad in [
+        "busybox:1",
+        "docker.io/library/busybox",
+        "x.io/a@sha256:12",
+        "X.io/a:1",
+    ] {
+        let e = test_images(&on, &[bad.to_owned()]).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("{bad:?} is not a registry/repository:tag")),
+            "{e}"
+        );
+    }
+    let twice = ["a.io/x/busybox:1".to_owned(), "b.io/busybox:1".to_owned()];
+    let e = test_images(&on, &twice).unwrap_err().to_string();
+    assert!(
+        e.contains("would both be locked as \"test-busybox-1\""),
+        "{e}"
+    );
+}
+
+fn images_for_lock(s: &Spec) -> Vec<Planned> {
+    let listed = LISTED_1_30.replace("v1.30.2", &s.kubernetes_version);
+    let listed = super::super::kubeadm::parse_image_list(&s.kubernetes_version, &listed).unwrap();
+    images(s, &listed).unwrap()
+}

@@ -167,7 +167,8 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// GET a manifest, authenticating once on 401.
+    /// GET a manifest, authenticating once on 401. A 404 for the image's own reference (not
+    /// for a manifest its index names) is [`FetchError::NotInRegistry`].
     fn manifest(&mut self, reference: &str) -> Result<(String, Small), FetchError> {
         let url = format!(
             "{}/v2/{}/manifests/{reference}",
@@ -181,6 +182,13 @@ impl Session<'_> {
             r = self
                 .http
                 .get_small(&url, &self.headers(true), MANIFEST_LIMIT)?;
+        }
+        if r.status == 404 && reference == self.image.tag {
+            return Err(FetchError::NotInRegistry {
+                url,
+                reference: self.image.reference(),
+                detail: String::from_utf8_lossy(&r.body).trim().to_owned(),
+            });
         }
         if r.status != 200 {
             return Err(FetchError::Registry {
@@ -289,6 +297,9 @@ pub fn pull(
     };
     let (mut url, mut r) = s.manifest(&image.tag)?;
     let mut digest = hex::encode(Sha256::digest(&r.body));
+    if let Some(pinned) = image.pinned_digest() {
+        same_sha256(&url, pinned, &digest, "the reference's digest")?;
+    }
     if let Some(served) = r.docker_digest.as_deref() {
         let want = sha256_hex(served, &url)?;
         same_sha256(&url, &want, &digest, "Docker-Content-Digest")?;

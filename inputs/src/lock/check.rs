@@ -183,7 +183,7 @@ pub(super) fn artifact(
     };
     let version = match (&a.version, &component) {
         (Some(v), Some(_)) => Some(spec::check_version(loc, v, "artifact.version")?),
-        (Some(v), None) if matches!(kind, Kind::Deb | Kind::TestSuite) => {
+        (Some(v), None) if matches!(kind, Kind::Deb | Kind::TestSuite | Kind::TestSource) => {
             Some(spec::check_version(loc, v, "artifact.version")?)
         }
         (Some(v), None) => {
@@ -283,24 +283,30 @@ pub(super) fn matches_spec(lock: &Lock, spec: &Spec) -> Result<(), String> {
     images_match(lock, spec, &refresh)
 }
 
-/// At most one test suite, and it is at the spec's Kubernetes version (the node conformance
-/// tests of another version test another kubelet).
+/// At most one test suite and one test source, each at the spec's Kubernetes version (the node
+/// conformance tests of another version test another kubelet).
 pub(super) fn test_suite_matches(lock: &Lock, k8s: &str, refresh: &str) -> Result<(), String> {
     let lock_path = lock.path.display();
-    let suites: Vec<_> = lock.of_kind(Kind::TestSuite).collect();
-    if suites.len() > 1 {
-        return Err(format!(
-            "{lock_path}: artifacts {} and {} are both a test-suite; a lock has one; {refresh}",
-            suites[0].name, suites[1].name
-        ));
-    }
-    for a in suites {
-        let version = a.version.as_deref().unwrap_or("");
-        if version != k8s {
+    for kind in [Kind::TestSuite, Kind::TestSource] {
+        let found: Vec<_> = lock.of_kind(kind).collect();
+        if found.len() > 1 {
             return Err(format!(
-                "{lock_path}: test-suite {} is for Kubernetes {:?} but the spec pins {k8s}; {refresh}",
-                a.name, version
+                "{lock_path}: artifacts {} and {} are both a {}; a lock has one; {refresh}",
+                found[0].name,
+                found[1].name,
+                kind.as_str()
             ));
+        }
+        for a in found {
+            let version = a.version.as_deref().unwrap_or("");
+            if version != k8s {
+                return Err(format!(
+                    "{lock_path}: {} {} is for Kubernetes {:?} but the spec pins {k8s}; {refresh}",
+                    kind.as_str(),
+                    a.name,
+                    version
+                ));
+            }
         }
     }
     Ok(())
