@@ -177,8 +177,9 @@ fn no_manifest_anywhere(out: &Path) {
 }
 
 /// The real input path, then three builds: an upstream spec fetched through the local mirror
-/// and Debian's archive; the whole build with the kubeadm test, checked end to end; a rebuild
-/// from the same lock, whose BOM must not differ; a build with crictl bumped and a check that
+/// and Debian's archive (with the node conformance suite, its source and test images); the
+/// whole build with the kubeadm test and `quick` node conformance, checked end to end; a
+/// rebuild from the same lock, whose BOM must not differ; a build with crictl bumped and a check that
 /// fails, which must fail validation with no manifest and a BOM that differs from the first by
 /// exactly crictl (and the spec and lock digests).
 #[test]
@@ -193,18 +194,9 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
     };
     check_fetched_lock(&fetched);
     let spec = fetched.spec.clone();
-    // The node conformance inputs: `nodeimg fetch` does not get them yet, so the fixtures add
-    // what they build offline (the suite from Debian's source as upstream's test tarball, the
-    // test images) to the fetched lock, as `make-disk fixture-spec DIR --conformance` does.
-    fixtures::fixture_set::add_conformance_inputs(
-        &spec.with_extension("lock"),
-        &fixtures::cache_dir(),
-    )
-    .expect("the node conformance inputs");
+    // The spec turns `quick` node conformance on, and fetch locked its inputs.
     let out = dir.path().join("out");
-    let o = build(&spec, &out, &["--conformance", "quick"])
-        .output()
-        .unwrap();
+    let o = build(&spec, &out, &[]).output().unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     let stderr = String::from_utf8_lossy(&o.stderr);
     println!("{stdout}\n{stderr}");
@@ -329,7 +321,7 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
 
     // A rebuild from the same spec and lock: the same BOM, the same SBOM bytes.
     let out2 = dir.path().join("out2");
-    let o = build(&spec, &out2, &["--no-kubeadm-test"])
+    let o = build(&spec, &out2, &["--no-kubeadm-test", "--conformance", "off"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -352,7 +344,7 @@ fn vm_build_upstream_spec_through_fetch_end_to_end_then_a_rebuild_and_a_bump() {
         "\n[[checks]]\nname = \"always-fails\"\nrun = \"echo found-nothing-here; exit 3\"\n",
     );
     let out3 = dir.path().join("out3");
-    let o = build(&spec, &out3, &["--no-kubeadm-test"])
+    let o = build(&spec, &out3, &["--no-kubeadm-test", "--conformance", "off"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);

@@ -41,13 +41,15 @@ pub fn fixture_inputs_or_skip(test: &str) -> Option<()> {
 }
 
 /// Writes (or reuses) the mirror in the shared cache, serves it, writes the upstream spec in
-/// `dir` and runs `nodeimg fetch SPEC --mirror URL` into the shared cache; or `None` after
-/// saying why the inputs cannot be made here.
+/// `dir` with `conformance = "quick"` and runs `nodeimg fetch SPEC --mirror URL` into the
+/// shared cache (so the lock holds the node conformance suite, its source and test images
+/// too); or `None` after saying why the inputs cannot be made here.
 pub fn fetch_upstream_spec(test: &str, dir: &Path) -> Option<Fetched> {
     fixture_inputs_or_skip(test)?;
     let set = fixtures::upstream_mirror::write(&fixtures::cache_dir().join("upstream-mirror"))
         .expect("the upstream-shaped mirror");
-    let spec = fixtures::upstream_mirror::write_spec(&set, dir).expect("the upstream spec");
+    let spec = fixtures::upstream_mirror::write_spec_with(&set, dir, Some("quick"))
+        .expect("the upstream spec");
     let mirror = fixtures::mirror_server::serve(&set.dir).expect("serving the mirror");
     let o = Command::new(nodeimg())
         .arg("fetch")
@@ -109,6 +111,29 @@ pub fn check_fetched_lock(fetched: &Fetched) {
         assert!(images.contains(&want), "{want}: {images:?}");
     }
     assert!(!images.iter().any(|i| i.contains("coredns")), "{images:?}");
+    // The node conformance inputs (`conformance = "quick"`): the suite and its source at the
+    // spec's version, and the test images the source names that the mirror has.
+    for kind in [
+        inputs::lock::Kind::TestSuite,
+        inputs::lock::Kind::TestSource,
+    ] {
+        let at: Vec<_> = lock.artifacts.iter().filter(|a| a.kind == kind).collect();
+        assert_eq!(at.len(), 1, "{kind:?}: {at:?}");
+        assert_eq!(at[0].version.as_deref(), Some("v1.20.2"), "{at:?}");
+    }
+    let test_images: Vec<&str> = lock
+        .artifacts
+        .iter()
+        .filter(|a| a.kind == inputs::lock::Kind::TestImage)
+        .filter_map(|a| a.image.as_deref())
+        .collect();
+    for want in [
+        "k8s.gcr.io/e2e-test-images/agnhost:2.21",
+        "docker.io/library/busybox:1.31.1",
+        "gcr.io/kubernetes-e2e-test-images/nonewprivs:1.0",
+    ] {
+        assert!(test_images.contains(&want), "{want}: {test_images:?}");
+    }
     assert!(
         fetched
             .stdout
@@ -129,6 +154,9 @@ pub fn check_fetched_lock(fetched: &Fetched) {
         "/v2/kube-apiserver/",
         "/deb.debian.org/debian/dists/bookworm/InRelease",
         "/deb.debian.org/debian-security/dists/bookworm-security/InRelease",
+        "/dl.k8s.io/release/v1.20.2/kubernetes-test-linux-amd64.tar.gz",
+        "/dl.k8s.io/release/v1.20.2/kubernetes-src.tar.gz",
+        "/v2/e2e-test-images/agnhost/",
     ] {
         assert!(
             seen.iter().any(|p| p.starts_with(prefix)),
