@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn delays_double_up_to_the_cap() {
         let p = Policy::default();
-        let d: Vec<u64> = (1..=6).map(|r| p.delay(r).as_millis() as u64).collect();
+        let d: Vec<u128> = (1..=6).map(|r| p.delay(r).as_millis()).collect();
         assert_eq!(d, [500, 1000, 2000, 4000, 8000, 8000]);
         assert_eq!(p.delay(40), p.max_delay);
     }
