@@ -296,6 +296,52 @@ pub struct VerifyArgs {
     pub json: bool,
 }
 
+/// `nodeimg publish`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Targets: aws (EBS snapshot through the EBS direct APIs, then an AMI), \
+                  gcp:BUCKET (Cloud Storage, then a Compute Engine image), azure:CONTAINER (a \
+                  page blob by SAS), oci:HOST/REPOSITORY[:TAG] (an OCI artifact of the disks and \
+                  a KubeVirt containerDisk at TAG-containerdisk), vsphere (prints the export's \
+                  govc/ovftool commands: no API is called). Endpoints and credentials come from \
+                  each ecosystem's standard places: the AWS SDK's chain (environment, \
+                  AWS_PROFILE, web identity, AWS_ENDPOINT_URL); Google application default \
+                  credentials, GOOGLE_CLOUD_PROJECT, STORAGE_EMULATOR_HOST, \
+                  CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE; AZURE_STORAGE_CONNECTION_STRING or \
+                  AZURE_STORAGE_ACCOUNT with AZURE_STORAGE_SAS_TOKEN; the Docker/Podman auth \
+                  files. The output is verified first; what was made is recorded in publish.json."
+)]
+pub struct PublishArgs {
+    /// A build's or export's output directory (holding manifest.json).
+    pub dir: PathBuf,
+    /// Where to publish (see below).
+    #[arg(long, value_name = "TARGET", value_parser = parse_target)]
+    pub to: publishers::Target,
+    /// A stage name (`dev`, `prod`, …: 1–20 of a-z, 0-9, '-', starting with a letter),
+    /// recorded and part of the names and tags, so a build can be published once per stage.
+    #[arg(long, value_name = "NAME", value_parser = parse_stage)]
+    pub stage: Option<String>,
+    /// Print the record of this publish as JSON and draw no progress.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_target(s: &str) -> Result<publishers::Target, String> {
+    s.parse().map_err(|e: publishers::Error| e.to_string())
+}
+
+fn parse_stage(s: &str) -> Result<String, String> {
+    let ok = (1..=20).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_lowercase())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("a stage is 1 to 20 of a-z, 0-9 and '-', starting with a letter".into())
+    }
+}
+
 /// `nodeimg inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {

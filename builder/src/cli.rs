@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::args::{
     AuditArgs, BomDiffArgs, BootArgs, BuildArgs, ConformanceArgs, DoctorArgs, ExportArgs,
-    FetchArgs, InspectArgs, ScanArgs, VerifyArgs,
+    FetchArgs, InspectArgs, PublishArgs, ScanArgs, VerifyArgs,
 };
 use crate::{commands, exit};
 
@@ -30,6 +30,10 @@ pub enum Command {
     Export(ExportArgs),
     /// Re-read every artifact of an export and check it against its manifest.
     Verify(VerifyArgs),
+    /// Send a verified build or export to a cloud or registry through its own API (AWS EBS
+    /// direct + RegisterImage, Cloud Storage + images.insert, an Azure page blob, an OCI
+    /// registry) and record what was made in publish.json.
+    Publish(PublishArgs),
     /// Show a disk image's format, sizes and GPT partitions.
     Inspect(InspectArgs),
     /// Check a disk image's seal offline, reading its ext4 root filesystem in place (no boot,
@@ -81,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Build(args) => crate::pipeline::run(&args),
         Command::Export(args) => commands::export(&args),
         Command::Verify(args) => commands::verify(&args),
+        Command::Publish(args) => crate::publish_command::run(&args),
         Command::Inspect(args) => commands::inspect(&args),
         Command::Audit(args) => return commands::audit(&args),
         Command::Boot(args) => crate::boot::boot(&args),

@@ -16,6 +16,7 @@ pub mod image_check;
 mod interrupt;
 pub mod junit;
 pub mod pipeline;
+mod publish_command;
 pub mod report;
 mod scan;
 pub mod untrusted;

@@ -12,6 +12,7 @@ mod conformance;
 mod doctor;
 mod fetch;
 mod packages;
+mod publish;
 mod r10_children;
 mod r10_export;
 mod r10_fetch;
