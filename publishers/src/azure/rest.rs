@@ -136,7 +136,13 @@ impl BlobClient {
         } else {
             code
         };
-        let why = self.scrub(&format!("HTTP {status} {code}: {message} ({})", self.url));
+        let mut why = format!("HTTP {status}");
+        for part in [code.as_str(), message.as_str()] {
+            if !part.is_empty() {
+                why = format!("{why} {part}");
+            }
+        }
+        let why = self.scrub(&format!("{why} ({})", self.url));
         match status {
             408 | 429 | 500 | 502 | 503 | 504 => Failure::Transient(why),
             401 | 403 => Failure::Fatal(Error::Credentials {

@@ -302,7 +302,8 @@ fn azure_page_blob_is_published_read_back_reused_and_restarted() {
     let size = std::fs::metadata(&vhd).unwrap().len();
     assert_eq!(published.created["size"], size.to_string());
     assert!(log.contains("Put Page wrote"), "{log}");
-    let record = serde_json::to_string(&published).unwrap();
+    let record = serde_json::to_string_pretty(&published).unwrap();
+    eprintln!("first publish:\n{log}{record}");
     assert_no_secret("the record", &record, &secrets);
     assert_no_secret("the log", &log, &secrets);
     assert!(
@@ -361,6 +362,7 @@ fn azure_page_blob_is_published_read_back_reused_and_restarted() {
     // Second publish: found, nothing sent.
     let (again, log) = logged(|| azure::publish_with_env(&job, CONTAINER, env(&vars)));
     let again = again.unwrap();
+    eprintln!("second publish:\n{log}");
     assert!(again.reused, "{log}");
     assert_eq!(again.created, published.created);
     assert!(!log.contains("Put Page"), "{log}");
@@ -396,11 +398,61 @@ fn azure_page_blob_is_published_read_back_reused_and_restarted() {
     assert_eq!(page.status().as_u16(), 201);
     let (third, log) = logged(|| azure::publish_with_env(&job, CONTAINER, env(&vars)));
     let third = third.unwrap();
+    eprintln!("over an interrupted upload:\n{log}");
     assert!(!third.reused);
     assert!(log.contains("starting over"), "{log}");
     assert_blob_is(&sas_url, &vhd);
     assert_eq!(listed_pages(&sas_url), want, "no stray page is left");
     assert_no_secret("the log", &log, &secrets);
+
+    // The read-back refuses a blob whose pages or bytes differ from what is expected.
+    let access = credentials::Access::from_lookup(env(&vars)).unwrap();
+    let client = azure::rest::BlobClient::new(
+        &access,
+        CONTAINER,
+        &azure::rest::encode(&blob),
+        publishers::retry::Policy::default(),
+    );
+    azure::pages::read_back(&client, size, &want, &vhd_artifact.sha256).unwrap();
+    let e = azure::pages::read_back(&client, size, &want[1..], &vhd_artifact.sha256).unwrap_err();
+    assert!(
+        matches!(e, Error::ReadBack { .. }) && e.to_string().contains("page ranges"),
+        "{e}"
+    );
+    let e = azure::pages::read_back(&client, size, &want, &"0".repeat(64)).unwrap_err();
+    assert!(
+        matches!(&e, Error::ReadBack { got, .. } if *got == vhd_artifact.sha256),
+        "{e}"
+    );
+    assert_no_secret("the read-back error", &e.to_string(), &secrets);
+}
+
+/// A server that answers every request `503 ServerBusy`, as a throttled storage account
+/// does; returns its endpoint and how many requests it answered.
+fn busy_server() -> (String, Arc<Mutex<u32>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0u32));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match stream.read(&mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            *seen.lock().unwrap() += 1;
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 The server is busy.\r\nx-ms-error-code: ServerBusy\r\n\
+                  Content-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    (format!("http://127.0.0.1:{port}/{ACCOUNT}"), count)
 }
 
 #[test]
@@ -425,6 +477,7 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     let e = azure::publish_with_env(&job, CONTAINER, env(&[])).unwrap_err();
     assert!(matches!(e, Error::Credentials { .. }), "{e}");
     let text = e.to_string();
+    eprintln!("no credentials: {text}");
     for var in [
         credentials::CONNECTION_STRING,
         credentials::ACCOUNT,
@@ -452,6 +505,7 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     });
     let e = r.unwrap_err();
     let text = e.to_string();
+    eprintln!("wrong SAS: {text}\n{log}");
     assert!(matches!(e, Error::Credentials { .. }), "{text}");
     assert!(
         text.contains("Get Blob Properties") && text.contains(credentials::CONNECTION_STRING),
@@ -473,6 +527,7 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
         )
     });
     let text = r.unwrap_err().to_string();
+    eprintln!("read-only SAS: {text}\n{log}");
     assert!(
         text.contains("Put Blob") && text.contains(credentials::CONNECTION_STRING),
         "{text}"
@@ -488,6 +543,7 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
         azure::publish_with_env(&job, CONTAINER, env(&connection_string(&closed, &good)))
     });
     let e = r.unwrap_err();
+    eprintln!("closed port: {e}\n{log}");
     assert!(
         matches!(&e, Error::Retries { call, attempts: 5, .. } if call == "Get Blob Properties"),
         "{e}"
@@ -496,6 +552,25 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     let retries = log.lines().filter(|l| l.contains("retry ")).count();
     assert_eq!(retries, 4, "{log}");
     let good_secrets: Vec<String> = [signature(&good).to_vec(), vec![good.clone()]].concat();
+    assert_no_secret("the error", &e.to_string(), &good_secrets);
+    assert_no_secret("the log", &log, &good_secrets);
+
+    // A busy service (503 ServerBusy on every call): bounded retries, each printed.
+    let (busy, answered) = busy_server();
+    let (r, log) =
+        logged(|| azure::publish_with_env(&job, CONTAINER, env(&connection_string(&busy, &good))));
+    let e = r.unwrap_err();
+    eprintln!("busy: {e}\n{log}");
+    assert!(matches!(&e, Error::Retries { attempts: 5, .. }), "{e}");
+    assert!(e.to_string().contains("HTTP 503 ServerBusy"), "{e}");
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("ServerBusy") && l.contains("retry "))
+            .count(),
+        4,
+        "{log}"
+    );
+    assert_eq!(*answered.lock().unwrap(), 5);
     assert_no_secret("the error", &e.to_string(), &good_secrets);
     assert_no_secret("the log", &log, &good_secrets);
 }
