@@ -455,6 +455,49 @@ fn busy_server() -> (String, Arc<Mutex<u32>>) {
     (format!("http://127.0.0.1:{port}/{ACCOUNT}"), count)
 }
 
+/// A TCP proxy to 127.0.0.1:`port` that answers the connections `fail` picks (by number,
+/// from 1) `503 ServerBusy` and passes the others through; returns the endpoint through it.
+fn flaky_proxy(port: u16, fail: fn(u32) -> bool) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let own = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut n = 0;
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { return };
+            n += 1;
+            if fail(n) {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match client.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let _ = client.write_all(
+                    b"HTTP/1.1 503 The server is busy.\r\nx-ms-error-code: ServerBusy\r\n\
+                      Content-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+                continue;
+            }
+            let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                return;
+            };
+            let (mut c2, mut s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let (mut client, mut server) = (client, server);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c2, &mut s2);
+                let _ = s2.shutdown(std::net::Shutdown::Write);
+            });
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server, &mut client);
+                let _ = client.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    format!("http://127.0.0.1:{own}/{ACCOUNT}")
+}
+
 #[test]
 fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     let d = tempfile::tempdir().unwrap();
@@ -572,5 +615,63 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     );
     assert_eq!(*answered.lock().unwrap(), 5);
     assert_no_secret("the error", &e.to_string(), &good_secrets);
+    assert_no_secret("the log", &log, &good_secrets);
+
+    // Busy twice, then answering: the retries are printed and the publish completes.
+    let port: u16 = az
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let through = flaky_proxy(port, |n| n <= 2);
+    let job = Job {
+        source: &source,
+        stage: Some("retried"),
+    };
+    let (r, log) = logged(|| {
+        azure::publish_with_env(&job, CONTAINER, env(&connection_string(&through, &good)))
+    });
+    eprintln!("busy twice:\n{log}");
+    let published = r.unwrap();
+    assert!(!published.reused);
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("ServerBusy") && l.contains("retry "))
+            .count(),
+        2,
+        "{log}"
+    );
+    let blob = published.created["blob"].clone();
+    let head = raw(
+        "HEAD",
+        &format!("{}/{CONTAINER}/{blob}?{good}", az.endpoint),
+        &[],
+        b"",
+    );
+    assert_eq!(header(&head, "x-ms-meta-nodeimg_complete"), "true");
+    assert_no_secret("the log", &log, &good_secrets);
+
+    // Busy on the 2nd and 3rd connections: the Put Page workers open them (Get Blob
+    // Properties and Put Blob share the first); their retries are printed too.
+    let through = flaky_proxy(port, |n| n == 2 || n == 3);
+    let job = Job {
+        source: &source,
+        stage: Some("pages-retried"),
+    };
+    let (r, log) = logged(|| {
+        azure::publish_with_env(&job, CONTAINER, env(&connection_string(&through, &good)))
+    });
+    eprintln!("busy during Put Page:\n{log}");
+    assert!(!r.unwrap().reused);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Put Page: HTTP 503 ServerBusy") && l.contains("retry 1 of 4")),
+        "{log}"
+    );
     assert_no_secret("the log", &log, &good_secrets);
 }
