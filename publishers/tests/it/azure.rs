@@ -425,6 +425,27 @@ fn azure_page_blob_is_published_read_back_reused_and_restarted() {
         "{e}"
     );
     assert_no_secret("the read-back error", &e.to_string(), &secrets);
+
+    // A finished blob of the name with other content is not overwritten.
+    let other = "f".repeat(64);
+    let set = raw(
+        "PUT",
+        &format!("{sas_url}&comp=metadata"),
+        &[
+            ("x-ms-meta-nodeimg_content_sha256", other.as_str()),
+            ("x-ms-meta-nodeimg_complete", "true"),
+        ],
+        b"",
+    );
+    assert_eq!(set.status().as_u16(), 200);
+    let etag = header(&raw("HEAD", &sas_url, &[], b""), "etag");
+    let e = azure::publish_with_env(&job, CONTAINER, env(&vars)).unwrap_err();
+    assert!(
+        matches!(&e, Error::Call { call, .. } if call == "Put Blob")
+            && e.to_string().contains("other content"),
+        "{e}"
+    );
+    assert_eq!(header(&raw("HEAD", &sas_url, &[], b""), "etag"), etag);
 }
 
 /// A server that answers every request `503 ServerBusy`, as a throttled storage account
@@ -528,6 +549,19 @@ fn azure_bad_credentials_and_endpoints_name_the_source_never_the_sas() {
     ] {
         assert!(text.contains(var), "{text}");
     }
+
+    // A container that does not exist: Put Blob names it.
+    let e = azure::publish_with_env(
+        &job,
+        "no-such-container",
+        env(&connection_string(&az.endpoint, &good)),
+    )
+    .unwrap_err();
+    eprintln!("no container: {e}");
+    assert!(
+        matches!(&e, Error::Call { call, why } if call == "Put Blob" && why.contains("ContainerNotFound")),
+        "{e}"
+    );
 
     // A SAS with a wrong signature: refused at the first call, which is named with the
     // variable; the signature is nowhere.
