@@ -15,6 +15,7 @@
 //!   printing each retry ([`retry`]).
 
 pub mod error;
+pub mod oci;
 pub mod record;
 pub mod retry;
 pub mod secret;
@@ -46,6 +47,7 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
             target: "vsphere".into(),
             instructions: job.source.dir.join(VSPHERE_INSTRUCTIONS),
         }),
+        Target::Oci { reference } => oci::publish(job, reference),
         other => Err(Error::Unsupported(other.to_string())),
     }
 }
