@@ -2,4 +2,5 @@
 //! per target.
 
 mod common;
+mod oci;
 mod smoke;
