@@ -421,6 +421,7 @@ fn credentials_come_from_the_auth_file_and_never_show() {
         &Options {
             htpasswd: Some(htpasswd(d.path(), USER, PASSWORD)),
             log_requests: true,
+            read_only: false,
         },
     )
     .unwrap();
@@ -514,4 +515,38 @@ fn an_unreachable_registry_is_retried_a_bounded_number_of_times() {
         "{log}"
     );
     assert!(!log.contains("retry 3"), "{log}");
+}
+
+#[test]
+fn a_registry_that_refuses_writes_is_named_by_the_call_and_not_retried() {
+    if !have_tools() {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let out = fixture_output(d.path());
+    let source = only(&Source::open(&out).unwrap(), &[Format::Qcow2]);
+    let registry = LocalRegistry::start_with(
+        &d.path().join("storage"),
+        &Options {
+            log_requests: true,
+            read_only: true,
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let job = Job {
+        source: &source,
+        stage: None,
+    };
+    let reference = format!("{}/ro/fixture", registry.host());
+    let e = publish_with(&job, &reference, &options(vec![])).unwrap_err();
+    match &e {
+        Error::Call { call, why } => {
+            assert_eq!(call, "POST /v2/ro/fixture/blobs/uploads", "{e}");
+            assert!(why.starts_with("405"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    assert_eq!(requests(&registry, "POST").len(), 1);
+    assert!(requests(&registry, "PUT").is_empty());
 }
