@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exporters::Format;
-use fixtures::registry::{LocalRegistry, Options};
+use fixtures::registry::{LocalRegistry, Options, TokenAuth};
 use fixtures::tools::{run_ok, tool};
 use publishers::oci::{self, publish_with};
 use publishers::record::{PublishRecord, RECORD_FILE};
@@ -421,7 +421,7 @@ fn credentials_come_from_the_auth_file_and_never_show() {
         &Options {
             htpasswd: Some(htpasswd(d.path(), USER, PASSWORD)),
             log_requests: true,
-            read_only: false,
+            ..Options::default()
         },
     )
     .unwrap();
@@ -549,4 +549,152 @@ fn a_registry_that_refuses_writes_is_named_by_the_call_and_not_retried() {
     }
     assert_eq!(requests(&registry, "POST").len(), 1);
     assert!(requests(&registry, "PUT").is_empty());
+}
+
+#[test]
+fn a_token_server_login_gives_the_bearer_tokens_the_pushes_and_mounts_use() {
+    if !have_tools() || !fixtures::tools::have("python3") {
+        return;
+    }
+    const USER: &str = "nodeimg-token-user";
+    const PASSWORD: &str = "SECRET-OCI-token-pw-c81e";
+    let d = tempfile::tempdir().unwrap();
+    let out = fixture_output(d.path());
+    let source = only(&Source::open(&out).unwrap(), &[Format::Qcow2]);
+    let (key, cert) = (d.path().join("key.pem"), d.path().join("cert.pem"));
+    run_ok(
+        tool("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=nodeimg-test-token", "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    let port = fixtures::emulators::free_port().unwrap();
+    let mut server = tool("python3");
+    server
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/it/data/token_server.py"
+        ))
+        .arg(port.to_string())
+        .arg(&key)
+        .arg(&cert)
+        .args(["nodeimg-test-issuer", USER, PASSWORD]);
+    let token_server = fixtures::emulators::Emulator::start(
+        "token server",
+        server,
+        port,
+        &d.path().join("token.log"),
+    )
+    .unwrap();
+    let registry = LocalRegistry::start_with(
+        &d.path().join("storage"),
+        &Options {
+            log_requests: true,
+            token: Some(TokenAuth {
+                realm: format!("{}/token", token_server.url()),
+                service: "nodeimg-registry".into(),
+                issuer: "nodeimg-test-issuer".into(),
+                root_cert_bundle: cert.clone(),
+            }),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    let host = registry.host().to_owned();
+    let job = Job {
+        source: &source,
+        stage: None,
+    };
+    let mut seen = String::new();
+
+    // Anonymous: the token server refuses, the error names the files tried.
+    let absent = d.path().join("absent.json");
+    let e = publish_with(
+        &job,
+        &format!("{host}/tok/fixture"),
+        &options(vec![absent.clone()]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Credentials { .. })
+            && e.to_string().contains(&absent.display().to_string()),
+        "{e}"
+    );
+    // A wrong password: the file is named.
+    let wrong = auth_file(
+        d.path(),
+        "wrong.json",
+        &host,
+        USER,
+        "SECRET-OCI-token-wrong",
+    );
+    let e = publish_with(
+        &job,
+        &format!("{host}/tok/fixture"),
+        &options(vec![wrong.clone()]),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::Credentials { .. })
+            && e.to_string().contains(&wrong.display().to_string()),
+        "{e}"
+    );
+    seen.push_str(&format!("{e} {e:?}"));
+
+    let right = auth_file(d.path(), "right.json", &host, USER, PASSWORD);
+    let (first, log) = captured(|| {
+        publish_with(
+            &job,
+            &format!("{host}/tok/fixture"),
+            &options(vec![right.clone()]),
+        )
+    });
+    let first = first.unwrap();
+    seen.push_str(&log);
+    seen.push_str(&serde_json::to_string(&first).unwrap());
+    assert!(!first.reused);
+    assert!(!requests(&registry, "PATCH").is_empty());
+    let manifest = run_ok(tool("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("--creds={USER}:{PASSWORD}"),
+        &format!("docker://{}", first.created["reference"]),
+    ]));
+    assert!(manifest.contains(source.content_sha256()));
+
+    // Another repository, mounting from the first: the token asks pull on it too.
+    let mut record =
+        PublishRecord::load_or_new(&out, &source.manifest.name, source.content_sha256()).unwrap();
+    record.upsert(first.clone());
+    std::fs::write(out.join(RECORD_FILE), record.to_json()).unwrap();
+    let patches = requests(&registry, "PATCH").len();
+    let (mirror, log) = captured(|| {
+        publish_with(
+            &job,
+            &format!("{host}/tok/mirror"),
+            &options(vec![right.clone()]),
+        )
+    });
+    let mirror = mirror.unwrap();
+    seen.push_str(&log);
+    assert!(log.contains("mounted from tok/fixture"), "{log}");
+    assert_eq!(requests(&registry, "PATCH").len(), patches);
+    assert_eq!(
+        mirror.created["artifact_digest"],
+        first.created["artifact_digest"]
+    );
+    let tokens = token_server.log_text();
+    assert!(
+        tokens.lines().any(|l| l
+            .contains("'repository:tok/mirror:pull,push', 'repository:tok/fixture:pull'")
+            && l.ends_with("authorized=True")),
+        "{tokens}"
+    );
+    assert!(!seen.contains(PASSWORD), "{seen}");
+    assert!(!tokens.contains(PASSWORD));
 }
