@@ -100,8 +100,15 @@ impl Registry {
         }
         let mut session = None;
         for from in sources {
-            if self.blob_size(from, digest)? != Some(size) {
-                continue;
+            // A source this login may not read is skipped: the blob is uploaded instead.
+            match self.blob_size(from, digest) {
+                Ok(Some(s)) if s == size => {}
+                Ok(_) => continue,
+                Err(e @ (Error::Call { .. } | Error::Credentials { .. })) => {
+                    tracing::warn!("not mounting {digest} from {from}: {e}");
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             match self.mount(digest, from)? {
                 None => return Ok(Outcome::Mounted(from.clone())),
