@@ -313,7 +313,7 @@ impl Registry {
                 target: self.target.clone(),
                 tried: f.file.display().to_string(),
                 why: format!(
-                    "the registry {} refused the credentials for it ({call} answered 401)",
+                    "the registry {} refused the credentials for it, or they give no access to this repository ({call} answered 401)",
                     self.host
                 ),
             },

@@ -582,7 +582,8 @@ fn a_token_server_login_gives_the_bearer_tokens_the_pushes_and_mounts_use() {
         .arg(port.to_string())
         .arg(&key)
         .arg(&cert)
-        .args(["nodeimg-test-issuer", USER, PASSWORD]);
+        .args(["nodeimg-test-issuer", USER, PASSWORD])
+        .arg(d.path().join("deny"));
     let token_server = fixtures::emulators::Emulator::start(
         "token server",
         server,
@@ -695,6 +696,28 @@ fn a_token_server_login_gives_the_bearer_tokens_the_pushes_and_mounts_use() {
             && l.ends_with("authorized=True")),
         "{tokens}"
     );
+
+    // A mount source this login may no longer read: skipped with a warning, uploaded instead.
+    std::fs::write(d.path().join("deny"), "tok/fixture\n").unwrap();
+    let (third, log) = captured(|| {
+        publish_with(
+            &job,
+            &format!("{host}/tok/third"),
+            &options(vec![right.clone()]),
+        )
+    });
+    let third = third.unwrap();
+    seen.push_str(&log);
+    assert!(
+        log.contains("not mounting") && !log.contains("mounted from"),
+        "{log}"
+    );
+    assert!(requests(&registry, "PATCH").len() > patches);
+    assert_eq!(
+        third.created["artifact_digest"],
+        first.created["artifact_digest"]
+    );
+
     assert!(!seen.contains(PASSWORD), "{seen}");
     assert!(!tokens.contains(PASSWORD));
 }

@@ -1,8 +1,9 @@
 """A token server for the OCI publish tests (the distribution token authentication spec):
 GET /token?service=S&scope=repository:NAME:ACTIONS... with Basic USER:PASSWORD answers a JWT
 (RS256, signed by `openssl dgst`, the certificate in its x5c header) granting what was asked;
-other credentials get 401. Each request is printed (the scopes, whether it was authorized),
-never the credentials. Usage: token_server.py PORT KEY CERT ISSUER USER PASSWORD"""
+other credentials get 401; repositories listed in DENY_FILE (one a line, read at each request)
+are granted nothing. Each request is printed (the scopes, whether it was authorized), never the
+credentials. Usage: token_server.py PORT KEY CERT ISSUER USER PASSWORD DENY_FILE"""
 
 import base64
 import hmac
@@ -14,7 +15,9 @@ import time
 import urllib.parse
 import uuid
 
-PORT, KEY, CERT, ISSUER, USER, PASSWORD = sys.argv[1:7]
+import os
+
+PORT, KEY, CERT, ISSUER, USER, PASSWORD, DENY_FILE = sys.argv[1:8]
 with open(CERT) as f:
     X5C = "".join(l.strip() for l in f if l.strip() and not l.startswith("-----"))
 WANT = "Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
@@ -46,10 +49,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"errors":[{"code":"UNAUTHORIZED","message":"bad credentials"}]}')
             return
+        denied = []
+        if os.path.exists(DENY_FILE):
+            with open(DENY_FILE) as f:
+                denied = [l.strip() for l in f if l.strip()]
         access = []
         for s in scopes:
             kind, _, rest = s.partition(":")
             name, _, actions = rest.rpartition(":")
+            if name in denied:
+                continue
             access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
         claims = {"iss": ISSUER, "sub": USER, "aud": q.get("service", [""])[0],
