@@ -23,6 +23,7 @@ install_deps() {
     openssh-client util-linux procps mmdebstrap grub-efi-amd64-bin
   # The registry and image copier the fetch tests mirror images with.
   install_missing docker-registry skopeo
+  install_missing apache2-utils # htpasswd -nbB: the OCI publish tests' registry with a login
   # Linting rendered guest scripts; the real CNI bridge plugin the version check is tested with.
   install_missing shellcheck containernetworking-plugins
   # Kubernetes v1.20.2 from Debian's source package (fixtures/src/kubernetes.rs).

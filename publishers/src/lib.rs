@@ -16,6 +16,7 @@
 
 pub mod azure;
 pub mod error;
+pub mod oci;
 pub mod record;
 pub mod retry;
 pub mod secret;
@@ -48,6 +49,7 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
             instructions: job.source.dir.join(VSPHERE_INSTRUCTIONS),
         }),
         Target::Azure { container } => azure::publish(job, container),
+        Target::Oci { reference } => oci::publish(job, reference),
         other => Err(Error::Unsupported(other.to_string())),
     }
 }

@@ -3,4 +3,5 @@
 
 mod azure;
 mod common;
+mod oci;
 mod smoke;
