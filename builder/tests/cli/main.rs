@@ -13,6 +13,7 @@ mod doctor;
 mod fetch;
 mod packages;
 mod publish;
+mod publish_emulators;
 mod r10_children;
 mod r10_export;
 mod r10_fetch;

@@ -11,67 +11,19 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine;
-use fixtures::emulators::{Emulator, free_port, installed};
-use hmac::{KeyInit, Mac};
+use fixtures::emulators::azurite::ACCOUNT;
+use fixtures::emulators::{Azurite, free_port};
 use publishers::azure::{self, credentials};
 use publishers::{Error, Job, Published, Source};
-use sha2::Sha256;
 
-/// Azurite's well-known development account and key (published in its documentation).
-const ACCOUNT: &str = "devstoreaccount1";
-const KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 const CONTAINER: &str = "images";
 
-struct Azurite {
-    _emulator: Emulator,
-    /// `http://127.0.0.1:PORT/devstoreaccount1`.
-    endpoint: String,
-}
-
 fn azurite(dir: &Path) -> Option<Azurite> {
-    let program = installed("npm/node_modules/.bin/azurite-blob")?;
-    let port = free_port().unwrap();
-    let mut cmd = fixtures::tools::tool(program);
-    cmd.args([
-        "--blobHost",
-        "127.0.0.1",
-        "--blobPort",
-        &port.to_string(),
-        "--inMemoryPersistence",
-        "--disableTelemetry",
-        "--silent",
-    ]);
-    let emulator = Emulator::start("azurite", cmd, port, &dir.join("azurite.log")).unwrap();
-    Some(Azurite {
-        endpoint: format!("{}/{ACCOUNT}", emulator.url()),
-        _emulator: emulator,
-    })
+    Azurite::start(dir).unwrap()
 }
 
-/// An account SAS for the blob service signed with the development key (`sp` permissions).
 fn account_sas(sp: &str) -> String {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(KEY)
-        .unwrap();
-    let (sv, ss, srt, se, spr) = (
-        "2021-08-06",
-        "b",
-        "sco",
-        "2099-01-01T00:00:00Z",
-        "https,http",
-    );
-    let to_sign = format!("{ACCOUNT}\n{sp}\n{ss}\n{srt}\n\n{se}\n\n{spr}\n{sv}\n\n");
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(to_sign.as_bytes());
-    let sig = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    format!(
-        "sv={sv}&ss={ss}&srt={srt}&sp={sp}&se={}&spr={}&sig={}",
-        azure::rest::encode(se),
-        azure::rest::encode(spr),
-        azure::rest::encode(&sig)
-    )
+    fixtures::emulators::azurite_account_sas(sp)
 }
 
 /// The signature of `sas`, as sent and decoded.
