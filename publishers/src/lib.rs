@@ -15,6 +15,7 @@
 //!   printing each retry ([`retry`]).
 
 pub mod error;
+pub mod gcp;
 pub mod record;
 pub mod retry;
 pub mod secret;
@@ -46,6 +47,7 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
             target: "vsphere".into(),
             instructions: job.source.dir.join(VSPHERE_INSTRUCTIONS),
         }),
+        Target::Gcp { bucket } => gcp::publish(job, bucket),
         other => Err(Error::Unsupported(other.to_string())),
     }
 }

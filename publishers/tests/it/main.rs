@@ -2,4 +2,5 @@
 //! per target.
 
 mod common;
+mod gcp;
 mod smoke;
