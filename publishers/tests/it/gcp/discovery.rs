@@ -165,15 +165,15 @@ fn value(doc: &Value, s: &Value, v: &Value, at: &str, errors: &mut Vec<String>) 
         errors.push(format!("{at}: {v} is not of type {ty}"));
         return;
     }
-    if let (Some(allowed), Some(got)) = (s["enum"].as_array(), v.as_str()) {
-        if !allowed.iter().any(|a| a == got) {
-            errors.push(format!("{at}: {got:?} is not one of the enum's values"));
-        }
+    if let (Some(allowed), Some(got)) = (s["enum"].as_array(), v.as_str())
+        && !allowed.iter().any(|a| a == got)
+    {
+        errors.push(format!("{at}: {got:?} is not one of the enum's values"));
     }
-    if let (Some(pattern), Some(got)) = (s["pattern"].as_str(), v.as_str()) {
-        if !regex_lite_match(pattern, got) {
-            errors.push(format!("{at}: {got:?} does not match {pattern}"));
-        }
+    if let (Some(pattern), Some(got)) = (s["pattern"].as_str(), v.as_str())
+        && !regex_lite_match(pattern, got)
+    {
+        errors.push(format!("{at}: {got:?} does not match {pattern}"));
     }
     match ty {
         "array" => {

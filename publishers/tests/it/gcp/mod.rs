@@ -94,9 +94,8 @@ fn service_account_key(dir: &Path, project: Option<&str>) -> (PathBuf, String) {
         "token_uri": "https://oauth2.googleapis.com/token",
         "universe_domain": "googleapis.com",
     });
-    if let Some(p) = project {
-        key["project_id"] = json!(p);
-    }
+    // google-cloud-auth requires the field; an empty one names no project.
+    key["project_id"] = json!(project.unwrap_or_default());
     let path = dir.join("sa-key.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&key).unwrap()).unwrap();
     (path, pem)
@@ -384,8 +383,7 @@ fn publishes_the_gce_tarball_to_fake_gcs_and_an_image_request_the_discovery_docu
     let last = compute
         .requests()
         .into_iter()
-        .filter(|r| r.method == "POST")
-        .last()
+        .rfind(|r| r.method == "POST")
         .unwrap();
     assert!(discovery::check(&doc, "images", "insert", &last).is_empty());
     assert_eq!(last.json()["labels"]["stage"], "prod");
