@@ -6,6 +6,7 @@
 
 mod compute_server;
 mod discovery;
+mod interrupted;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
