@@ -533,6 +533,7 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
         &settings(Some(&host), &compute.endpoint(), &missing),
     );
     let e = got.unwrap_err();
+    eprintln!("a missing key file: {e}");
     assert!(matches!(e, Error::Credentials { .. }), "{e:?}");
     let text = e.to_string();
     assert!(
@@ -562,6 +563,7 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
         &settings(Some(&host), &compute.endpoint(), &broken),
     );
     let e = got.unwrap_err();
+    eprintln!("a broken key: {e}");
     let text = format!("{e} {e:?} {log}");
     assert!(matches!(e, Error::Credentials { .. }), "{e:?}");
     assert!(text.contains(&broken.display().to_string()), "{text}");
@@ -582,6 +584,7 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
         &settings(Some(&host), &compute.endpoint(), &key),
     );
     let text = got.unwrap_err().to_string();
+    eprintln!("no project: {text}");
     assert!(
         text.contains("GOOGLE_CLOUD_PROJECT") && text.contains("project_id"),
         "{text}"
@@ -597,6 +600,7 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
     s.project = Some(PROJECT.into());
     let (got, log) = publish(&source, None, &s);
     let e = got.unwrap_err();
+    eprintln!("storage unreachable: {e}\n{log}");
     assert!(
         matches!(&e, Error::Retries { call, attempts: 3, .. } if call == "storage.objects.get"),
         "{e:?}"
@@ -617,6 +621,7 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
     s.project = Some(PROJECT.into());
     let (got, log) = publish(&source, None, &s);
     let e = got.unwrap_err();
+    eprintln!("a forbidden insert: {e}");
     assert!(
         matches!(&e, Error::Call { call, why } if call == "compute.images.insert" && why.contains("403")),
         "{e:?}"
