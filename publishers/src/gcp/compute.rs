@@ -332,3 +332,70 @@ impl Compute<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid_name(n: &str) -> bool {
+        let mut chars = n.chars();
+        n.len() <= MAX
+            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+            && n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !n.ends_with('-')
+    }
+
+    #[test]
+    fn image_names_follow_rfc1035_and_keep_the_digest_and_stage() {
+        assert_eq!(
+            image_name("node-fixture", "0123456789ab", None),
+            "node-fixture-0123456789ab"
+        );
+        assert_eq!(
+            image_name("K8s_Node.v1.30", "0123456789ab", Some("Prod")),
+            "k8s-node-v1-30-0123456789ab-prod"
+        );
+        assert_eq!(image_name("1node", "abc", None), "img-1node-abc");
+        let long = image_name(&"n".repeat(100), "0123456789ab", Some("staging"));
+        assert!(long.ends_with("-0123456789ab-staging"), "{long}");
+        for n in [
+            long,
+            image_name("a--b__", "ff", Some("-x-")),
+            image_name("", "0123456789ab", None),
+            image_name("ü", "0123456789ab", Some(&"s".repeat(80))),
+        ] {
+            assert!(valid_name(&n), "{n}");
+        }
+    }
+
+    #[test]
+    fn labels_are_spelled_for_compute_engine() {
+        assert_eq!(spell_label("v1.20.2"), "v1_20_2");
+        assert_eq!(spell_label("1.6.20~ds1-1"), "1_6_20_ds1-1");
+        assert_eq!(spell_label("Debian-12"), "debian-12");
+        assert_eq!(spell_label(&"x".repeat(70)).len(), MAX);
+    }
+
+    #[test]
+    fn guest_os_features_follow_the_firmware() {
+        assert_eq!(
+            guest_os_features(Firmware::Uefi),
+            ["UEFI_COMPATIBLE", "VIRTIO_SCSI_MULTIQUEUE", "GVNIC"]
+        );
+        assert_eq!(
+            guest_os_features(Firmware::Bios),
+            ["VIRTIO_SCSI_MULTIQUEUE", "GVNIC"]
+        );
+    }
+
+    #[test]
+    fn request_ids_are_stable_uuids() {
+        let a = request_id("p", "img");
+        assert_eq!(a, request_id("p", "img"));
+        assert_ne!(a, request_id("p", "img-prod"));
+        let parts: Vec<usize> = a.split('-').map(str::len).collect();
+        assert_eq!(parts, [8, 4, 4, 4, 12]);
+        assert!(a.as_bytes()[14] == b'5', "{a}");
+    }
+}

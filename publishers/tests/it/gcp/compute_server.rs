@@ -38,6 +38,8 @@ pub struct Faults {
     pub unavailable_first: usize,
     /// Answer `images.insert` with 403.
     pub forbid_insert: bool,
+    /// Finish the insert's operation with an error (and make no image).
+    pub operation_error: bool,
 }
 
 #[derive(Default)]
@@ -200,7 +202,9 @@ fn answer(rec: &Recorded, state: &Mutex<State>, port: u16) -> (u16, Value) {
             img["selfLink"] = json!(link("images", &name));
             img["status"] = json!("READY");
             img["kind"] = json!("compute#image");
-            s.images.insert(name.clone(), img);
+            if !s.faults.operation_error {
+                s.images.insert(name.clone(), img);
+            }
             (
                 200,
                 json!({
@@ -210,6 +214,14 @@ fn answer(rec: &Recorded, state: &Mutex<State>, port: u16) -> (u16, Value) {
                 }),
             )
         }
+        ("GET", Some(("operations", name))) if s.faults.operation_error => (
+            200,
+            json!({
+                "kind": "compute#operation", "name": name, "status": "DONE", "progress": 100,
+                "error": {"errors": [{"code": "QUOTA_EXCEEDED",
+                    "message": "Quota 'IMAGES' exceeded. Limit: 2000.0 globally."}]},
+            }),
+        ),
         ("GET", Some(("operations", name))) => (
             200,
             json!({

@@ -22,6 +22,8 @@ struct Seen {
     /// `METHOD Content-Range → status` of each request.
     lines: Vec<String>,
     chunk_puts: usize,
+    /// Requests that carried an `Authorization` header.
+    authorized: usize,
 }
 
 /// Forwards every request to `upstream`, except the `break_at`-th chunk `PUT`, whose
@@ -80,6 +82,9 @@ fn forward(stream: TcpStream, upstream: &str, seen: &Mutex<Seen>, break_at: usiz
             return;
         }
         let range = headers.get("content-range").cloned().unwrap_or_default();
+        if headers.contains_key("authorization") {
+            seen.lock().unwrap().authorized += 1;
+        }
         if method == "PUT" && !body.is_empty() {
             let mut s = seen.lock().unwrap();
             s.chunk_puts += 1;
@@ -167,6 +172,8 @@ fn an_interrupted_upload_starts_over_cleanly_and_the_object_is_whole() {
         "{log}"
     );
     assert!(log.contains("storage.objects.insert"), "{log}");
+    // The emulator is called without credentials, as Google's clients do.
+    assert_eq!(seen.lock().unwrap().authorized, 0);
     // Two sessions were started.
     let sessions = lines.iter().filter(|l| l.starts_with("POST")).count();
     assert_eq!(sessions, 2, "{lines:#?}");

@@ -193,7 +193,7 @@ fn publishes_the_gce_tarball_to_fake_gcs_and_an_image_request_the_discovery_docu
     // Two 503s first: retried, each retry printed.
     let compute = ComputeServer::start(Faults {
         unavailable_first: 2,
-        forbid_insert: false,
+        ..Faults::default()
     });
     let host = gcs.url().trim_start_matches("http://").to_owned();
     let s = settings(Some(&host), &compute.endpoint(), &key);
@@ -614,8 +614,8 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
 
     // A forbidden images.insert: the call named; the object is there (read back), no image.
     let forbidding = ComputeServer::start(Faults {
-        unavailable_first: 0,
         forbid_insert: true,
+        ..Faults::default()
     });
     let mut s = settings(Some(&host), &forbidding.endpoint(), &key);
     s.project = Some(PROJECT.into());
@@ -631,5 +631,20 @@ fn bad_credentials_unreachable_storage_and_a_forbidden_insert_are_named() {
     assert_eq!(
         object_resource(&gcs, &object)["metadata"]["nodeimg-content-sha256"],
         source.content_sha256()
+    );
+
+    // An insert whose operation ends in an error (a quota): the call and the error named.
+    let failing = ComputeServer::start(Faults {
+        operation_error: true,
+        ..Faults::default()
+    });
+    let mut s = settings(Some(&host), &failing.endpoint(), &key);
+    s.project = Some(PROJECT.into());
+    let (got, _) = publish(&source, None, &s);
+    let e = got.unwrap_err();
+    eprintln!("a failed operation: {e}");
+    assert!(
+        matches!(&e, Error::Call { call, why } if call == "compute.images.insert" && why.contains("QUOTA_EXCEEDED")),
+        "{e:?}"
     );
 }
