@@ -344,6 +344,14 @@ fn publishes_the_gce_tarball_to_fake_gcs_and_an_image_request_the_discovery_docu
         let claims = jwt_claims(jwt);
         assert_eq!(claims["iss"], CLIENT_EMAIL);
         assert_no_secrets("a request", &format!("{:?}", r.headers), &pem_lines(&pem));
+        // The access token itself is a credential too.
+        let token = [jwt.to_owned()];
+        assert_no_secrets("the log", &log, &token);
+        assert_no_secrets(
+            "the record",
+            &serde_json::to_string(&record).unwrap(),
+            &token,
+        );
     }
     let calls: Vec<String> = compute
         .requests()
