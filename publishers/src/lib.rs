@@ -16,6 +16,7 @@
 
 pub mod azure;
 pub mod error;
+pub mod gcp;
 pub mod oci;
 pub mod record;
 pub mod retry;
@@ -50,6 +51,7 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
         }),
         Target::Azure { container } => azure::publish(job, container),
         Target::Oci { reference } => oci::publish(job, reference),
+        Target::Gcp { bucket } => gcp::publish(job, bucket),
         other => Err(Error::Unsupported(other.to_string())),
     }
 }

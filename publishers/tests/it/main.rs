@@ -3,5 +3,6 @@
 
 mod azure;
 mod common;
+mod gcp;
 mod oci;
 mod smoke;
