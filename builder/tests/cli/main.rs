@@ -33,25 +33,54 @@ fn nodeimg() -> Command {
 /// the test fails (the bugs this guards against block forever — on a FIFO, on `/dev/zero` —
 /// they are not slow); not a timing assertion.
 fn run_guarded(cmd: &mut Command) -> Output {
+    run_guarded_for(cmd, std::time::Duration::from_secs(120))
+}
+
+/// [`run_guarded`] with a guard of `limit`, for commands that move gigabytes. Output is read
+/// while the command runs, so a chatty one never blocks on a full pipe.
+fn run_guarded_for(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
     let mut child = cmd
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while child.try_wait().unwrap().is_none() {
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = r.read_to_end(&mut v);
+            v
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let o = child.wait_with_output().unwrap();
-            panic!(
-                "{cmd:?} still running after 120 s (killed): {}",
-                out_str(&o).1
-            );
+            let _ = child.wait();
+            let err = String::from_utf8_lossy(&stderr.join().unwrap()).into_owned();
+            let tail: String = err
+                .chars()
+                .rev()
+                .take(4000)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!("{cmd:?} still running after {limit:?} (killed): …{tail}");
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
     }
-    child.wait_with_output().unwrap()
 }
 
 fn out_str(o: &Output) -> (String, String) {

@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fixtures::emulators::Azurite;
+use fixtures::emulators::{Azurite, ComputeServer, FakeGcs, Faults};
 use fixtures::registry::{LocalRegistry, Options};
 
-use super::{nodeimg, out_str, run_guarded};
+use super::{nodeimg, out_str, run_guarded, run_guarded_for};
 
 /// The secrets planted, searched for in everything afterwards.
 struct Secrets(Vec<String>);
@@ -54,7 +54,8 @@ fn fixture_output(dir: &Path) -> PathBuf {
             .arg(&disk)
             .arg("--out")
             .arg(&out)
-            .args(["--name", "node"]),
+            // Every format a target reads (raw only adds a dense 1 GiB layer to the OCI push).
+            .args(["--name", "node", "--formats", "qcow2,vhd,ova,gce,aws"]),
     );
     assert!(o.status.success(), "{}", out_str(&o).1);
     std::fs::remove_file(&disk).unwrap();
@@ -74,7 +75,7 @@ fn publish(
         .env("NODEIMG_LOG", "debug")
         .env("NODEIMG_PUBLISH_RETRY_MS", "50");
     set_env(&mut cmd, env);
-    let o = run_guarded(&mut cmd);
+    let o = run_guarded_for(&mut cmd, std::time::Duration::from_secs(900));
     let (stdout, stderr) = out_str(&o);
     secrets.assert_absent("stdout", &stdout);
     secrets.assert_absent("stderr", &stderr);
@@ -131,7 +132,26 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         serde_json::json!({"auths": {registry.host(): {"auth": basic}}}).to_string(),
     )
     .unwrap();
-    let secrets = Secrets(vec![sig, password.to_owned(), basic]);
+    let Some(gcs) = FakeGcs::start(d.path(), None).unwrap() else {
+        return;
+    };
+    gcs.create_bucket("node-images", "nodeimg-cli").unwrap();
+    let compute = ComputeServer::start(Faults::default());
+    let key_id = "SECRET-gcp-key-id-93d1";
+    let (key, pem) = fixtures::emulators::fake_gcs::service_account_key(
+        d.path(),
+        Some("nodeimg-cli"),
+        key_id,
+        "publisher@nodeimg-cli.iam.gserviceaccount.com",
+    )
+    .unwrap();
+    let mut planted = vec![sig, password.to_owned(), basic, key_id.to_owned()];
+    planted.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 40)
+            .map(str::to_owned),
+    );
+    let secrets = Secrets(planted);
 
     let out = fixture_output(d.path());
     let azure_env = [(
@@ -139,6 +159,14 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         azurite.connection_string(&sas),
     )];
     let oci_env = [("REGISTRY_AUTH_FILE", auth_file.display().to_string())];
+    let gcp_env = [
+        ("STORAGE_EMULATOR_HOST", gcs.host()),
+        (
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_COMPUTE",
+            compute.endpoint(),
+        ),
+        ("GOOGLE_APPLICATION_CREDENTIALS", key.display().to_string()),
+    ];
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
     let content = manifest["content_sha256"].as_str().unwrap();
@@ -162,7 +190,26 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
             .starts_with("sha256:")
     );
 
-    // Again: both found, nothing uploaded.
+    let gcp = publish(&out, "gcp:node-images", &gcp_env, &secrets);
+    assert_eq!(gcp["reused"], false);
+    assert_eq!(gcp["created"]["project"], "nodeimg-cli");
+    let object = gcp["created"]["object"].as_str().unwrap();
+    let tarball = std::fs::read(out.join("node.tar.gz")).unwrap();
+    let held = ureq::get(&format!(
+        "{}/download/storage/v1/b/node-images/o/{object}?alt=media",
+        gcs.url()
+    ))
+    .call()
+    .unwrap()
+    .into_body()
+    .with_config()
+    .limit(u64::MAX)
+    .read_to_vec()
+    .unwrap();
+    assert!(held == tarball, "the object is not the tar.gz");
+    assert_eq!(compute.count("POST"), 1, "one images.insert");
+
+    // Again: all found, nothing uploaded.
     assert_eq!(
         publish(&out, "azure:images", &azure_env, &secrets)["reused"],
         true
@@ -181,7 +228,10 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         .iter()
         .map(|t| t["target"].as_str().unwrap())
         .collect();
-    assert_eq!(targets, ["azure:images", oci_target.as_str()]);
+    assert_eq!(
+        targets,
+        ["azure:images", oci_target.as_str(), "gcp:node-images"]
+    );
     secrets.assert_absent_in_files(&out);
     // The output still verifies: publishing wrote only publish.json.
     let o = run_guarded(nodeimg().arg("verify").arg(&out));

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use super::compute_server::Recorded;
+use fixtures::emulators::compute::Recorded;
 
 /// The discovery document installed by `scripts/deps.sh`, or `None` (skipped, or failed under
 /// `NODEIMG_REQUIRE_TOOLS`).

