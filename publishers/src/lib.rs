@@ -14,6 +14,7 @@
 //! - retries throttling, 5xx and unreachable endpoints a bounded number of times with backoff,
 //!   printing each retry ([`retry`]).
 
+pub mod aws;
 pub mod error;
 pub mod record;
 pub mod retry;
@@ -46,6 +47,7 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
             target: "vsphere".into(),
             instructions: job.source.dir.join(VSPHERE_INSTRUCTIONS),
         }),
+        Target::Aws => aws::publish(job),
         other => Err(Error::Unsupported(other.to_string())),
     }
 }
