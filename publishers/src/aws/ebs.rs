@@ -79,7 +79,9 @@ pub async fn start(ebs: &Client, calls: &Calls, start: &Start) -> Result<String>
     if let Some(size) = out.block_size()
         && usize::try_from(size).ok() != Some(BLOCK)
     {
-        tracing::debug!("ebs:StartSnapshot answered a block size of {size}; writing 512 KiB blocks");
+        tracing::debug!(
+            "ebs:StartSnapshot answered a block size of {size}; writing 512 KiB blocks"
+        );
     }
     out.snapshot_id()
         .map(str::to_owned)
@@ -178,7 +180,11 @@ async fn joined(handle: Option<JoinHandle<Result<()>>>) -> Result<()> {
 }
 
 /// Lists the blocks of `snapshot_id` (every page): (index, token), by index.
-pub async fn list_blocks(ebs: &Client, calls: &Calls, snapshot_id: &str) -> Result<Vec<(i32, String)>> {
+pub async fn list_blocks(
+    ebs: &Client,
+    calls: &Calls,
+    snapshot_id: &str,
+) -> Result<Vec<(i32, String)>> {
     let mut blocks = Vec::new();
     let mut next: Option<String> = None;
     loop {

@@ -230,10 +230,13 @@ pub async fn register(
     snapshot_id: &str,
     tags: &[(String, String)],
 ) -> Result<String> {
-    let root = doc.block_device_mappings.first().ok_or_else(|| Error::Call {
-        call: "ec2:RegisterImage".into(),
-        why: "register-image.json has no block device mapping".into(),
-    })?;
+    let root = doc
+        .block_device_mappings
+        .first()
+        .ok_or_else(|| Error::Call {
+            call: "ec2:RegisterImage".into(),
+            why: "register-image.json has no block device mapping".into(),
+        })?;
     let mapping = BlockDeviceMapping::builder()
         .device_name(&root.device_name)
         .ebs(
@@ -266,15 +269,22 @@ pub async fn register(
                 .send()
         })
         .await?;
-    out.image_id().map(str::to_owned).ok_or_else(|| Error::Call {
-        call: "ec2:RegisterImage".into(),
-        why: "the answer has no image id".into(),
-    })
+    out.image_id()
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Call {
+            call: "ec2:RegisterImage".into(),
+            why: "the answer has no image id".into(),
+        })
 }
 
 /// Tags `resource` (again: a service that ignored the tag specifications of a call still
 /// gets them, and a retagging changes nothing).
-pub async fn tag(ec2: &Client, calls: &Calls, resource: &str, tags: &[(String, String)]) -> Result<()> {
+pub async fn tag(
+    ec2: &Client,
+    calls: &Calls,
+    resource: &str,
+    tags: &[(String, String)],
+) -> Result<()> {
     let tags = ec2_tags(tags);
     calls
         .send("ec2:CreateTags", || {

@@ -27,9 +27,9 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ebs::config::ProvideCredentials;
 use aws_smithy_http_client::tls;
 use aws_smithy_types::error::display::DisplayErrorContext;
+use exporters::Format;
 use exporters::format::Firmware;
 use exporters::formats::aws::{REGISTER_FILE, ami_name};
-use exporters::Format;
 use exporters::manifest::ManifestArtifact;
 use sha2::{Digest, Sha256};
 
@@ -374,7 +374,10 @@ async fn upload(
         .block_device_mappings
         .first()
         .map_or(0, |m| m.ebs.volume_size)
-        .max(i64::try_from(exporters::formats::aws::volume_size_gib(virtual_size)).unwrap_or(i64::MAX));
+        .max(
+            i64::try_from(exporters::formats::aws::volume_size_gib(virtual_size))
+                .unwrap_or(i64::MAX),
+        );
     let mut description = format!("{}, content sha256 {content}", doc.description);
     if let Some(stage) = job.stage {
         description.push_str(&format!(", stage {stage}"));
@@ -429,7 +432,10 @@ mod tests {
 
     #[test]
     fn names_and_tokens_depend_on_content_and_stage() {
-        assert_eq!(image_name("node", "0123456789ab", None), "node-0123456789ab");
+        assert_eq!(
+            image_name("node", "0123456789ab", None),
+            "node-0123456789ab"
+        );
         assert_eq!(
             image_name("node", "0123456789ab", Some("prod+1")),
             "node-0123456789ab-prod-1"
