@@ -132,7 +132,10 @@ impl Calls {
                 let status = se.raw().status().as_u16();
                 let code = e.code().unwrap_or("");
                 let message = self.scrubbed(e.message().unwrap_or(""));
-                let what = format!("HTTP {status} {code}: {message}");
+                let what = match (code, message.as_str()) {
+                    ("", "") => format!("HTTP {status} (the answer names no error)"),
+                    _ => format!("HTTP {status} {code}: {message}"),
+                };
                 if status >= 500 || status == 429 || TRANSIENT_CODES.contains(&code) {
                     Failure::Transient(what)
                 } else if REFUSED_CODES.contains(&code) {
@@ -141,7 +144,7 @@ impl Calls {
                         tried: self.tried.clone(),
                         why: format!("{call} refused them: {what}"),
                     })
-                } else if DENIED_CODES.contains(&code) {
+                } else if status == 403 || DENIED_CODES.contains(&code) {
                     Failure::Fatal(Error::Call {
                         call: call.to_owned(),
                         why: format!("permission denied: {what}"),

@@ -41,6 +41,10 @@ struct Moto {
 }
 
 fn moto(dir: &Path) -> Option<Moto> {
+    moto_with(dir, &[])
+}
+
+fn moto_with(dir: &Path, env: &[(&str, &str)]) -> Option<Moto> {
     let program = installed("venv/bin/moto_server")?;
     let port = free_port().unwrap();
     let recording = dir.join("moto-recording.jsonl");
@@ -48,6 +52,9 @@ fn moto(dir: &Path) -> Option<Moto> {
     cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .env("MOTO_ENABLE_RECORDING", "True")
         .env("MOTO_RECORDER_FILEPATH", &recording);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let emulator = Emulator::start("moto", cmd, port, &dir.join("moto.log")).unwrap();
     Some(Moto {
         emulator,
@@ -541,6 +548,8 @@ fn profile_files_and_per_service_endpoints() {
     ];
     let run = publish(&out, None, &env);
     run.assert_no_secret(&[PROFILE_SECRET]);
+    // The capture is live: the SDK's own TRACE events are in it (the secret is not).
+    assert!(run.log.contains("EC2.DescribeSnapshots") && run.log.contains("TRACE"));
     assert_eq!(run.ok()["created"]["region"], "eu-west-1");
     assert!(
         run.ok()["created"]["image_id"]
@@ -604,7 +613,7 @@ fn missing_credentials_name_the_chain_and_send_nothing() {
     assert!(e.contains("AWS_PROFILE=nodeimg-absent"), "{e}");
     assert!(e.contains(".aws/config"), "{e}");
     assert!(e.contains("web identity"), "{e}");
-    assert!(!run.log.contains("retry"), "{}", run.log);
+    assert!(!run.log.contains("; retry "), "{}", run.log);
 }
 
 #[test]
@@ -721,4 +730,62 @@ fn read_request(s: &mut std::net::TcpStream) -> Vec<u8> {
     let mut out = (head.join("\r\n") + "\r\n\r\n").into_bytes();
     out.extend(body);
     out
+}
+
+#[test]
+fn a_denied_call_is_named_and_refused_credentials_name_their_source() {
+    let d = tempfile::tempdir().unwrap();
+    // moto checks IAM policies after its first three calls: the user, its key, its policy
+    // (everything but ec2:DescribeImages; with IAM checks on, moto 5.2.5 also answers
+    // ebs:CompleteSnapshot 403 whatever the policy, so the denied call is an EC2 one).
+    let Some(m) = moto_with(d.path(), &[("INITIAL_NO_AUTH_ACTION_COUNT", "3")]) else {
+        return;
+    };
+    let out = crate::common::fixture_output(d.path());
+    let python = fixtures::emulators::emulators_dir().join("venv/bin/python");
+    let mut cmd = tool(python);
+    cmd.args([
+        "-c",
+        r#"
+import json, sys, boto3
+iam = boto3.client("iam", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="setup", aws_secret_access_key="setup")
+iam.create_user(UserName="ci")
+key = iam.create_access_key(UserName="ci")["AccessKey"]
+iam.put_user_policy(UserName="ci", PolicyName="no-describe-images", PolicyDocument=json.dumps({
+    "Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "*", "Resource": "*"},
+        {"Effect": "Deny", "Action": "ec2:DescribeImages", "Resource": "*"}]}))
+print(key["AccessKeyId"], key["SecretAccessKey"])
+"#,
+        &m.emulator.url(),
+    ]);
+    let keys = fixtures::tools::run_ok(cmd);
+    let (id, secret) = keys.trim().split_once(' ').unwrap();
+    let mut env = env_creds(&m.emulator.url());
+    env.retain(|(k, _)| !k.starts_with("AWS_ACCESS_KEY_ID") && *k != "AWS_SECRET_ACCESS_KEY");
+    env.push(("AWS_ACCESS_KEY_ID", id.to_owned()));
+    env.push(("AWS_SECRET_ACCESS_KEY", secret.to_owned()));
+    let run = publish(&out, None, &env);
+    let e = run.err();
+    assert!(
+        e.starts_with("ec2:DescribeImages: permission denied"),
+        "{e}"
+    );
+    assert!(e.contains("AccessDenied"), "{e}");
+    run.assert_no_secret(&[secret]);
+    assert!(!run.log.contains("; retry "), "not retried:\n{}", run.log);
+
+    // A key moto does not know: refused, naming where the credentials came from.
+    let run = publish(&out, None, &env_creds(&m.emulator.url()));
+    let e = run.err();
+    assert!(
+        e.starts_with("aws: credentials from the AWS default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
+        "{e}"
+    );
+    assert!(
+        e.contains("refused them") && e.contains("AuthFailure"),
+        "{e}"
+    );
+    run.assert_no_secret(&[SECRET_KEY]);
 }
