@@ -21,6 +21,8 @@ use std::time::Duration;
 use fixtures::emulators::{Emulator, free_port, installed};
 use fixtures::tools::tool;
 use serde_json::Value;
+
+mod proxy;
 use sha2::{Digest, Sha256};
 
 const SECRET_KEY: &str = "SECRET-AWS-xyz-9f3e1c";
@@ -639,97 +641,60 @@ fn an_unreachable_endpoint_is_retried_a_bounded_number_of_times() {
 
 #[test]
 fn throttling_and_5xx_are_retried_then_succeed() {
-    use std::io::{Read, Write};
-    use std::net::{TcpListener, TcpStream};
     let d = tempfile::tempdir().unwrap();
     let Some(m) = moto(d.path()) else { return };
     let out = crate::common::fixture_output(d.path());
-    // A proxy in front of moto that answers the first three requests 503 / throttled and
-    // passes every other one through (one request per connection).
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let proxy = format!("http://{}", listener.local_addr().unwrap());
-    let upstream = format!("127.0.0.1:{}", m.emulator.port());
-    std::thread::spawn(move || {
-        let mut seen = 0;
-        for conn in listener.incoming() {
-            let Ok(mut client) = conn else { continue };
-            seen += 1;
-            let request = read_request(&mut client);
-            if seen <= 3 {
-                let body = if seen == 2 {
-                    "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message></Error></Errors></Response>"
-                } else {
-                    "service unavailable"
-                };
-                let status = if seen == 2 {
-                    "400 Bad Request"
-                } else {
-                    "503 Service Unavailable"
-                };
-                let _ = write!(
-                    client,
-                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                continue;
-            }
-            let Ok(mut server) = TcpStream::connect(&upstream) else {
-                continue;
-            };
-            let _ = server.write_all(&request);
-            let mut answer = Vec::new();
-            let _ = server.read_to_end(&mut answer);
-            let _ = client.write_all(&answer);
-        }
+    // The first three requests: 503, throttled (EC2's RequestLimitExceeded), 503.
+    let url = proxy::start(m.emulator.port(), |n, _| match n {
+        1 | 3 => proxy::Action::Answer("503 Service Unavailable", "service unavailable"),
+        2 => proxy::Action::Answer(
+            "400 Bad Request",
+            "<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>slow down</Message></Error></Errors></Response>",
+        ),
+        _ => proxy::Action::Forward,
     });
-    let run = publish(&out, None, &env_creds(&proxy));
+    let run = publish(&out, None, &env_creds(&url));
     assert!(
         run.ok()["created"]["image_id"]
             .as_str()
             .unwrap()
             .starts_with("ami-")
     );
-    assert!(run.log.contains("retry 1 of 4"), "{}", run.log);
-    assert!(run.log.contains("retry 2 of 4"), "{}", run.log);
-    assert!(run.log.contains("retry 3 of 4"), "{}", run.log);
+    for n in 1..=3 {
+        assert!(
+            run.log.contains(&format!("; retry {n} of 4")),
+            "{}",
+            run.log
+        );
+    }
     assert!(run.log.contains("RequestLimitExceeded"), "{}", run.log);
     assert!(run.log.contains("HTTP 503"), "{}", run.log);
 }
 
-/// One HTTP/1.1 request: the head, then Content-Length bytes of body; `Connection: close` is
-/// forced so the upstream closes after its answer.
-fn read_request(s: &mut std::net::TcpStream) -> Vec<u8> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        match s.read(&mut byte) {
-            Ok(1) => buf.push(byte[0]),
-            _ => return buf,
+#[test]
+fn a_block_that_reads_back_wrong_registers_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let Some(m) = moto(d.path()) else { return };
+    let out = crate::common::fixture_output(d.path());
+    // Every GetSnapshotBlock answer has its last byte flipped on the way.
+    let url = proxy::start(m.emulator.port(), |_, head| {
+        if head.starts_with("GET /snapshots/") && head.contains("/blocks/") {
+            proxy::Action::Corrupt
+        } else {
+            proxy::Action::Forward
         }
-    }
-    let head = String::from_utf8_lossy(&buf).into_owned();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())
-                .flatten()
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    let _ = s.read_exact(&mut body);
-    let mut head: Vec<String> = head
-        .trim_end()
-        .lines()
-        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
-        .map(str::to_owned)
-        .collect();
-    head.push("Connection: close".into());
-    let mut out = (head.join("\r\n") + "\r\n\r\n").into_bytes();
-    out.extend(body);
-    out
+    });
+    let run = publish(&out, None, &env_creds(&url));
+    let e = run.err();
+    assert!(e.starts_with("read back snapshot snap-"), "{e}");
+    assert!(e.ends_with("nothing was registered"), "{e}");
+    let state = moto_state(&m, None);
+    assert_eq!(requests(&state, is_action("RegisterImage")).len(), 0);
+    assert!(state["images"].as_array().unwrap().is_empty());
+    assert!(
+        state["snapshots"].as_array().unwrap().is_empty(),
+        "the snapshot that read back wrong was deleted"
+    );
 }
 
 #[test]
