@@ -607,6 +607,7 @@ fn missing_credentials_name_the_chain_and_send_nothing() {
     ];
     let run = publish(&out, None, &env);
     let e = run.err();
+    println!("error: {e}");
     assert!(
         e.starts_with("aws: credentials from the AWS default chain"),
         "{e}"
@@ -629,6 +630,7 @@ fn an_unreachable_endpoint_is_retried_a_bounded_number_of_times() {
         &env_creds(&format!("http://127.0.0.1:{closed}")),
     );
     let e = run.err();
+    println!("error: {e}");
     assert!(
         e.starts_with("ec2:DescribeSnapshots: gave up after 5 attempts"),
         "{e}"
@@ -686,6 +688,7 @@ fn a_block_that_reads_back_wrong_registers_nothing() {
     });
     let run = publish(&out, None, &env_creds(&url));
     let e = run.err();
+    println!("error: {e}");
     assert!(e.starts_with("read back snapshot snap-"), "{e}");
     assert!(e.ends_with("nothing was registered"), "{e}");
     let state = moto_state(&m, None);
@@ -733,6 +736,7 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     env.push(("AWS_SECRET_ACCESS_KEY", secret.to_owned()));
     let run = publish(&out, None, &env);
     let e = run.err();
+    println!("error: {e}");
     assert!(
         e.starts_with("ec2:DescribeImages: permission denied"),
         "{e}"
@@ -744,6 +748,7 @@ print(key["AccessKeyId"], key["SecretAccessKey"])
     // A key moto does not know: refused, naming where the credentials came from.
     let run = publish(&out, None, &env_creds(&m.emulator.url()));
     let e = run.err();
+    println!("error: {e}");
     assert!(
         e.starts_with("aws: credentials from the AWS default chain: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"),
         "{e}"
