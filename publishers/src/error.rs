@@ -95,7 +95,4 @@ pub enum Error {
         /// The file with the commands.
         instructions: PathBuf,
     },
-    /// A target this build of nodeimg does not publish to yet.
-    #[error("--to {0}: not supported yet")]
-    Unsupported(String),
 }

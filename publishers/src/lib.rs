@@ -14,6 +14,7 @@
 //! - retries throttling, 5xx and unreachable endpoints a bounded number of times with backoff,
 //!   printing each retry ([`retry`]).
 
+pub mod aws;
 pub mod azure;
 pub mod error;
 pub mod gcp;
@@ -52,6 +53,6 @@ pub fn publish(job: &Job<'_>, target: &Target) -> Result<Published> {
         Target::Azure { container } => azure::publish(job, container),
         Target::Oci { reference } => oci::publish(job, reference),
         Target::Gcp { bucket } => gcp::publish(job, bucket),
-        other => Err(Error::Unsupported(other.to_string())),
+        Target::Aws => aws::publish(job),
     }
 }

@@ -1,6 +1,7 @@
 //! publishers' integration tests: the fixture build published to local emulators, one module
 //! per target.
 
+mod aws;
 mod azure;
 mod common;
 mod gcp;
