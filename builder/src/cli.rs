@@ -98,9 +98,31 @@ pub fn main() -> ExitCode {
     exit::from_result(result)
 }
 
+/// Crates (tracing targets) whose logs are capped at `warn`: the AWS SDK's runtime, signer and
+/// clients, and Google's auth library.
+const CREDENTIAL_LOGGERS: [&str; 10] = [
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sdk_ebs",
+    "aws_sdk_ec2",
+    "aws_sdk_sts",
+    "google_cloud_auth",
+];
+
 fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("NODEIMG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The cloud SDKs' own logs show parts of credentials (an access key id in a signing
+    // scope) at info and debug: they are kept to warnings whatever NODEIMG_LOG asks for.
+    for quiet in CREDENTIAL_LOGGERS {
+        if let Ok(d) = format!("{quiet}=warn").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     // Colour only for a terminal: a log file or a pipe gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

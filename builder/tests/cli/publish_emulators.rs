@@ -1,5 +1,6 @@
-//! `nodeimg publish` as a user runs it, against the local emulators: the fixture build (a
-//! 1 GiB GPT disk exported to every format) published to each target with known secret
+//! `nodeimg publish` as a user runs it, against the local emulators (Azurite, docker-registry
+//! with a login, fake-gcs-server with the Compute stand-in, moto): the fixture build (a 1 GiB
+//! GPT disk exported to every format a target reads) published to each target with known secret
 //! values in the standard places (environment, auth files), through the process environment
 //! the way a CI job sets it; `publish.json` collects one entry per target; a second publish
 //! is reused; and no secret appears in stdout, stderr (with `NODEIMG_LOG=debug`), or any file
@@ -8,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fixtures::emulators::{Azurite, ComputeServer, FakeGcs, Faults};
+use fixtures::emulators::{Azurite, ComputeServer, FakeGcs, Faults, Moto};
 use fixtures::registry::{LocalRegistry, Options};
 
 use super::{nodeimg, out_str, run_guarded, run_guarded_for};
@@ -26,11 +27,11 @@ impl Secrets {
         }
     }
 
-    /// Every file under `dir`, read as text.
+    /// Every file in `dir` but the disk artifacts (which `nodeimg verify` shows unchanged).
     fn assert_absent_in_files(&self, dir: &Path) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
-            if path.is_file() {
+            if path.is_file() && path.metadata().unwrap().len() < 1 << 20 {
                 let bytes = std::fs::read(&path).unwrap();
                 for s in &self.0 {
                     assert!(
@@ -75,8 +76,13 @@ fn publish(
         .env("NODEIMG_LOG", "debug")
         .env("NODEIMG_PUBLISH_RETRY_MS", "50");
     set_env(&mut cmd, env);
+    let started = std::time::Instant::now();
     let o = run_guarded_for(&mut cmd, std::time::Duration::from_secs(900));
     let (stdout, stderr) = out_str(&o);
+    eprintln!(
+        "publish --to {target}: {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     secrets.assert_absent("stdout", &stdout);
     secrets.assert_absent("stderr", &stderr);
     assert!(o.status.success(), "publish --to {target}: {stderr}");
@@ -145,7 +151,34 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         "publisher@nodeimg-cli.iam.gserviceaccount.com",
     )
     .unwrap();
-    let mut planted = vec![sig, password.to_owned(), basic, key_id.to_owned()];
+    let Some(moto) = Moto::start(d.path(), &[]).unwrap() else {
+        return;
+    };
+    let aws_secret = "SECRET-aws-cli-2c7d91e0";
+    let aws_env = [
+        ("AWS_ACCESS_KEY_ID", "AKIDNODEIMGCLI0001".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", aws_secret.to_owned()),
+        ("AWS_REGION", "eu-west-1".to_owned()),
+        ("AWS_ENDPOINT_URL", moto.url()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        (
+            "AWS_CONFIG_FILE",
+            d.path().join("no-aws-config").display().to_string(),
+        ),
+        (
+            "AWS_SHARED_CREDENTIALS_FILE",
+            d.path().join("no-aws-credentials").display().to_string(),
+        ),
+    ];
+    let mut planted = vec![
+        sig,
+        password.to_owned(),
+        basic,
+        key_id.to_owned(),
+        aws_secret.to_owned(),
+        // Not a secret to AWS, but nodeimg shows no part of a credential.
+        "AKIDNODEIMGCLI0001".to_owned(),
+    ];
     planted.extend(
         pem.lines()
             .filter(|l| !l.starts_with("-----") && l.len() > 40)
@@ -209,6 +242,18 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
     assert!(held == tarball, "the object is not the tar.gz");
     assert_eq!(compute.count("POST"), 1, "one images.insert");
 
+    let aws = publish(&out, "aws", &aws_env, &secrets);
+    assert_eq!(aws["reused"], false);
+    assert_eq!(aws["created"]["region"], "eu-west-1");
+    let snapshot = aws["created"]["snapshot_id"].as_str().unwrap().to_owned();
+    assert!(
+        snapshot.starts_with("snap-")
+            && aws["created"]["image_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("ami-")
+    );
+
     // Again: all found, nothing uploaded.
     assert_eq!(
         publish(&out, "azure:images", &azure_env, &secrets)["reused"],
@@ -218,6 +263,14 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         publish(&out, &oci_target, &oci_env, &secrets)["reused"],
         true
     );
+    assert_eq!(
+        publish(&out, "gcp:node-images", &gcp_env, &secrets)["reused"],
+        true
+    );
+    assert_eq!(compute.count("POST"), 1, "no second images.insert");
+    let again = publish(&out, "aws", &aws_env, &secrets);
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["created"]["snapshot_id"], snapshot.as_str());
 
     let record: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("publish.json")).unwrap()).unwrap();
@@ -230,7 +283,12 @@ fn publish_to_every_emulator_records_each_target_reuses_and_never_shows_a_secret
         .collect();
     assert_eq!(
         targets,
-        ["azure:images", oci_target.as_str(), "gcp:node-images"]
+        [
+            "azure:images",
+            oci_target.as_str(),
+            "gcp:node-images",
+            "aws"
+        ]
     );
     secrets.assert_absent_in_files(&out);
     // The output still verifies: publishing wrote only publish.json.

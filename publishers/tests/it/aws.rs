@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fixtures::emulators::{Emulator, free_port, installed};
+use fixtures::emulators::{Moto, free_port};
 use fixtures::tools::tool;
 use serde_json::Value;
 
@@ -37,31 +37,12 @@ const CHILD_STAGE: &str = "NODEIMG_AWS_TEST_STAGE";
 const CHILD_RESULT: &str = "NODEIMG_AWS_TEST_RESULT";
 const CHILD_LOG: &str = "NODEIMG_AWS_TEST_LOG";
 
-struct Moto {
-    emulator: Emulator,
-    recording: PathBuf,
-}
-
 fn moto(dir: &Path) -> Option<Moto> {
     moto_with(dir, &[])
 }
 
 fn moto_with(dir: &Path, env: &[(&str, &str)]) -> Option<Moto> {
-    let program = installed("venv/bin/moto_server")?;
-    let port = free_port().unwrap();
-    let recording = dir.join("moto-recording.jsonl");
-    let mut cmd = tool(&program);
-    cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .env("MOTO_ENABLE_RECORDING", "True")
-        .env("MOTO_RECORDER_FILEPATH", &recording);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let emulator = Emulator::start("moto", cmd, port, &dir.join("moto.log")).unwrap();
-    Some(Moto {
-        emulator,
-        recording,
-    })
+    Moto::start(dir, env).unwrap()
 }
 
 /// What a child publish produced.
