@@ -24,6 +24,7 @@ pub mod retry;
 pub mod secret;
 pub mod source;
 pub mod target;
+pub mod url;
 
 pub use error::{Error, Result};
 pub use record::{PublishRecord, Published};

@@ -163,15 +163,4 @@ pub fn header(resp: &Response<ureq::Body>, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Percent-encodes one path segment or query value (RFC 3986 unreserved characters kept).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::url::encode;

@@ -87,18 +87,7 @@ pub fn insecure(host: &str) -> bool {
     matches!(name, "localhost" | "::1") || name.starts_with("127.")
 }
 
-/// `s` percent-encoded for a query value.
-pub fn enc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::url::encode as enc;
 
 /// The OCI error body: `{"errors":[{"code":"DENIED","message":"…"}]}`.
 #[derive(Deserialize)]

@@ -58,38 +58,7 @@ fn connection_string(endpoint: &str, sas: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// A writer the test's tracing subscriber logs into.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Log {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-/// Runs `f` with everything it logs (info and up) captured, returned with its value.
-fn logged<T>(f: impl FnOnce() -> T) -> (T, String) {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let value = tracing::subscriber::with_default(subscriber, f);
-    (value, log.text())
-}
+use crate::common::captured as logged;
 
 /// A plain request to the emulator with the SAS (not through the publisher's code).
 fn raw(

@@ -67,6 +67,32 @@ fn add_bom(out: &Path) {
     std::fs::write(out.join(MANIFEST_FILE), manifest.to_json()).unwrap();
 }
 
+/// Runs `f` with everything it logs (every level, as `nodeimg` would print it with
+/// `NODEIMG_LOG=trace`) captured; returns its value and the text.
+pub fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
+    #[derive(Clone)]
+    struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(std::sync::Arc::default());
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
+    (out, text)
+}
+
 /// The fixture must pass the real verifier, as `nodeimg publish` checks first.
 #[test]
 fn the_fixture_output_verifies_and_has_bom_labels() {

@@ -4,9 +4,8 @@
 //! a publish to another repository mounted, credentials from an auth file never shown, and
 //! the errors for missing and wrong credentials and an unreachable registry.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use exporters::Format;
@@ -40,30 +39,7 @@ fn options(auth_files: Vec<PathBuf>) -> oci::Options {
     }
 }
 
-/// The tracing output of `f`, with its result.
-fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-    (out, text)
-}
+use crate::common::captured;
 
 /// The registry's access-log lines of requests nodeimg made with `method`.
 fn requests(registry: &LocalRegistry, method: &str) -> Vec<String> {

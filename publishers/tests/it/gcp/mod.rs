@@ -7,9 +7,7 @@
 mod discovery;
 mod interrupted;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use fixtures::emulators::{Emulator, free_port};
@@ -63,30 +61,7 @@ fn settings(gcs: Option<&str>, compute: &str, key: &Path) -> Settings {
     }
 }
 
-/// Tracing output of `f` (this thread), as `nodeimg` would print it.
-fn captured<T>(f: impl FnOnce() -> T) -> (T, String) {
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let out = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&buf.0.lock().unwrap()).into_owned();
-    (out, text)
-}
+use crate::common::captured;
 
 fn object_resource(gcs: &Emulator, object: &str) -> Value {
     let text = ureq::get(&format!("{}/storage/v1/b/{BUCKET}/o/{object}", gcs.url()))

@@ -1,0 +1,23 @@
+//! Percent-encoding for URL path segments and query values (RFC 3986: only the unreserved
+//! characters are kept), shared by every target that builds URLs by hand.
+
+/// `s` with everything but `A-Z a-z 0-9 - . _ ~` percent-encoded.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_unreserved_characters_stay() {
+        assert_eq!(super::encode("a-Z_0.~/ +=é"), "a-Z_0.~%2F%20%2B%3D%C3%A9");
+    }
+}
