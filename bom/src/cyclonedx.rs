@@ -12,8 +12,9 @@ use crate::model::Bom;
 /// The CycloneDX specification version written.
 pub const SPEC_VERSION: &str = "1.5";
 
-/// Percent-encodes everything but RFC 3986's unreserved characters (purl components).
-fn pct(s: &str) -> String {
+/// Percent-encodes everything but RFC 3986's unreserved characters (purl components; also
+/// `nodeimg publish`'s URL path segments and query values).
+pub fn pct(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -1,18 +1,9 @@
 //! Percent-encoding for URL path segments and query values (RFC 3986: only the unreserved
 //! characters are kept), shared by every target that builds URLs by hand.
 
-/// `s` with everything but `A-Z a-z 0-9 - . _ ~` percent-encoded.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// `s` with everything but `A-Z a-z 0-9 - . _ ~` percent-encoded (the BOM's purl encoder:
+/// one implementation of RFC 3986's rule).
+pub use bom::cyclonedx::pct as encode;
 
 #[cfg(test)]
 mod tests {
